@@ -1,0 +1,3 @@
+from tasklens.cli import main
+
+main(prog_name="tasklens")
