@@ -20,6 +20,9 @@ __all__ = [
     "MetricSpec",
 ]
 
+#: The semantic-conventions version these names follow, given to every tracer and meter.
+SCHEMA_URL = "https://opentelemetry.io/schemas/1.37.0"
+
 # -- Values ---------------------------------------------------------------------------------------
 
 #: The value of ``messaging.system`` on every span and metric point.

@@ -1,0 +1,521 @@
+"""The Dramatiq middleware that traces and measures every send and every processed message."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import threading
+import time
+import weakref
+from collections.abc import Callable, Coroutine
+from contextvars import ContextVar, Token
+from typing import Any
+
+from dramatiq.asyncio import async_to_sync
+from dramatiq.common import q_name
+from dramatiq.logging import get_logger
+from dramatiq.middleware import AgeLimit
+from opentelemetry import context as otel_context
+from opentelemetry import metrics, propagate, trace
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
+
+import dramatiq
+from tasklens import semconv
+from tasklens.dramatiq.arguments import ArgsCapture, format_arguments
+from tasklens.version import __version__
+
+__all__ = ["OpenTelemetryMiddleware", "current_message"]
+
+#: How long a graceful worker shutdown waits for spans and metrics to be exported, in milliseconds.
+FLUSH_TIMEOUT_MS = 5_000
+
+_ATTRIBUTE_NAME = "tasklens.dramatiq"
+
+
+class _Processing:
+    """What the middleware keeps about the message the current worker thread is processing."""
+
+    __slots__ = ("context_token", "message", "route", "span", "started", "state_token")
+
+    def __init__(self, message: dramatiq.broker.MessageProxy, route: _Route, span: Span, started: float):
+        self.message = message
+        self.route = route
+        self.span = span
+        self.started = started
+        self.context_token: object = None
+        self.state_token: Token[_Processing | None] | None = None
+
+
+class _Sending:
+    """A send span between ``before_enqueue`` and ``after_enqueue``."""
+
+    __slots__ = ("message_id", "route", "span", "started")
+
+    def __init__(self, message_id: str, route: _Route, span: Span, started: float):
+        self.message_id = message_id
+        self.route = route
+        self.span = span
+        self.started = started
+
+
+class _Route:
+    """Names and attribute sets for one (broker, queue, actor): built once, reused per message."""
+
+    __slots__ = (
+        "process_metric_attributes",
+        "process_name",
+        "process_span_attributes",
+        "send_metric_attributes",
+        "send_name",
+        "send_span_attributes",
+    )
+
+    def __init__(self, queue_name: str, actor_name: str, server: dict[str, Any]):
+        self.send_name = semconv.span_name(semconv.OPERATION_SEND, queue_name)
+        self.process_name = semconv.span_name(semconv.OPERATION_PROCESS, queue_name)
+        base = {
+            semconv.MESSAGING_SYSTEM: semconv.MESSAGING_SYSTEM_DRAMATIQ,
+            semconv.MESSAGING_DESTINATION_NAME: queue_name,
+            semconv.DRAMATIQ_ACTOR_NAME: actor_name,
+        }
+        self.send_metric_attributes = {**base, semconv.MESSAGING_OPERATION_NAME: semconv.OPERATION_SEND}
+        self.process_metric_attributes = {**base, semconv.MESSAGING_OPERATION_NAME: semconv.OPERATION_PROCESS}
+        self.send_span_attributes = {
+            **self.send_metric_attributes,
+            semconv.MESSAGING_OPERATION_TYPE: semconv.OPERATION_SEND,
+            **server,
+        }
+        self.process_span_attributes = {
+            **self.process_metric_attributes,
+            semconv.MESSAGING_OPERATION_TYPE: semconv.OPERATION_PROCESS,
+            **server,
+        }
+
+
+#: The message the current worker thread is processing, with its span.
+_processing: ContextVar[_Processing | None] = ContextVar("tasklens_processing", default=None)
+#: The send span of the enqueue under way on the current thread.
+_sending: ContextVar[_Sending | None] = ContextVar("tasklens_sending", default=None)
+#: Marks Dramatiq's consumer threads: the only enqueues they make are delayed messages moving
+#: to their ready queue, which are not sends.
+_thread_role = threading.local()
+
+
+def current_message() -> dramatiq.broker.MessageProxy | None:
+    """The Dramatiq message being processed on the calling thread, or None outside an actor."""
+    state = _processing.get()
+    return state.message if state is not None else None
+
+
+def _server_attributes(broker: dramatiq.Broker) -> dict[str, Any]:
+    """``server.address``/``server.port`` of the broker connection, never credentials."""
+    host: Any = None
+    port: Any = None
+    client = getattr(broker, "client", None)
+    pool = getattr(client, "connection_pool", None)
+    if pool is not None:
+        kwargs = getattr(pool, "connection_kwargs", {})
+        host, port = kwargs.get("host") or kwargs.get("path"), kwargs.get("port")
+    parameters = getattr(broker, "parameters", None)
+    if isinstance(parameters, list) and parameters:
+        parameters = parameters[0]
+    if parameters is not None and hasattr(parameters, "host"):
+        host, port = parameters.host, getattr(parameters, "port", None)
+    attributes: dict[str, Any] = {}
+    if isinstance(host, str) and host:
+        attributes[semconv.SERVER_ADDRESS] = host
+    if isinstance(port, int):
+        attributes[semconv.SERVER_PORT] = port
+    return attributes
+
+
+def _error_type(exception: BaseException) -> str:
+    return type(exception).__name__
+
+
+class OpenTelemetryMiddleware(dramatiq.Middleware):
+    """Traces and measures Dramatiq messages with OpenTelemetry.
+
+    Every enqueue gets a ``send {queue}`` PRODUCER span that covers the broker call and whose
+    context travels in ``message.options["otel_context"]``; every processed message gets a
+    ``process {queue}`` CONSUMER span, current while the actor runs and open until Retries,
+    Pipelines and Callbacks have made their follow-up sends, so retries and pipeline steps
+    stay in one trace. Metrics follow the messaging semantic conventions (see
+    ``docs/telemetry.md``).
+
+    The middleware puts itself first in the broker's middleware list when a worker boots, so
+    it sees skipped messages and outlives the other middleware wherever it was added.
+
+    Parameters:
+      tracer_provider(TracerProvider): Where spans go. Defaults to the global provider.
+      meter_provider(MeterProvider): Where metrics go. Defaults to the global provider.
+      use_links(bool): When True, a process span starts a new trace and links to the send span
+        instead of being its child. Defaults to False.
+      capture_args(bool|callable): Record the message's arguments as ``dramatiq.message.args``:
+        True for args and kwargs, or a callable given ``(args, kwargs)`` that returns what to
+        record. Secret-looking keys are redacted and the value is truncated. Defaults to False.
+
+    Example:
+      >>> broker = RedisBroker()
+      >>> broker.add_middleware(OpenTelemetryMiddleware())
+    """
+
+    def __init__(
+        self,
+        *,
+        tracer_provider: trace.TracerProvider | None = None,
+        meter_provider: metrics.MeterProvider | None = None,
+        use_links: bool = False,
+        capture_args: ArgsCapture = False,
+    ) -> None:
+        self.tracer_provider = tracer_provider
+        self.meter_provider = meter_provider
+        self.use_links = use_links
+        self.capture_args = capture_args
+        self._tracer = trace.get_tracer(
+            _ATTRIBUTE_NAME, __version__, tracer_provider, schema_url=semconv.SCHEMA_URL
+        )
+        meter = metrics.get_meter(_ATTRIBUTE_NAME, __version__, meter_provider, schema_url=semconv.SCHEMA_URL)
+        self._sent = self._instrument(meter, semconv.SENT_MESSAGES)
+        self._send_duration = self._instrument(meter, semconv.CLIENT_OPERATION_DURATION)
+        self._process_duration = self._instrument(meter, semconv.PROCESS_DURATION)
+        self._consumed = self._instrument(meter, semconv.CONSUMED_MESSAGES)
+        self._retries = self._instrument(meter, semconv.MESSAGE_RETRIES)
+        self._dead_lettered = self._instrument(meter, semconv.MESSAGE_DEAD_LETTERED)
+        self._in_flight = self._instrument(meter, semconv.MESSAGES_IN_FLIGHT)
+        self._queue_wait = self._instrument(meter, semconv.MESSAGE_QUEUE_WAIT)
+        self._routes: dict[tuple[int, str, str], _Route] = {}
+        self._servers: weakref.WeakKeyDictionary[dramatiq.Broker, dict[str, Any]]
+        self._servers = weakref.WeakKeyDictionary()
+        self._bound: weakref.WeakSet[dramatiq.Broker] = weakref.WeakSet()
+        self._async_actors: dict[dramatiq.Actor[Any, Any], Callable[..., Any]] = {}
+        self._lock = threading.Lock()
+        self.logger = get_logger(__name__, type(self))
+
+    @staticmethod
+    def _instrument(meter: metrics.Meter, spec: semconv.MetricSpec) -> Any:
+        if spec.instrument == "counter":
+            return meter.create_counter(spec.name, spec.unit, spec.description)
+        if spec.instrument == "updowncounter":
+            return meter.create_up_down_counter(spec.name, spec.unit, spec.description)
+        return meter.create_histogram(
+            spec.name,
+            spec.unit,
+            spec.description,
+            explicit_bucket_boundaries_advisory=list(spec.buckets or ()),
+        )
+
+    # -- attaching to a broker -------------------------------------------------------------------
+
+    def bind(self, broker: dramatiq.Broker) -> None:
+        """Watch ``broker.enqueue`` for failures, so a send span ends even when the call raises."""
+        if broker in self._bound:
+            return
+        with self._lock:
+            if broker in self._bound:
+                return
+            enqueue = broker.enqueue
+
+            @functools.wraps(enqueue)
+            def guarded_enqueue(*args: Any, **kwargs: Any) -> Any:
+                try:
+                    return enqueue(*args, **kwargs)
+                except BaseException as exception:
+                    self._end_failed_send(exception)
+                    raise
+
+            guarded_enqueue.__tasklens_middleware__ = self  # type: ignore[attr-defined]
+            broker.enqueue = guarded_enqueue  # type: ignore[method-assign]
+            self._bound.add(broker)
+
+    def unbind(self, broker: dramatiq.Broker) -> None:
+        """Undo everything ``bind`` and the actor hooks did to ``broker``."""
+        with self._lock:
+            enqueue = broker.__dict__.get("enqueue")
+            if getattr(enqueue, "__tasklens_middleware__", None) is self:
+                del broker.__dict__["enqueue"]
+            self._bound.discard(broker)
+            for actor, original in list(self._async_actors.items()):
+                if actor.broker is broker:
+                    actor.fn = original
+                    del self._async_actors[actor]
+
+    def _move_first(self, broker: dramatiq.Broker) -> None:
+        # Removing ourselves and re-inserting at 0 keeps the forward iteration in emit_before
+        # correct: every middleware after us is still visited exactly once.
+        middleware = broker.middleware
+        if middleware and middleware[0] is not self and self in middleware:
+            middleware.remove(self)
+            middleware.insert(0, self)
+
+    def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        self._move_first(broker)
+        self.bind(broker)
+
+    def after_declare_actor(self, broker: dramatiq.Broker, actor: dramatiq.Actor[Any, Any]) -> None:
+        self.bind(broker)
+        self._carry_context_into_async(actor)
+
+    def after_declare_queue(self, broker: dramatiq.Broker, queue_name: str) -> None:
+        self.bind(broker)
+
+    def after_consumer_thread_boot(self, broker: dramatiq.Broker, thread: Any) -> None:
+        _thread_role.consumer = True
+
+    def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        for provider in (
+            self.tracer_provider or trace.get_tracer_provider(),
+            self.meter_provider or metrics.get_meter_provider(),
+        ):
+            force_flush = getattr(provider, "force_flush", None)
+            if force_flush is not None:
+                try:
+                    force_flush(FLUSH_TIMEOUT_MS)
+                except Exception:  # shutdown goes on whatever the exporter does
+                    self.logger.debug("Flushing telemetry failed.", exc_info=True)
+
+    def _carry_context_into_async(self, actor: dramatiq.Actor[Any, Any]) -> None:
+        # Async actors run as tasks on Dramatiq's event-loop thread, which does not inherit the
+        # worker thread's context: capture it when the actor is called and attach it in the task.
+        async_fn = getattr(actor.fn, "__wrapped__", None)
+        if actor in self._async_actors or not inspect.iscoroutinefunction(async_fn):
+            return
+
+        @functools.wraps(async_fn)
+        def with_context(*args: Any, **kwargs: Any) -> Coroutine[Any, Any, Any]:
+            return _run_in_context(otel_context.get_current(), async_fn(*args, **kwargs))
+
+        self._async_actors[actor] = actor.fn
+        actor.fn = async_to_sync(with_context)
+
+    # -- producer side ---------------------------------------------------------------------------
+
+    def _route(self, broker: dramatiq.Broker, queue_name: str, actor_name: str) -> _Route:
+        key = (id(broker), queue_name, actor_name)
+        route = self._routes.get(key)
+        if route is None:
+            server = self._servers.get(broker)
+            if server is None:
+                server = self._servers[broker] = _server_attributes(broker)
+            route = self._routes[key] = _Route(q_name(queue_name), actor_name, server)
+        return route
+
+    def before_enqueue(
+        self, broker: dramatiq.Broker, message: dramatiq.Message[Any], delay: int | None
+    ) -> None:
+        options = message.options
+        if getattr(_thread_role, "consumer", False):
+            # A delayed message moving to its ready queue: same message, same context, no span.
+            options[semconv.READY_AT_OPTION] = int(time.time() * 1000)
+            return
+
+        pending = _sending.get()
+        if pending is not None:
+            if pending.message_id == message.message_id:
+                return  # the broker is retrying the same enqueue: one span covers all attempts
+            self._end_failed_send(None)
+
+        route = self._route(broker, message.queue_name, message.actor_name)
+        attributes = dict(route.send_span_attributes)
+        attributes[semconv.MESSAGING_MESSAGE_ID] = message.message_id
+        if delay:
+            attributes[semconv.DRAMATIQ_MESSAGE_DELAY] = delay
+        retries = options.get("retries")
+        if retries:
+            attributes[semconv.DRAMATIQ_MESSAGE_RETRIES] = retries
+
+        span = self._tracer.start_span(route.send_name, kind=SpanKind.PRODUCER, attributes=attributes)
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier, context=trace.set_span_in_context(span))
+        if carrier:
+            options[semconv.CONTEXT_OPTION] = carrier
+        else:
+            options.pop(semconv.CONTEXT_OPTION, None)
+        options[semconv.READY_AT_OPTION] = int(time.time() * 1000) + (delay or 0)
+
+        processing = _processing.get()
+        if processing is not None and processing.message.message_id == message.message_id:
+            self._retries.add(1, processing.route.process_metric_attributes)
+            if processing.span.is_recording():
+                processing.span.add_event(
+                    semconv.EVENT_RETRY_SCHEDULED,
+                    {semconv.DRAMATIQ_RETRY_COUNT: retries or 0, semconv.DRAMATIQ_RETRY_DELAY: delay or 0},
+                )
+        _sending.set(_Sending(message.message_id, route, span, time.perf_counter()))
+
+    def after_enqueue(
+        self, broker: dramatiq.Broker, message: dramatiq.Message[Any], delay: int | None
+    ) -> None:
+        pending = _sending.get()
+        if pending is None or pending.message_id != message.message_id:
+            return
+        _sending.set(None)
+        elapsed = time.perf_counter() - pending.started
+        pending.span.end()
+        self._sent.add(1, pending.route.send_metric_attributes)
+        self._send_duration.record(elapsed, pending.route.send_metric_attributes)
+
+    def _end_failed_send(self, exception: BaseException | None) -> None:
+        pending = _sending.get()
+        if pending is None:
+            return
+        _sending.set(None)
+        error_type = _error_type(exception) if exception is not None else "EnqueueAborted"
+        span = pending.span
+        if span.is_recording():
+            span.set_attribute(semconv.ERROR_TYPE, error_type)
+            if exception is not None:
+                span.record_exception(exception)
+            span.set_status(Status(StatusCode.ERROR, str(exception) if exception is not None else error_type))
+        elapsed = time.perf_counter() - pending.started
+        span.end()
+        attributes = {**pending.route.send_metric_attributes, semconv.ERROR_TYPE: error_type}
+        self._sent.add(1, attributes)
+        self._send_duration.record(elapsed, attributes)
+
+    # -- consumer side ---------------------------------------------------------------------------
+
+    def _start_processing(
+        self, broker: dramatiq.Broker, message: dramatiq.broker.MessageProxy
+    ) -> _Processing:
+        route = self._route(broker, message.queue_name, message.actor_name)
+        options = message.options
+        attributes = dict(route.process_span_attributes)
+        attributes[semconv.MESSAGING_MESSAGE_ID] = message.message_id
+        retries = options.get("retries", 0)
+        attributes[semconv.DRAMATIQ_MESSAGE_RETRIES] = retries if isinstance(retries, int) else 0
+        if self.capture_args is not False:
+            captured = self._captured_arguments(message)
+            if captured is not None:
+                attributes[semconv.DRAMATIQ_MESSAGE_ARGS] = captured
+
+        parent = _extract(options.get(semconv.CONTEXT_OPTION))
+        links: list[Link] | None = None
+        if self.use_links and parent is not None:
+            remote = trace.get_current_span(parent).get_span_context()
+            links = [Link(remote)] if remote.is_valid else None
+            parent = otel_context.Context()  # a new trace, keeping nothing of the producer's
+        span = self._tracer.start_span(
+            route.process_name, context=parent, kind=SpanKind.CONSUMER, attributes=attributes, links=links
+        )
+        state = _Processing(message, route, span, time.perf_counter())
+        state.context_token = otel_context.attach(trace.set_span_in_context(span, parent))
+        state.state_token = _processing.set(state)
+
+        self._in_flight.add(1, route.process_metric_attributes)
+        ready_at = options.get(semconv.READY_AT_OPTION) or message.message_timestamp
+        if isinstance(ready_at, (int, float)):
+            wait = max(0.0, time.time() - ready_at / 1000)
+            self._queue_wait.record(wait, route.process_metric_attributes)
+        return state
+
+    def _captured_arguments(self, message: dramatiq.broker.MessageProxy) -> str | None:
+        try:
+            return format_arguments(self.capture_args, tuple(message.args), dict(message.kwargs))
+        except Exception:  # a user's callable never breaks processing
+            self.logger.debug("capture_args failed for message %s.", message.message_id, exc_info=True)
+            return None
+
+    def _finish_processing(
+        self,
+        state: _Processing,
+        exception: BaseException | None,
+        dead_letter_reason: str | None,
+        skipped: bool = False,
+    ) -> None:
+        span = state.span
+        attributes = state.route.process_metric_attributes
+        if exception is not None:
+            error_type = _error_type(exception)
+            attributes = {**attributes, semconv.ERROR_TYPE: error_type}
+            if span.is_recording():
+                span.set_attribute(semconv.ERROR_TYPE, error_type)
+                span.record_exception(exception)
+                span.set_status(Status(StatusCode.ERROR, f"{error_type}: {exception}"))
+        if span.is_recording():
+            if skipped:
+                span.add_event(semconv.EVENT_SKIPPED)
+            if dead_letter_reason is not None:
+                span.add_event(
+                    semconv.EVENT_DEAD_LETTERED, {semconv.DRAMATIQ_DEAD_LETTER_REASON: dead_letter_reason}
+                )
+        elapsed = time.perf_counter() - state.started
+        span.end()
+
+        if state.state_token is not None:
+            _processing.reset(state.state_token)
+        if state.context_token is not None:
+            otel_context.detach(state.context_token)  # type: ignore[arg-type]
+
+        route_attributes = state.route.process_metric_attributes
+        self._in_flight.add(-1, route_attributes)
+        self._process_duration.record(elapsed, attributes)
+        self._consumed.add(1, attributes)
+        if dead_letter_reason is not None:
+            self._dead_lettered.add(
+                1, {**route_attributes, semconv.DRAMATIQ_DEAD_LETTER_REASON: dead_letter_reason}
+            )
+
+    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.broker.MessageProxy) -> None:
+        self._start_processing(broker, message)
+
+    def after_process_message(
+        self,
+        broker: dramatiq.Broker,
+        message: dramatiq.broker.MessageProxy,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        state = _processing.get()
+        if state is None or state.message is not message:
+            return
+        reason = _dead_letter_reason(broker, message, exception) if message.failed else None
+        self._finish_processing(state, exception, reason)
+
+    def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.broker.MessageProxy) -> None:
+        state = _processing.get()
+        if state is None or state.message is not message:
+            # Skipped before we started (we were not first): record the skip all the same.
+            state = self._start_processing(broker, message)
+        reason = None
+        if message.failed:
+            has_age_limit = any(isinstance(m, AgeLimit) for m in broker.middleware)
+            reason = semconv.REASON_AGE_LIMIT if has_age_limit else semconv.REASON_FAILED
+        self._finish_processing(state, None, reason, skipped=True)
+
+
+def _extract(carrier: Any) -> otel_context.Context | None:
+    """The producer's context from a message's carrier; None when absent or unusable."""
+    if not isinstance(carrier, dict) or not carrier:
+        return None
+    try:
+        extracted = propagate.extract(carrier)
+    except Exception:  # a foreign carrier never breaks processing
+        return None
+    if not trace.get_current_span(extracted).get_span_context().is_valid:
+        return None
+    return extracted
+
+
+def _dead_letter_reason(
+    broker: dramatiq.Broker, message: dramatiq.broker.MessageProxy, exception: BaseException | None
+) -> str:
+    if exception is None:
+        return semconv.REASON_FAILED
+    actor = broker.actors.get(message.actor_name)
+    throws = message.options.get("throws") or (actor.options.get("throws") if actor is not None else None)
+    try:
+        if throws and isinstance(exception, throws):
+            return semconv.REASON_THROWS
+    except TypeError:
+        pass
+    return semconv.REASON_RETRIES_EXHAUSTED
+
+
+async def _run_in_context(ctx: otel_context.Context, coroutine: Coroutine[Any, Any, Any]) -> Any:
+    token = otel_context.attach(ctx)
+    try:
+        return await coroutine
+    finally:
+        otel_context.detach(token)
