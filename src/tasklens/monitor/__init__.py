@@ -1,0 +1,20 @@
+"""``tasklens monitor``: the broker's queues, dead letters, workers and health over HTTP.
+
+Run it with ``tasklens monitor --broker redis://127.0.0.1:6379/0``, or build the ASGI app
+yourself::
+
+    from tasklens.monitor import MonitorSettings, create_app
+
+    app = create_app(MonitorSettings(broker_url="redis://127.0.0.1:6379/0"))
+
+It serves ``/metrics`` (Prometheus), ``/healthz``, ``/readyz``, ``/api/health``, a REST API
+under ``/api`` described at ``/openapi.json``, and exports the same gauges over OTLP when
+``OTEL_EXPORTER_OTLP_ENDPOINT`` is set.
+"""
+
+from __future__ import annotations
+
+from tasklens.monitor.app import create_app
+from tasklens.monitor.settings import HealthThresholds, MonitorSettings
+
+__all__ = ["HealthThresholds", "MonitorSettings", "create_app"]

@@ -1,0 +1,156 @@
+"""The REST API: queues, one queue, workers, and the dead-letter actions.
+
+Reads come from the cached snapshot (see ``SnapshotReader``); dead-letter reads and actions go
+to the broker through their own inspector, one at a time. Actions need the bearer token.
+
+=========================================================  =====================================
+``GET /api/queues``                                        every queue's counts and the workers
+``GET /api/queues/{queue}``                                one queue's counts
+``GET /api/workers``                                       live workers
+``GET /api/queues/{queue}/dead-letters?offset=&limit=``    a page of dead letters, newest first
+``GET /api/queues/{queue}/dead-letters/{message_id}``      one dead letter with its traceback
+``POST /api/queues/{queue}/dead-letters/requeue``          requeue some ids or all (token)
+``POST /api/queues/{queue}/dead-letters/delete``           delete some ids (token)
+``DELETE /api/queues/{queue}/dead-letters/{message_id}``   delete one (token)
+``DELETE /api/queues/{queue}/dead-letters``                purge (token)
+=========================================================  =====================================
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from tasklens.brokers.base import MessageNotFound
+from tasklens.monitor.auth import action_access, read_access
+from tasklens.monitor.errors import ErrorBody
+from tasklens.monitor.schemas import (
+    DeadLetterOut,
+    DeadLetterPageOut,
+    DeletedOut,
+    DeleteIn,
+    PurgedOut,
+    QueueOut,
+    QueuesOut,
+    RequeuedOut,
+    RequeueIn,
+    WorkersOut,
+)
+from tasklens.monitor.state import MonitorState, monitor_state
+
+__all__ = ["DEFAULT_PAGE_SIZE", "MAX_OFFSET", "MAX_PAGE_SIZE", "actions_router", "router"]
+
+logger = logging.getLogger(__name__)
+
+#: Dead letters per page when the request does not say.
+DEFAULT_PAGE_SIZE = 50
+#: Most dead letters one page may hold.
+MAX_PAGE_SIZE = 1000
+#: Largest offset accepted when paging (beyond any real queue; keeps broker arguments in range).
+MAX_OFFSET = 1_000_000_000
+
+State = Annotated[MonitorState, Depends(monitor_state)]
+
+#: Errors every route may answer with.
+COMMON_ERRORS: dict[int | str, dict[str, object]] = {
+    401: {"model": ErrorBody, "description": "Missing or wrong bearer token."},
+    503: {"model": ErrorBody, "description": "The broker did not answer."},
+}
+NOT_FOUND: dict[int | str, dict[str, object]] = {
+    404: {"model": ErrorBody, "description": "No such queue or message."},
+}
+FORBIDDEN: dict[int | str, dict[str, object]] = {
+    403: {"model": ErrorBody, "description": "The monitor has no auth token: actions are disabled."},
+}
+
+router = APIRouter(
+    prefix="/api", tags=["queues"], dependencies=[Depends(read_access)], responses=COMMON_ERRORS
+)
+actions_router = APIRouter(
+    prefix="/api",
+    tags=["dead letters"],
+    dependencies=[Depends(action_access)],
+    responses={**COMMON_ERRORS, **FORBIDDEN, **NOT_FOUND},
+)
+
+
+@router.get("/queues", summary="Every queue's counts")
+def list_queues(state: State) -> QueuesOut:
+    snapshot = state.reader.read()
+    return QueuesOut(
+        broker=state.broker,
+        workers=snapshot.workers,
+        read_at=snapshot.read_at,
+        queues=[QueueOut.of(stats) for stats in snapshot.queues],
+    )
+
+
+@router.get("/queues/{queue}", summary="One queue's counts", responses=NOT_FOUND)
+def show_queue(state: State, queue: str) -> QueueOut:
+    return QueueOut.of(state.reader.read().queue(queue))
+
+
+@router.get("/workers", summary="Live workers")
+def show_workers(state: State) -> WorkersOut:
+    snapshot = state.reader.read()
+    return WorkersOut(broker=state.broker, workers=snapshot.workers, read_at=snapshot.read_at)
+
+
+@router.get("/queues/{queue}/dead-letters", summary="A page of dead letters", responses=NOT_FOUND)
+def list_dead_letters(
+    state: State,
+    queue: str,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
+) -> DeadLetterPageOut:
+    with state.actions.borrow() as inspector:
+        page = inspector.dead_letters(queue, offset=offset, limit=limit)
+    return DeadLetterPageOut(
+        items=[DeadLetterOut.of(letter) for letter in page.items],
+        total=page.total,
+        offset=page.offset,
+        limit=page.limit,
+    )
+
+
+@router.get("/queues/{queue}/dead-letters/{message_id}", summary="One dead letter", responses=NOT_FOUND)
+def show_dead_letter(state: State, queue: str, message_id: str) -> DeadLetterOut:
+    with state.actions.borrow() as inspector:
+        return DeadLetterOut.of(inspector.dead_letter(queue, message_id))
+
+
+@actions_router.post("/queues/{queue}/dead-letters/requeue", summary="Requeue dead letters")
+def requeue_dead_letters(state: State, queue: str, body: RequeueIn) -> RequeuedOut:
+    with state.actions.borrow() as inspector:
+        moved = inspector.requeue_dead(
+            queue, None if body.all else body.message_ids, reset_retries=body.reset_retries
+        )
+    logger.info("Requeued %d dead letters of %r.", moved, queue)
+    return RequeuedOut(requeued=moved)
+
+
+@actions_router.post("/queues/{queue}/dead-letters/delete", summary="Delete some dead letters")
+def delete_dead_letters(state: State, queue: str, body: DeleteIn) -> DeletedOut:
+    with state.actions.borrow() as inspector:
+        deleted = inspector.delete_dead(queue, body.message_ids)
+    logger.info("Deleted %d dead letters of %r.", deleted, queue)
+    return DeletedOut(deleted=deleted)
+
+
+@actions_router.delete("/queues/{queue}/dead-letters/{message_id}", summary="Delete one dead letter")
+def delete_dead_letter(state: State, queue: str, message_id: str) -> DeletedOut:
+    with state.actions.borrow() as inspector:
+        deleted = inspector.delete_dead(queue, [message_id])
+    if deleted == 0:
+        raise MessageNotFound(f"no dead letter {message_id!r} in queue {queue!r}")
+    return DeletedOut(deleted=deleted)
+
+
+@actions_router.delete("/queues/{queue}/dead-letters", summary="Purge the dead-letter queue")
+def purge_dead_letters(state: State, queue: str) -> PurgedOut:
+    with state.actions.borrow() as inspector:
+        purged = inspector.purge_dead(queue)
+    logger.info("Purged %d dead letters of %r.", purged, queue)
+    return PurgedOut(purged=purged)

@@ -1,0 +1,107 @@
+"""``create_app(settings)``: the monitor's ASGI application.
+
+The app is a FastAPI application built from one router per concern (health, ``/metrics``, the
+REST API, dead-letter actions). Services that add a concern (an OTLP receiver, a store, a web UI)
+add their router to ``ROUTERS`` and read what they need from ``app.state.monitor``
+(``MonitorState``). Routers with fixed paths under ``/api/queues/`` must come before
+``api.router``, whose ``/api/queues/{queue}`` would otherwise match them.
+
+Example:
+
+    >>> from tasklens.monitor import MonitorSettings, create_app
+    >>> app = create_app(MonitorSettings(broker_url="redis://127.0.0.1:6379/0"))
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from tasklens.brokers.base import BrokerInspector
+from tasklens.brokers.url import redact_url
+from tasklens.monitor import api, health, metrics
+from tasklens.monitor.errors import install_error_handlers
+from tasklens.monitor.inspectors import InspectorFactory, SharedInspector
+from tasklens.monitor.otlp_export import start_otlp_export
+from tasklens.monitor.settings import MonitorSettings
+from tasklens.monitor.snapshots import SnapshotReader
+from tasklens.monitor.state import MonitorState
+
+__all__ = ["ROUTERS", "broker_factory", "create_app"]
+
+logger = logging.getLogger(__name__)
+
+#: The app's routers, in matching order.
+ROUTERS: tuple[APIRouter, ...] = (
+    health.router,
+    metrics.router,
+    api.router,
+    api.actions_router,
+)
+
+
+def broker_factory(settings: MonitorSettings) -> InspectorFactory:
+    """Opens an inspector for the settings' broker with ``tasklens.brokers.open_broker``.
+
+    Parameters:
+      settings(MonitorSettings): Which broker, which queues, and the timeout.
+    """
+
+    def open_inspector() -> BrokerInspector:
+        from tasklens.brokers import open_broker
+
+        return open_broker(
+            settings.broker_url,
+            queues=settings.queues,
+            app=settings.app,
+            management_url=settings.rabbitmq_management_url,
+            timeout=settings.broker_timeout,
+        )
+
+    return open_inspector
+
+
+def create_app(settings: MonitorSettings, *, open_inspector: InspectorFactory | None = None) -> FastAPI:
+    """Build the monitor's ASGI app. Nothing connects to the broker until a request needs it.
+
+    Parameters:
+      settings(MonitorSettings): Everything the monitor is configured with.
+      open_inspector(InspectorFactory|None): Opens broker inspectors; by default
+        ``broker_factory(settings)``. Called once for snapshots and once for dead-letter work.
+    """
+    factory = open_inspector or broker_factory(settings)
+    broker = redact_url(settings.broker_url)
+    reader = SnapshotReader(
+        SharedInspector(factory),
+        redacted_url=broker,
+        timeout=settings.broker_timeout,
+        ttl=settings.cache_ttl,
+    )
+    state = MonitorState(settings=settings, broker=broker, reader=reader, actions=SharedInspector(factory))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        exporter = start_otlp_export(reader)
+        logger.info("Monitoring %s.", broker)
+        try:
+            yield
+        finally:
+            if exporter is not None:
+                exporter.shutdown()
+            state.close()
+
+    app = FastAPI(
+        title="tasklens monitor",
+        description="Queue depth, dead letters, workers and health, read from the broker.",
+        version=importlib.metadata.version("tasklens"),
+        lifespan=lifespan,
+    )
+    app.state.monitor = state
+    install_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    return app

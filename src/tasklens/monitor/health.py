@@ -1,0 +1,165 @@
+"""Whether the queues are healthy: one verdict shared by ``/api/health`` and ``tasklens health``.
+
+- ``unhealthy``: the broker did not answer.
+- ``degraded``: it answered, but a threshold is crossed (a queue's backlog, the age of its oldest
+  ready message, or too few live workers).
+- ``healthy``: otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Response
+from fastapi.responses import JSONResponse
+
+from tasklens.brokers.base import BrokerSnapshot, QueueStats
+from tasklens.monitor.auth import public_access
+from tasklens.monitor.errors import ErrorBody
+from tasklens.monitor.schemas import HealthOut, QueueOut
+from tasklens.monitor.settings import HealthThresholds
+from tasklens.monitor.state import MonitorState, monitor_state
+
+__all__ = [
+    "DEGRADED",
+    "HEALTHY",
+    "UNHEALTHY",
+    "HealthReport",
+    "HealthStatus",
+    "assess_health",
+    "router",
+    "unreachable_report",
+]
+
+HealthStatus = Literal["healthy", "degraded", "unhealthy"]
+HEALTHY: HealthStatus = "healthy"
+DEGRADED: HealthStatus = "degraded"
+UNHEALTHY: HealthStatus = "unhealthy"
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    """The verdict and what it is based on.
+
+    Parameters:
+      status(HealthStatus): healthy, degraded or unhealthy.
+      broker(str): The redacted broker URL.
+      workers(int|None): Live workers, ``None`` when unknown or unreachable.
+      queues(list[QueueStats]): Every queue read.
+      reasons(list[str]): Why the status is not healthy.
+    """
+
+    status: HealthStatus
+    broker: str
+    workers: int | None
+    queues: list[QueueStats] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def total_pending(self) -> int:
+        """Ready plus delayed messages over every queue."""
+        return sum(stats.pending for stats in self.queues)
+
+    def to_model(self) -> HealthOut:
+        """The report as the JSON body of ``/api/health``."""
+        return HealthOut(
+            status=self.status,
+            broker=self.broker,
+            workers=self.workers,
+            queues=[QueueOut.of(stats) for stats in self.queues],
+            total_pending=self.total_pending,
+            reasons=list(self.reasons),
+        )
+
+
+def assess_health(snapshot: BrokerSnapshot, thresholds: HealthThresholds, *, broker: str) -> HealthReport:
+    """Judge a snapshot of a broker that answered.
+
+    Parameters:
+      snapshot(BrokerSnapshot): The broker read.
+      thresholds(HealthThresholds): When to say degraded.
+      broker(str): The redacted broker URL.
+    """
+    reasons = [*_queue_reasons(snapshot.queues, thresholds), *_worker_reasons(snapshot.workers, thresholds)]
+    return HealthReport(
+        status=DEGRADED if reasons else HEALTHY,
+        broker=broker,
+        workers=snapshot.workers,
+        queues=list(snapshot.queues),
+        reasons=reasons,
+    )
+
+
+def unreachable_report(broker: str, error: str) -> HealthReport:
+    """The report for a broker that did not answer.
+
+    Parameters:
+      broker(str): The redacted broker URL.
+      error(str): What went wrong, without credentials.
+    """
+    return HealthReport(status=UNHEALTHY, broker=broker, workers=None, reasons=[error])
+
+
+def _queue_reasons(queues: list[QueueStats], thresholds: HealthThresholds) -> list[str]:
+    reasons = []
+    for stats in queues:
+        if thresholds.max_backlog is not None and stats.pending > thresholds.max_backlog:
+            reasons.append(
+                f"queue {stats.name!r} has {stats.pending} pending messages (max {thresholds.max_backlog})"
+            )
+        too_old = thresholds.max_age is not None and (stats.oldest_age or 0.0) > thresholds.max_age
+        if too_old:
+            reasons.append(
+                f"queue {stats.name!r} oldest ready message is {stats.oldest_age:.1f} s old"
+                f" (max {thresholds.max_age:g} s)"
+            )
+    return reasons
+
+
+def _worker_reasons(workers: int | None, thresholds: HealthThresholds) -> list[str]:
+    if thresholds.min_workers is None or workers is None or workers >= thresholds.min_workers:
+        return []
+    return [f"{workers} live workers (min {thresholds.min_workers})"]
+
+
+# -- HTTP routes ----------------------------------------------------------------------------------
+
+router = APIRouter(tags=["health"], dependencies=[Depends(public_access)])
+
+
+@router.get("/healthz", summary="The monitor process is alive")
+def healthz() -> dict[str, str]:
+    """Liveness: answers 200 without reading the broker."""
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    summary="The broker answers",
+    responses={503: {"description": "The broker did not answer in time.", "model": ErrorBody}},
+)
+def readyz(state: Annotated[MonitorState, Depends(monitor_state)]) -> JSONResponse:
+    """Readiness: 200 when the last broker read (at most ``cache_ttl`` seconds old) succeeded,
+    503 when it failed or did not finish within ``broker_timeout`` seconds."""
+    result = state.reader.result()
+    if result.error is not None:
+        return JSONResponse({"error": str(result.error), "broker": state.broker}, status_code=503)
+    return JSONResponse({"status": "ready", "broker": state.broker})
+
+
+@router.get(
+    "/api/health",
+    summary="Healthy, degraded or unhealthy, with the queue counts",
+    responses={503: {"description": "The broker did not answer (status unhealthy).", "model": HealthOut}},
+)
+def api_health(state: Annotated[MonitorState, Depends(monitor_state)], response: Response) -> HealthOut:
+    """200 for healthy and degraded, 503 for unhealthy (broker unreachable)."""
+    result = state.reader.result()
+    if result.snapshot is None:
+        report = unreachable_report(state.broker, str(result.error))
+    else:
+        report = assess_health(result.snapshot, state.settings.thresholds, broker=state.broker)
+    if report.status == UNHEALTHY:
+        response.status_code = 503
+    return report.to_model()

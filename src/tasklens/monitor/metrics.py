@@ -1,0 +1,149 @@
+"""``GET /metrics``: the broker-side gauges in the Prometheus exposition format.
+
+Names are the standard OpenTelemetry-to-Prometheus translation of the ``tasklens.semconv``
+specs: dots become underscores and the unit becomes a suffix (``s`` -> ``_seconds``; annotations
+in braces such as ``{message}`` add nothing), so ``dramatiq.queue.depth`` is
+``dramatiq_queue_depth{messaging_destination_name="default",state="ready"}``.
+
+A count the broker cannot tell (``None``) is left out, never reported as 0. When the broker does
+not answer, ``tasklens_broker_up`` is 0 and the queue gauges are absent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import PlainTextResponse
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from tasklens import semconv
+from tasklens.brokers.base import BrokerSnapshot
+from tasklens.monitor.auth import public_access
+from tasklens.monitor.errors import ErrorBody
+from tasklens.monitor.snapshots import ReadResult, SnapshotReader, depths_by_state
+from tasklens.monitor.state import MonitorState, monitor_state
+
+__all__ = [
+    "BrokerCollector",
+    "metrics_registry",
+    "prometheus_label",
+    "prometheus_name",
+    "router",
+]
+
+#: OpenTelemetry units and the suffix they give a Prometheus name. Units in braces are
+#: annotations and give none; so does the dimensionless ``1`` of ``tasklens.broker.up``.
+UNIT_SUFFIXES: dict[str, str] = {"s": "seconds", "ms": "milliseconds", "By": "bytes", "1": ""}
+
+
+def prometheus_label(attribute: str) -> str:
+    """An attribute name as a Prometheus label name (``messaging.destination.name`` ->
+    ``messaging_destination_name``).
+
+    Parameters:
+      attribute(str): The OpenTelemetry attribute name.
+    """
+    return attribute.replace(".", "_")
+
+
+def prometheus_name(spec: semconv.MetricSpec) -> str:
+    """A metric's Prometheus name (``dramatiq.queue.oldest_message.age`` ->
+    ``dramatiq_queue_oldest_message_age_seconds``).
+
+    Parameters:
+      spec(MetricSpec): The metric's name and unit.
+    """
+    base = spec.name.replace(".", "_")
+    suffix = "" if spec.unit.startswith("{") else UNIT_SUFFIXES.get(spec.unit, spec.unit)
+    return f"{base}_{suffix}" if suffix and not base.endswith(f"_{suffix}") else base
+
+
+#: Label names of the queue gauges.
+QUEUE_LABEL = prometheus_label(semconv.MESSAGING_DESTINATION_NAME)
+STATE_LABEL = prometheus_label(semconv.QUEUE_STATE)
+
+
+class BrokerCollector(Collector):
+    """Turns the reader's snapshot into gauges at each scrape.
+
+    Parameters:
+      reader(SnapshotReader): Where snapshots come from; it bounds and caches broker reads.
+    """
+
+    def __init__(self, reader: SnapshotReader) -> None:
+        self._reader = reader
+
+    def collect(self) -> Iterator[Metric]:
+        result = self._reader.result()
+        yield from _broker_gauges(result)
+        if result.snapshot is not None:
+            yield from _queue_gauges(result.snapshot)
+
+    def describe(self) -> Iterator[Metric]:
+        # Registering must not read the broker.
+        return iter(())
+
+
+def metrics_registry(reader: SnapshotReader) -> CollectorRegistry:
+    """A registry holding only the broker gauges (no process metrics of the monitor itself).
+
+    Parameters:
+      reader(SnapshotReader): Where snapshots come from.
+    """
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(BrokerCollector(reader))
+    return registry
+
+
+def _gauge(spec: semconv.MetricSpec, labels: list[str] | None = None) -> GaugeMetricFamily:
+    return GaugeMetricFamily(prometheus_name(spec), spec.description, labels=labels)
+
+
+def _broker_gauges(result: ReadResult) -> Iterator[Metric]:
+    up = _gauge(semconv.BROKER_UP)
+    up.add_metric([], 1.0 if result.up else 0.0)
+    yield up
+    duration = _gauge(semconv.BROKER_SCRAPE_DURATION)
+    duration.add_metric([], result.duration)
+    yield duration
+
+
+def _queue_gauges(snapshot: BrokerSnapshot) -> Iterator[Metric]:
+    depth = _gauge(semconv.QUEUE_DEPTH, [QUEUE_LABEL, STATE_LABEL])
+    age = _gauge(semconv.QUEUE_OLDEST_MESSAGE_AGE, [QUEUE_LABEL])
+    for stats in snapshot.queues:
+        for state, count in depths_by_state(stats):
+            if count is not None:
+                depth.add_metric([stats.name, state], float(count))
+        if stats.oldest_age is not None:
+            age.add_metric([stats.name], stats.oldest_age)
+    yield depth
+    yield age
+    if snapshot.workers is not None:
+        workers = _gauge(semconv.WORKERS)
+        workers.add_metric([], float(snapshot.workers))
+        yield workers
+
+
+# -- HTTP route -----------------------------------------------------------------------------------
+
+router = APIRouter(tags=["metrics"], dependencies=[Depends(public_access)])
+
+
+@router.get(
+    "/metrics",
+    summary="Broker-side gauges in the Prometheus exposition format",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {}}}, 401: {"model": ErrorBody}},
+)
+def metrics(request: Request, state: Annotated[MonitorState, Depends(monitor_state)]) -> Response:
+    """Reads the broker at most once per ``cache_ttl`` seconds, however often it is scraped.
+
+    Answers in the OpenMetrics format when the scraper asks for it, else the text format 0.0.4.
+    """
+    encoder, content_type = choose_encoder(request.headers.get("accept", ""))
+    return Response(encoder(metrics_registry(state.reader)), media_type=content_type)

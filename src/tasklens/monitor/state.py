@@ -1,0 +1,41 @@
+"""What every route of the monitor shares: settings, the broker reader, the action inspector."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from tasklens.monitor.inspectors import SharedInspector
+from tasklens.monitor.settings import MonitorSettings
+from tasklens.monitor.snapshots import SnapshotReader
+
+__all__ = ["MonitorState", "monitor_state"]
+
+
+@dataclass(frozen=True)
+class MonitorState:
+    """The monitor's shared objects, kept on ``app.state.monitor``.
+
+    Parameters:
+      settings(MonitorSettings): The settings the app was created with.
+      broker(str): The broker URL without credentials: the only form ever shown.
+      reader(SnapshotReader): Bounded, cached broker snapshots.
+      actions(SharedInspector): The inspector used for dead-letter reads and actions.
+    """
+
+    settings: MonitorSettings
+    broker: str
+    reader: SnapshotReader
+    actions: SharedInspector
+
+    def close(self) -> None:
+        """Release the broker connections."""
+        self.reader.close()
+        self.actions.close()
+
+
+def monitor_state(request: Request) -> MonitorState:
+    """FastAPI dependency: the state of the app serving the request."""
+    state: MonitorState = request.app.state.monitor
+    return state
