@@ -1,0 +1,179 @@
+"""The instrumentation variants a run compares, each installed in a fresh trial process.
+
+A variant says which ``OTEL_*`` environment its trial process gets (the runner sets it before
+the process starts) and how it instruments Dramatiq once inside: before the broker exists
+(:meth:`Variant.prepare`), on the broker before any actor is declared (:meth:`Variant.attach`),
+and once the actors are declared (:meth:`Variant.boot`, where the dramatiq CLI emits
+``process_boot``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+
+import dramatiq
+from benchmarks.sdk import SERVICE_NAME, install_sdk
+
+__all__ = ["BASELINE", "DEFAULT_VARIANTS", "VARIANTS", "Endpoints", "Variant", "get_variant"]
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where exporters send: the live sink, and a port nothing listens on."""
+
+    sink: str
+    unreachable: str
+
+
+@dataclass
+class Variant:
+    """One way to run Dramatiq: uninstrumented, a peer, or a tasklens configuration.
+
+    Parameters:
+      name(str): Short identifier, used on the command line and in results.
+      label(str): What the tables and the chart call it.
+      group(str): ``baseline``, ``peer``, ``tasklens`` or ``reference``.
+    """
+
+    name: str
+    label: str
+    group: str
+    _cleanup: list[str] = field(default_factory=list, repr=False)
+
+    def environment(self, endpoints: Endpoints) -> dict[str, str]:
+        """``OTEL_*`` (and other) variables for the trial process; every other ``OTEL_*`` is unset."""
+        return {}
+
+    def prepare(self, endpoints: Endpoints) -> None:
+        """Install what must exist before the broker is created."""
+
+    def attach(self, broker: dramatiq.Broker) -> None:
+        """Add middleware to ``broker``; called before any actor is declared."""
+
+    def boot(self, broker: dramatiq.Broker) -> None:
+        """Called once the actors are declared, before any message is sent."""
+
+    def close(self) -> None:
+        """Remove files the variant created."""
+        for path in self._cleanup:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+class Uninstrumented(Variant):
+    """Dramatiq with its default middleware only: the limit every ratio is taken against."""
+
+
+class PrometheusPeer(Variant):
+    """Dramatiq's own ``Prometheus`` middleware (metrics only), set up as the dramatiq CLI does."""
+
+    def prepare(self, endpoints: Endpoints) -> None:
+        # The middleware writes multiprocess files under a directory fixed at import; give this
+        # trial its own so that it neither reads nor clobbers anyone else's.
+        path = tempfile.mkdtemp(prefix="tlbench-prom-")
+        self._cleanup.append(path)
+        os.environ["dramatiq_prom_db"] = path  # noqa: SIM112 (the name Dramatiq reads)
+
+    def attach(self, broker: dramatiq.Broker) -> None:
+        from dramatiq.middleware.prometheus import Prometheus
+
+        broker.add_middleware(Prometheus())
+
+    def boot(self, broker: dramatiq.Broker) -> None:
+        broker.emit_after("process_boot")
+
+
+class CommunityInstrumentorPeer(Variant):
+    """``opentelemetry-instrumentor-dramatiq`` with the stock SDK pipeline (tracing peer)."""
+
+    def prepare(self, endpoints: Endpoints) -> None:
+        from opentelemetry_instrumentor_dramatiq import DramatiqInstrumentor as CommunityInstrumentor
+
+        providers = install_sdk(endpoints.sink)
+        CommunityInstrumentor().instrument(
+            tracer_provider=providers.tracer_provider, meter_provider=providers.meter_provider
+        )
+
+
+class ReferenceMiddlewareVariant(Variant):
+    """A hand-rolled SDK middleware (traces and two metrics); opt-in yardstick, not tasklens."""
+
+    def prepare(self, endpoints: Endpoints) -> None:
+        install_sdk(endpoints.sink)
+
+    def attach(self, broker: dramatiq.Broker) -> None:
+        from benchmarks.reference_middleware import ReferenceMiddleware
+
+        broker.add_middleware(ReferenceMiddleware(), before=dramatiq.middleware.AgeLimit)
+
+
+@dataclass
+class Tasklens(Variant):
+    """tasklens as a user runs it: ``tasklens.setup()`` configured by ``OTEL_*`` variables.
+
+    Parameters:
+      traces(bool): Whether spans are exported (``OTEL_TRACES_EXPORTER``).
+      sample_ratio(float | None): ``parentbased_traceidratio`` argument, or ``None`` for 100%.
+      reachable(bool): ``False`` points every exporter at a port that refuses connections.
+    """
+
+    traces: bool = True
+    sample_ratio: float | None = None
+    reachable: bool = True
+
+    def environment(self, endpoints: Endpoints) -> dict[str, str]:
+        env = {
+            "OTEL_SERVICE_NAME": SERVICE_NAME,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": endpoints.sink if self.reachable else endpoints.unreachable,
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            "OTEL_TRACES_EXPORTER": "otlp" if self.traces else "none",
+            "OTEL_METRICS_EXPORTER": "otlp",
+            "OTEL_LOGS_EXPORTER": "none",
+        }
+        if self.sample_ratio is not None:
+            env["OTEL_TRACES_SAMPLER"] = "parentbased_traceidratio"
+            env["OTEL_TRACES_SAMPLER_ARG"] = str(self.sample_ratio)
+        return env
+
+    def prepare(self, endpoints: Endpoints) -> None:
+        import tasklens
+        from tasklens.dramatiq import DramatiqInstrumentor
+
+        tasklens.setup(service_name=SERVICE_NAME)
+        instrumentor = DramatiqInstrumentor()
+        if not instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.instrument()
+
+
+#: Every variant, in the order a round runs them; the first is the baseline.
+VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in (
+        Uninstrumented("uninstrumented", "uninstrumented", "baseline"),
+        PrometheusPeer("prometheus", "Dramatiq Prometheus middleware (peer, metrics)", "peer"),
+        CommunityInstrumentorPeer(
+            "otel-dramatiq", "opentelemetry-instrumentor-dramatiq (peer, traces)", "peer"
+        ),
+        Tasklens("tasklens", "tasklens traces+metrics, 100%", "tasklens"),
+        Tasklens("tasklens-sampled", "tasklens traces+metrics, 10% sampled", "tasklens", sample_ratio=0.1),
+        Tasklens("tasklens-metrics", "tasklens metrics only", "tasklens", traces=False),
+        Tasklens("tasklens-unreachable", "tasklens 100%, endpoint unreachable", "tasklens", reachable=False),
+        ReferenceMiddlewareVariant("reference", "hand-rolled SDK middleware (reference)", "reference"),
+    )
+}
+
+#: The name of the variant every ratio is taken against.
+BASELINE = "uninstrumented"
+
+#: What ``python -m benchmarks`` runs when not told otherwise (the reference is opt-in).
+DEFAULT_VARIANTS = tuple(name for name, v in VARIANTS.items() if v.group != "reference")
+
+
+def get_variant(name: str) -> Variant:
+    """The variant called ``name``; raises ``KeyError`` listing the known names."""
+    try:
+        return VARIANTS[name]
+    except KeyError:
+        raise KeyError(f"unknown variant {name!r}; known: {', '.join(VARIANTS)}") from None
