@@ -1,0 +1,56 @@
+"""The web dashboard: the page routes and the static files they load.
+
+Every page is the same small HTML shell (``static/index.html``); the JavaScript module for the
+path fills it from the monitor's JSON API and keeps it up to date by polling. Everything the
+pages need ships in ``static/``: nothing is fetched from another server.
+
+=================================  ==========================================================
+``/``                              overview: throughput, errors, p95, depth, workers
+``/actors``, ``/actors/{actor}``   per-actor figures; one actor's charts and recent runs
+``/runs``, ``/runs/{trace_id}``    searchable runs; one run's trace as a waterfall
+``/queues``                        depth history and the dead-letter browser
+``/workers``                       live workers and each process's CPU and memory
+``/static/...``                    the pages' HTML, CSS, JavaScript and icon
+=================================  ==========================================================
+
+The pages themselves are public (they hold no data); the JSON they read is protected by the
+API's own token checks, and the token the user types is kept in the browser's local storage.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+__all__ = ["PAGE_PATHS", "STATIC_DIR", "router"]
+
+#: The directory holding the dashboard's HTML, CSS and JavaScript.
+STATIC_DIR = Path(__file__).with_name("static")
+#: The page routes; each answers with the shell that loads the page's module.
+PAGE_PATHS: tuple[str, ...] = (
+    "/",
+    "/actors",
+    "/actors/{actor}",
+    "/runs",
+    "/runs/{trace_id}",
+    "/queues",
+    "/workers",
+)
+#: Pages are small and change with the package: the browser revalidates them every time.
+NO_CACHE = {"Cache-Control": "no-cache"}
+
+router = APIRouter(include_in_schema=False)
+
+
+def page() -> FileResponse:
+    """The page shell; the path decides which page module it runs."""
+    return FileResponse(STATIC_DIR / "index.html", media_type="text/html", headers=NO_CACHE)
+
+
+for _path in PAGE_PATHS:
+    router.add_api_route(_path, page, methods=["GET"], name=f"page:{_path}")
+
+router.mount("/static", StaticFiles(directory=STATIC_DIR, follow_symlink=False), name="static")

@@ -1,0 +1,137 @@
+// The dashboard's shell: picks the page for the URL, keeps the time window, polls for updates.
+
+import { fill, h } from "./dom.js";
+import { getToken, setToken } from "./api.js";
+import { time } from "./format.js";
+
+/** How often the visible page asks the monitor for fresh data, in milliseconds. */
+const POLL_INTERVAL_MS = 5000;
+const WINDOW_KEY = "tasklens.window";
+const WINDOWS = ["15m", "1h", "6h", "24h"];
+
+/** URL patterns and the module that renders each page. */
+const ROUTES = [
+  [/^\/$/, "overview", () => import("./pages/overview.js")],
+  [/^\/actors\/?$/, "actors", () => import("./pages/actors.js")],
+  [/^\/actors\/(?<actor>[^/]+)\/?$/, "actors", () => import("./pages/actor.js")],
+  [/^\/runs\/?$/, "runs", () => import("./pages/runs.js")],
+  [/^\/runs\/(?<traceId>[^/]+)\/?$/, "runs", () => import("./pages/trace.js")],
+  [/^\/queues\/?$/, "queues", () => import("./pages/queues.js")],
+  [/^\/workers\/?$/, "workers", () => import("./pages/workers.js")],
+];
+
+const state = { page: null, timer: null, paused: false, refreshing: false, lastOk: null };
+
+function currentWindow() {
+  const fromUrl = new URLSearchParams(location.search).get("window");
+  if (WINDOWS.includes(fromUrl)) return fromUrl;
+  const stored = localStorage.getItem(WINDOW_KEY);
+  return WINDOWS.includes(stored) ? stored : "1h";
+}
+
+function setLive(text, tone) {
+  const live = document.getElementById("live");
+  live.textContent = text;
+  live.dataset.state = tone;
+}
+
+async function refresh() {
+  if (!state.page || state.refreshing) return;
+  state.refreshing = true;
+  try {
+    await state.page.refresh();
+    state.lastOk = Date.now() / 1000;
+    setLive(state.paused ? `Paused · ${time(state.lastOk)}` : `Live · ${time(state.lastOk)}`, state.paused ? "paused" : "ok");
+  } catch (error) {
+    const message = error.describe ? error.describe() : String(error.message || error);
+    setLive(`Not updating: ${message}`, "error");
+    if (!state.lastOk) console.error(error);
+  } finally {
+    state.refreshing = false;
+  }
+}
+
+function schedule() {
+  clearTimeout(state.timer);
+  if (state.paused || !state.page?.poll) return;
+  state.timer = setTimeout(async () => {
+    if (!document.hidden) await refresh();
+    schedule();
+  }, POLL_INTERVAL_MS);
+}
+
+/** The token form in the top bar: saved in this browser, sent with every API call. */
+function setUpToken() {
+  const form = document.getElementById("token-form");
+  const input = document.getElementById("token");
+  const save = document.getElementById("token-save");
+  const show = () => {
+    const saved = getToken();
+    input.value = saved;
+    input.placeholder = "not set";
+    save.textContent = "Save";
+    form.dataset.state = saved ? "set" : "unset";
+    form.title = saved ? "A token is saved in this browser." : "No token saved: the monitor may refuse protected calls.";
+  };
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    setToken(input.value.trim());
+    show();
+    document.dispatchEvent(new CustomEvent("tasklens:token"));
+    refresh();
+  });
+  input.addEventListener("input", () => {
+    save.textContent = input.value.trim() ? "Save" : "Forget";
+  });
+  show();
+}
+
+async function start() {
+  setUpToken();
+  const path = decodeURI(location.pathname);
+  const route = ROUTES.find(([pattern]) => pattern.test(location.pathname));
+  const root = document.getElementById("page");
+  const picker = document.getElementById("window");
+  picker.value = currentWindow();
+  picker.addEventListener("change", () => {
+    localStorage.setItem(WINDOW_KEY, picker.value);
+    const url = new URL(location.href);
+    url.searchParams.set("window", picker.value);
+    history.replaceState(null, "", url);
+    state.page?.setWindow?.(picker.value);
+    refresh();
+  });
+  document.getElementById("live").addEventListener("click", () => {
+    state.paused = !state.paused;
+    if (state.paused) setLive(`Paused · ${time(state.lastOk)}`, "paused");
+    refresh();
+    schedule();
+  });
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden) refresh();
+  });
+
+  if (!route) {
+    fill(root, h("div.banner.error", null, `No page at ${path}.`), h("p", null, h("a", { href: "/" }, "Go to the overview")));
+    setLive("—", "idle");
+    return;
+  }
+  const [pattern, nav, load] = route;
+  for (const a of document.querySelectorAll("[data-nav]")) {
+    if (a.dataset.nav === nav) a.setAttribute("aria-current", "page");
+  }
+  const params = {};
+  for (const [key, value] of Object.entries(location.pathname.match(pattern).groups || {})) {
+    params[key] = decodeURIComponent(value);
+  }
+  const module = await load();
+  const page = module.default;
+  document.title = `${page.title(params)} · tasklens`;
+  const context = { params, query: new URLSearchParams(location.search), window: picker.value };
+  state.page = page.mount(root, context);
+  picker.closest("label").hidden = state.page.usesWindow === false;
+  await refresh();
+  schedule();
+}
+
+start();

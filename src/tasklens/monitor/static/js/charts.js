@@ -1,0 +1,152 @@
+// Small SVG time-series charts: lines (optionally filled), a shared time axis, a hover readout.
+
+import { h, fill } from "./dom.js";
+
+/** Colours given to series in order; chosen to stay apart for the common colour blindnesses. */
+export const PALETTE = ["#3b7dd8", "#e8833a", "#2ca58d", "#c94f7c", "#8a6bd1", "#b8a22b", "#5b9bd5", "#9c6644"];
+export const ERROR_COLOR = "#d64545";
+
+const HEIGHT = 170;
+const MARGIN = { top: 10, right: 12, bottom: 22, left: 52 };
+
+/**
+ * Draw a time-series chart into `container`, replacing what was there.
+ * @param {HTMLElement} container
+ * @param {{series: {label: string, color?: string, area?: boolean, points: [number, number|null][]}[],
+ *          format?: (v: number) => string, height?: number, empty?: string, yMax?: number}} options
+ *   points are [unix seconds, value]; a null value leaves a gap.
+ */
+export function lineChart(container, { series, format = String, height = HEIGHT, empty = "No data in this window.", yMax }) {
+  container.classList.add("chart");
+  const withData = series.filter((s) => s.points.some(([, v]) => v !== null && v !== undefined));
+  if (!withData.length) {
+    fill(container, h("div.chart-empty", { style: `height:${height}px` }, empty));
+    return;
+  }
+  const width = Math.max(240, container.clientWidth || 480);
+  const times = withData.flatMap((s) => s.points.map(([t]) => t));
+  const values = withData.flatMap((s) => s.points.map(([, v]) => v)).filter((v) => v !== null && v !== undefined);
+  const t0 = Math.min(...times);
+  const t1 = Math.max(...times, t0 + 1);
+  const top = niceMax(yMax ?? Math.max(...values, 0));
+  const plotW = width - MARGIN.left - MARGIN.right;
+  const plotH = height - MARGIN.top - MARGIN.bottom;
+  const x = (t) => MARGIN.left + ((t - t0) / (t1 - t0)) * plotW;
+  const y = (v) => MARGIN.top + plotH - (v / top) * plotH;
+
+  const svg = h("svg", { width, height, viewBox: `0 0 ${width} ${height}`, role: "img" });
+  for (const fraction of [0, 0.5, 1]) {
+    const value = top * fraction;
+    svg.appendChild(h("line.grid", { x1: MARGIN.left, x2: width - MARGIN.right, y1: y(value), y2: y(value) }));
+    svg.appendChild(h("text.axis", { x: MARGIN.left - 6, y: y(value) + 4, "text-anchor": "end" }, format(value)));
+  }
+  for (const t of timeTicks(t0, t1, Math.max(2, Math.floor(plotW / 110)))) {
+    svg.appendChild(h("text.axis", { x: x(t), y: height - 6, "text-anchor": "middle" }, clock(t, t1 - t0)));
+  }
+  withData.forEach((s, index) => {
+    const color = s.color || PALETTE[index % PALETTE.length];
+    for (const run of runs(s.points)) {
+      const line = run.map(([t, v], i) => `${i ? "L" : "M"}${x(t).toFixed(1)},${y(v).toFixed(1)}`).join("");
+      if (s.area) {
+        const closed = `${line}L${x(run.at(-1)[0]).toFixed(1)},${y(0)}L${x(run[0][0]).toFixed(1)},${y(0)}Z`;
+        svg.appendChild(h("path", { d: closed, fill: color, "fill-opacity": 0.15, stroke: "none" }));
+      }
+      svg.appendChild(h("path", { d: line, fill: "none", stroke: color, "stroke-width": 1.6 }));
+      if (run.length === 1) svg.appendChild(h("circle", { cx: x(run[0][0]), cy: y(run[0][1]), r: 2.5, fill: color }));
+    }
+  });
+
+  const cursor = h("line.cursor", { x1: 0, x2: 0, y1: MARGIN.top, y2: MARGIN.top + plotH, visibility: "hidden" });
+  svg.appendChild(cursor);
+  const readout = h("div.chart-readout", { hidden: true });
+  const overlay = h("rect", { x: MARGIN.left, y: MARGIN.top, width: plotW, height: plotH, fill: "transparent" });
+  overlay.addEventListener("mousemove", (event) => {
+    const box = svg.getBoundingClientRect();
+    const t = t0 + ((event.clientX - box.left - MARGIN.left) / plotW) * (t1 - t0);
+    const nearest = nearestTime(times, t);
+    cursor.setAttribute("x1", x(nearest));
+    cursor.setAttribute("x2", x(nearest));
+    cursor.setAttribute("visibility", "visible");
+    fill(
+      readout,
+      h("div.readout-time", null, clock(nearest, 0)),
+      withData.map((s, index) => {
+        const point = s.points.find(([pt]) => pt === nearest);
+        const value = point && point[1] !== null && point[1] !== undefined ? format(point[1]) : "—";
+        return h("div", null, h("span.swatch", { style: `background:${s.color || PALETTE[index % PALETTE.length]}` }), `${s.label}: ${value}`);
+      }),
+    );
+    readout.hidden = false;
+    const left = x(nearest) + 12;
+    readout.style.left = `${left > width - 170 ? x(nearest) - 170 : left}px`;
+  });
+  overlay.addEventListener("mouseleave", () => {
+    cursor.setAttribute("visibility", "hidden");
+    readout.hidden = true;
+  });
+  svg.appendChild(overlay);
+
+  const legend = h(
+    "div.legend",
+    null,
+    withData.map((s, index) =>
+      h("span.legend-item", null, h("span.swatch", { style: `background:${s.color || PALETTE[index % PALETTE.length]}` }), s.label),
+    ),
+  );
+  fill(container, svg, readout, withData.length > 1 ? legend : null);
+}
+
+/** Consecutive stretches of non-null points. */
+function runs(points) {
+  const result = [];
+  let current = [];
+  for (const [t, v] of [...points].sort((a, b) => a[0] - b[0])) {
+    if (v === null || v === undefined) {
+      if (current.length) result.push(current);
+      current = [];
+    } else {
+      current.push([t, Number(v)]);
+    }
+  }
+  if (current.length) result.push(current);
+  return result;
+}
+
+/** The smallest "round" number at or above `value` (1, 2, 2.5, 5 times a power of ten). */
+export function niceMax(value) {
+  if (!(value > 0)) return 1;
+  const power = 10 ** Math.floor(Math.log10(value));
+  for (const step of [1, 2, 2.5, 5, 10]) if (step * power >= value) return step * power;
+  return 10 * power;
+}
+
+function timeTicks(t0, t1, wanted) {
+  const steps = [10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400];
+  const step = steps.find((s) => (t1 - t0) / s <= wanted) || 86400;
+  const ticks = [];
+  for (let t = Math.ceil(t0 / step) * step; t <= t1; t += step) ticks.push(t);
+  return ticks;
+}
+
+function clock(t, span) {
+  const date = new Date(t * 1000);
+  const options = span && span < 600 ? { hour: "2-digit", minute: "2-digit", second: "2-digit" } : { hour: "2-digit", minute: "2-digit" };
+  if (!span) Object.assign(options, { second: "2-digit" });
+  return date.toLocaleTimeString("en-GB", { ...options, hour12: false });
+}
+
+function nearestTime(times, t) {
+  let best = times[0];
+  for (const candidate of times) if (Math.abs(candidate - t) < Math.abs(best - t)) best = candidate;
+  return best;
+}
+
+/** A horizontal bar showing a fraction 0..1, for table cells (CPU, error %). */
+export function meter(fraction, { tone = null, label = "" } = {}) {
+  const clamped = Math.max(0, Math.min(1, Number(fraction) || 0));
+  return h(
+    "span.meter",
+    { class: tone ? `tone-${tone}` : null, title: label || null },
+    h("span.meter-fill", { style: `width:${(clamped * 100).toFixed(1)}%` }),
+  );
+}

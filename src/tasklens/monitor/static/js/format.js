@@ -1,0 +1,103 @@
+// How numbers, durations and times read on the dashboard.
+
+const DASH = "—";
+
+/** A duration given in seconds: "850 µs", "12.4 ms", "1.52 s", "3m 05s", "2h 10m". */
+export function duration(seconds) {
+  if (seconds === null || seconds === undefined || Number.isNaN(seconds)) return DASH;
+  const s = Number(seconds);
+  if (s === 0) return "0";
+  if (s < 0.001) return `${Math.round(s * 1e6)} µs`;
+  if (s < 1) return `${trim(s * 1000)} ms`;
+  if (s < 60) return `${trim(s)} s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ${String(Math.floor(s % 60)).padStart(2, "0")}s`;
+  return `${Math.floor(s / 3600)}h ${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
+}
+
+/** Three significant digits at most, no trailing zeros. */
+function trim(value) {
+  const digits = value >= 100 ? 0 : value >= 10 ? 1 : 2;
+  return String(Number(value.toFixed(digits)));
+}
+
+/** A count: 1234 -> "1,234", 1.2e6 -> "1.2M". */
+export function count(value) {
+  if (value === null || value === undefined) return DASH;
+  const n = Number(value);
+  if (Math.abs(n) >= 1e6) return `${trim(n / 1e6)}M`;
+  if (Math.abs(n) >= 1e4) return `${trim(n / 1e3)}k`;
+  return Math.round(n).toLocaleString("en-US");
+}
+
+/** A rate in events per second, shown per second or per minute, whichever reads better. */
+export function rate(perSecond) {
+  if (perSecond === null || perSecond === undefined) return DASH;
+  const n = Number(perSecond);
+  if (n === 0) return "0/s";
+  if (n < 0.1) return `${trim(n * 60)}/min`;
+  return `${trim(n)}/s`;
+}
+
+/** A fraction 0..1 as a percentage. */
+export function ratio(value) {
+  if (value === null || value === undefined) return DASH;
+  return percent(Number(value) * 100);
+}
+
+/** A percentage 0..100. */
+export function percent(value) {
+  if (value === null || value === undefined) return DASH;
+  const n = Number(value);
+  if (n === 0) return "0%";
+  if (n < 0.1) return "<0.1%";
+  return `${trim(n)}%`;
+}
+
+/** A size in bytes. */
+export function bytes(value) {
+  if (value === null || value === undefined) return DASH;
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let n = Number(value);
+  let unit = 0;
+  while (n >= 1024 && unit < units.length - 1) {
+    n /= 1024;
+    unit += 1;
+  }
+  return `${trim(n)} ${units[unit]}`;
+}
+
+/** A Unix time (seconds) as local wall-clock time; the date is added when it is not today. */
+export function time(unixSeconds) {
+  if (unixSeconds === null || unixSeconds === undefined) return DASH;
+  const date = new Date(Number(unixSeconds) * 1000);
+  const clock = date.toLocaleTimeString("en-GB", { hour12: false });
+  const today = new Date();
+  if (date.toDateString() === today.toDateString()) return clock;
+  return `${date.toLocaleDateString("en-CA")} ${clock}`;
+}
+
+/** A Unix time with milliseconds, for spans and log lines. */
+export function preciseTime(unixSeconds) {
+  if (unixSeconds === null || unixSeconds === undefined) return DASH;
+  const date = new Date(Number(unixSeconds) * 1000);
+  return `${date.toLocaleTimeString("en-GB", { hour12: false })}.${String(date.getMilliseconds()).padStart(3, "0")}`;
+}
+
+/** How long ago a Unix time was: "4 s ago", "3 min ago". */
+export function ago(unixSeconds) {
+  if (unixSeconds === null || unixSeconds === undefined) return DASH;
+  const s = Math.max(0, Date.now() / 1000 - Number(unixSeconds));
+  if (s < 60) return `${Math.round(s)} s ago`;
+  if (s < 3600) return `${Math.round(s / 60)} min ago`;
+  if (s < 86400) return `${Math.round(s / 3600)} h ago`;
+  return `${Math.round(s / 86400)} d ago`;
+}
+
+/** The first characters of a long id, the rest left to the title attribute. */
+export function shortId(id, length = 12) {
+  if (!id) return DASH;
+  const text = String(id);
+  return text.length > length ? `${text.slice(0, length)}…` : text;
+}
+
+export { DASH };

@@ -1,0 +1,185 @@
+// Runs: every task execution, newest first, searchable and filterable; each opens its trace.
+
+import { get } from "../api.js";
+import { fill, h, panel } from "../dom.js";
+import { count } from "../format.js";
+import { runsTable } from "../widgets.js";
+import { windowSeconds } from "./overview.js";
+
+/** Rows asked for per page. */
+const PAGE_SIZE = 50;
+
+export default {
+  title: () => "Runs",
+  mount(root, context) {
+    const query = context.query;
+    let items = [];
+    let nextCursor = null;
+    let browsingOlder = false;
+
+    const search = h("input", {
+      type: "search",
+      name: "q",
+      placeholder: "Message id, trace id, actor, exception…",
+      "aria-label": "Search runs",
+      value: query.get("q") || "",
+    });
+    const actor = h("select", { name: "actor", "aria-label": "Actor" }, h("option", { value: "" }, "All actors"));
+    const queue = h("select", { name: "queue", "aria-label": "Queue" }, h("option", { value: "" }, "All queues"));
+    const status = h(
+      "select",
+      { name: "status", "aria-label": "Status" },
+      h("option", { value: "" }, "Any status"),
+      h("option", { value: "ok" }, "Succeeded"),
+      h("option", { value: "error" }, "Failed"),
+    );
+    const since = h(
+      "select",
+      { name: "since", "aria-label": "Time range" },
+      h("option", { value: "" }, "Any time"),
+      ["15m", "1h", "6h", "24h"].map((w) => h("option", { value: w }, `Last ${w}`)),
+    );
+    const slower = h("input", {
+      type: "number",
+      name: "min_duration",
+      min: 0,
+      step: "any",
+      placeholder: "ms",
+      "aria-label": "Slower than (ms)",
+      value: query.get("min_duration") || "",
+    });
+    const attempt = h("input", {
+      type: "number",
+      name: "min_attempt",
+      min: 1,
+      step: 1,
+      placeholder: "≥",
+      "aria-label": "Attempt at least",
+      value: query.get("min_attempt") || "",
+    });
+    status.value = query.get("status") || "";
+    since.value = query.get("since") || "";
+    const form = h(
+      "form.filters",
+      { role: "search", onsubmit: (event) => (event.preventDefault(), apply()) },
+      h("label.grow", null, "Search", search),
+      h("label", null, "Actor", actor),
+      h("label", null, "Queue", queue),
+      h("label", null, "Status", status),
+      h("label", null, "Time", since),
+      h("label.narrow", null, "Slower than (ms)", slower),
+      h("label.narrow", null, "Attempt ≥", attempt),
+      h("button", { type: "submit" }, "Search"),
+    );
+    for (const control of [actor, queue, status, since]) control.addEventListener("change", apply);
+    const summary = h("div.summary", { id: "runs-summary" });
+    const results = h("div", { id: "runs-table" });
+    const more = h("button.secondary", { type: "button", hidden: true, onclick: loadMore }, "Load older runs");
+    fill(root, h("h1", null, "Runs"), form, panel(null, summary, results, h("div.more", null, more)));
+
+    async function loadChoices() {
+      const data = await get("/api/actors", { window: "24h" });
+      const actors = new Set(query.get("actor") ? [query.get("actor")] : []);
+      const queues = new Set(query.get("queue") ? [query.get("queue")] : []);
+      for (const item of data.items || []) {
+        actors.add(item.actor);
+        if (item.queue) queues.add(item.queue);
+      }
+      fill(actor, h("option", { value: "" }, "All actors"), [...actors].sort().map((a) => h("option", { value: a }, a)));
+      fill(queue, h("option", { value: "" }, "All queues"), [...queues].sort().map((q) => h("option", { value: q }, q)));
+      actor.value = query.get("actor") || "";
+      queue.value = query.get("queue") || "";
+    }
+
+    function filters() {
+      return {
+        q: search.value.trim(),
+        actor: actor.value,
+        queue: queue.value,
+        status: status.value,
+        since: since.value,
+        min_duration: slower.value,
+        min_attempt: attempt.value,
+      };
+    }
+
+    function apiQuery(cursor) {
+      const f = filters();
+      return {
+        q: f.q,
+        actor: f.actor,
+        queue: f.queue,
+        status: f.status,
+        since: f.since ? (Date.now() / 1000 - windowSeconds(f.since)).toFixed(3) : "",
+        limit: PAGE_SIZE,
+        cursor,
+      };
+    }
+
+    /** Duration and attempt are narrowed here, on the rows the API returned. */
+    function narrow(rows) {
+      const f = filters();
+      const minSeconds = f.min_duration ? Number(f.min_duration) / 1000 : null;
+      const minAttempt = f.min_attempt ? Number(f.min_attempt) : null;
+      return rows.filter(
+        (r) => (minSeconds === null || r.duration >= minSeconds) && (minAttempt === null || (r.attempt ?? 1) >= minAttempt),
+      );
+    }
+
+    function render() {
+      const shown = narrow(items);
+      fill(
+        summary,
+        `${count(shown.length)} run${shown.length === 1 ? "" : "s"} shown`,
+        shown.length !== items.length ? ` (of ${count(items.length)} loaded)` : "",
+        nextCursor ? ", more below" : "",
+        browsingOlder ? " · live updates paused while older runs are shown" : "",
+      );
+      fill(results, runsTable(shown, { empty: "No runs match these filters." }));
+      more.hidden = !nextCursor;
+    }
+
+    async function loadFirstPage() {
+      const data = await get("/api/runs", apiQuery());
+      items = data.items || [];
+      nextCursor = data.next_cursor || null;
+      render();
+    }
+
+    async function apply() {
+      const url = new URL(location.href);
+      url.search = "";
+      for (const [key, value] of Object.entries(filters())) if (value) url.searchParams.set(key, value);
+      history.replaceState(null, "", url);
+      browsingOlder = false;
+      await loadFirstPage();
+    }
+
+    async function loadMore() {
+      if (!nextCursor) return;
+      more.disabled = true;
+      try {
+        const data = await get("/api/runs", apiQuery(nextCursor));
+        items = items.concat(data.items || []);
+        nextCursor = data.next_cursor || null;
+        browsingOlder = true;
+        render();
+      } finally {
+        more.disabled = false;
+      }
+    }
+
+    let choicesLoaded = false;
+    return {
+      poll: true,
+      usesWindow: false,
+      async refresh() {
+        if (!choicesLoaded) {
+          await loadChoices();
+          choicesLoaded = true;
+        }
+        if (!browsingOlder) await loadFirstPage();
+      },
+    };
+  },
+};

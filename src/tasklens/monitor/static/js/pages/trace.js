@@ -1,0 +1,315 @@
+// A run's trace as a waterfall: spans nested by parent on a shared time axis, the selected
+// span's attributes, events and exception, and the trace's log lines.
+
+import { ApiError, get } from "../api.js";
+import { niceMax } from "../charts.js";
+import { fill, h, href, panel, table } from "../dom.js";
+import { duration, preciseTime, shortId } from "../format.js";
+import { banner, statusBadge } from "../widgets.js";
+
+const EXCEPTION_EVENT = "exception";
+
+export default {
+  title: (params) => `Trace ${shortId(params.traceId, 8)}`,
+  mount(root, context) {
+    const traceId = context.params.traceId;
+    let selected = context.query.get("span");
+    let trace = null;
+    let signature = "";
+
+    const summary = h("div.stats", { id: "trace-summary" });
+    const waterfall = h("div.waterfall", { id: "waterfall", role: "tree", "aria-label": "Spans of the trace" });
+    const details = h("div", { id: "span-details" });
+    const logs = h("div", { id: "trace-logs" });
+    const notice = h("div");
+    fill(
+      root,
+      h(
+        "div.page-head",
+        null,
+        h("h1", null, h("a.crumb", { href: "/runs" }, "Runs"), " / Trace ", h("span.mono", { title: traceId }, shortId(traceId, 16))),
+      ),
+      notice,
+      summary,
+      panel("Waterfall", waterfall),
+      panel("Span", details),
+      panel("Log lines", logs),
+    );
+
+    function select(spanId) {
+      selected = spanId;
+      const url = new URL(location.href);
+      url.searchParams.set("span", spanId);
+      history.replaceState(null, "", url);
+      render();
+    }
+
+    function render() {
+      const spans = trace.spans || [];
+      const byId = new Map(spans.map((s) => [s.span_id, s]));
+      if (!byId.has(selected)) selected = defaultSpan(spans)?.span_id ?? null;
+      const t0 = Math.min(...spans.map((s) => s.start));
+      const t1 = Math.max(...spans.map((s) => s.end ?? s.start));
+      const errors = spans.filter((s) => normalStatus(s.status) === "ERROR");
+      const services = new Set(spans.map((s) => s.service).filter(Boolean));
+      const rootSpan = ordered(spans)[0]?.span;
+      fill(
+        summary,
+        statBlock("Root", rootSpan ? rootSpan.name : "—"),
+        statBlock("Duration", duration(t1 - t0)),
+        statBlock("Spans", String(spans.length)),
+        statBlock("Services", [...services].join(", ") || "—"),
+        statBlock("Errors", String(errors.length), errors.length ? "error" : null),
+        statBlock("Started", preciseTime(t0)),
+      );
+      renderWaterfall(spans, t0, t1);
+      const span = byId.get(selected);
+      fill(details, span ? spanDetails(span, t0) : h("p.muted", null, "Select a span."));
+      renderLogs(t0);
+    }
+
+    function renderWaterfall(spans, t0, t1) {
+      const total = niceMax(Math.max(t1 - t0, 1e-6));
+      const offset = (t) => (((t - t0) / total) * 100).toFixed(3);
+      const axis = h(
+        "div.wf-row.wf-axis",
+        null,
+        h("div.wf-label", null, "Span"),
+        h(
+          "div.wf-track",
+          null,
+          [0, 0.2, 0.4, 0.6, 0.8, 1].map((f) => h("span.wf-tick", { style: `left:${f * 100}%` }, f ? duration(total * f) : "0")),
+        ),
+      );
+      const rows = ordered(spans).map(({ span, depth, orphan }) => {
+        const kind = normalKind(span.kind);
+        const failed = normalStatus(span.status) === "ERROR";
+        const exception = (span.events || []).find((e) => e.name === EXCEPTION_EVENT);
+        const end = span.end ?? span.start;
+        const bar = h(
+          "div.wf-bar",
+          {
+            class: `kind-${kind.toLowerCase()}${failed ? " failed" : ""}`,
+            style: `left:${offset(span.start)}%;width:max(2px, ${(((end - span.start) / total) * 100).toFixed(3)}%)`,
+          },
+          (span.events || []).map((event) =>
+            h("span.wf-event", {
+              class: event.name === EXCEPTION_EVENT ? "exception" : null,
+              style: `left:${end > span.start ? (((event.time - span.start) / (end - span.start)) * 100).toFixed(2) : 0}%`,
+              title: `${event.name} at +${duration(event.time - t0)}`,
+            }),
+          ),
+        );
+        return h(
+          "div.wf-row",
+          {
+            role: "treeitem",
+            tabindex: 0,
+            "aria-level": depth + 1,
+            "aria-selected": span.span_id === selected ? "true" : "false",
+            class: span.span_id === selected ? "selected" : null,
+            dataset: { spanId: span.span_id, status: normalStatus(span.status).toLowerCase() },
+            onclick: () => select(span.span_id),
+            onkeydown: (event) => {
+              if (event.key === "Enter" || event.key === " ") {
+                event.preventDefault();
+                select(span.span_id);
+              }
+            },
+          },
+          h(
+            "div.wf-label",
+            { style: `padding-left:${8 + depth * 16}px`, title: span.name },
+            h("span.kind", { class: `kind-${kind.toLowerCase()}` }, KIND_LABELS[kind] || kind),
+            h("span.wf-name", null, span.name),
+            span.service ? h("span.wf-service", null, span.service) : null,
+            orphan ? h("span.wf-orphan", { title: "Its parent span was not received." }, "parent missing") : null,
+            exception ? h("span.wf-error", null, exceptionType(exception) || "error") : failed ? h("span.wf-error", null, "error") : null,
+          ),
+          h("div.wf-track", null, bar, h("span.wf-duration", { style: `left:calc(${offset(end)}% + 4px)` }, duration(end - span.start))),
+        );
+      });
+      fill(waterfall, axis, rows);
+    }
+
+    function spanDetails(span, t0) {
+      const exceptions = (span.events || []).filter((e) => e.name === EXCEPTION_EVENT);
+      const others = (span.events || []).filter((e) => e.name !== EXCEPTION_EVENT);
+      const attributes = Object.entries(span.attributes || {}).sort(([a], [b]) => a.localeCompare(b));
+      return h(
+        "div.span-details",
+        null,
+        h(
+          "div.span-title",
+          null,
+          h("h3", null, span.name),
+          statusBadge(normalStatus(span.status)),
+          span.status_message ? h("span.status-message", null, span.status_message) : null,
+        ),
+        h(
+          "dl.facts",
+          null,
+          fact("Kind", normalKind(span.kind)),
+          fact("Service", span.service || "—"),
+          fact("Start", `${preciseTime(span.start)} (+${duration(span.start - t0)})`),
+          fact("Duration", duration((span.end ?? span.start) - span.start)),
+          fact("Span id", span.span_id, true),
+          fact("Parent", span.parent_span_id || "—", true),
+          (span.links || []).length
+            ? fact(
+                "Links",
+                span.links.map((l) => h("a.mono", { href: href(["runs", l.trace_id], { span: l.span_id }) }, shortId(l.trace_id, 16))),
+              )
+            : null,
+        ),
+        exceptions.map((event) => exceptionBox(event)),
+        h("h4", null, "Attributes"),
+        table(
+          ["Name", "Value"],
+          attributes.map(([key, value]) => [[key, "mono key"], [printable(value), "mono value"]]),
+          { empty: "No attributes.", className: "attributes" },
+        ),
+        others.length
+          ? [
+              h("h4", null, "Events"),
+              table(
+                ["Time", "Event", "Attributes"],
+                others.map((event) => [
+                  [`+${duration(event.time - t0)}`, "num nowrap"],
+                  [event.name, "mono"],
+                  [attributeList(event.attributes), "mono"],
+                ]),
+                { className: "events" },
+              ),
+            ]
+          : null,
+      );
+    }
+
+    function renderLogs(t0) {
+      const lines = trace.logs || [];
+      if (!lines.length) {
+        fill(logs, h("p.muted", null, "No log lines were received for this trace."));
+        return;
+      }
+      const rows = lines.map((line) =>
+        h(
+          "tr",
+          { class: line.span_id && line.span_id === selected ? "highlight" : null },
+          h("td.nowrap.mono", { title: preciseTime(line.time) }, `+${duration(line.time - t0)}`),
+          h("td", null, h("span.severity", { class: `sev-${String(line.severity || "").toLowerCase()}` }, line.severity || "—")),
+          h("td.log-body", null, printable(line.body)),
+          h(
+            "td.mono",
+            null,
+            line.span_id ? h("a", { href: "#", onclick: (event) => (event.preventDefault(), select(line.span_id)) }, shortId(line.span_id, 8)) : "—",
+          ),
+        ),
+      );
+      fill(logs, table(["Time", "Level", "Message", "Span"], rows, { className: "logs" }));
+    }
+
+    return {
+      poll: true,
+      usesWindow: false,
+      async refresh() {
+        let data;
+        try {
+          data = await get(`/api/traces/${encodeURIComponent(traceId)}`);
+        } catch (error) {
+          if (error instanceof ApiError && error.status === 404) {
+            fill(notice, banner(`Trace ${traceId} is not in the store (yet, or any more).`, "info"));
+            return;
+          }
+          throw error;
+        }
+        fill(notice);
+        const next = `${(data.spans || []).map((s) => `${s.span_id}:${s.end}`).join(",")}|${(data.logs || []).length}`;
+        if (next === signature) return;
+        signature = next;
+        trace = data;
+        if (!(trace.spans || []).length) {
+          fill(notice, banner("This trace has no spans.", "info"));
+          return;
+        }
+        render();
+      },
+    };
+  },
+};
+
+const KIND_LABELS = { SERVER: "server", CLIENT: "client", PRODUCER: "send", CONSUMER: "process", INTERNAL: "internal" };
+
+function normalKind(kind) {
+  return String(kind || "INTERNAL").replace(/^SPAN_KIND_/, "").toUpperCase();
+}
+
+function normalStatus(status) {
+  return String(status || "UNSET").replace(/^STATUS_CODE_/, "").toUpperCase();
+}
+
+/** Spans depth-first, children in start order; spans whose parent is absent become roots. */
+function ordered(spans) {
+  const ids = new Set(spans.map((s) => s.span_id));
+  const children = new Map();
+  const roots = [];
+  for (const span of [...spans].sort((a, b) => a.start - b.start)) {
+    if (span.parent_span_id && ids.has(span.parent_span_id)) {
+      if (!children.has(span.parent_span_id)) children.set(span.parent_span_id, []);
+      children.get(span.parent_span_id).push(span);
+    } else {
+      roots.push(span);
+    }
+  }
+  const result = [];
+  const visit = (span, depth) => {
+    result.push({ span, depth, orphan: depth === 0 && Boolean(span.parent_span_id) });
+    for (const child of children.get(span.span_id) || []) visit(child, depth + 1);
+  };
+  for (const rootSpan of roots) visit(rootSpan, 0);
+  return result;
+}
+
+/** The span to show first: the first one that raised, else the first failed one, else the root. */
+function defaultSpan(spans) {
+  return (
+    spans.find((s) => (s.events || []).some((e) => e.name === EXCEPTION_EVENT)) ||
+    spans.find((s) => normalStatus(s.status) === "ERROR") ||
+    ordered(spans)[0]?.span
+  );
+}
+
+function exceptionType(event) {
+  return event.attributes?.["exception.type"];
+}
+
+function exceptionBox(event) {
+  const a = event.attributes || {};
+  return h(
+    "div.exception",
+    { role: "group", "aria-label": "Exception" },
+    h("div.exception-head", null, h("strong.exception-type", null, a["exception.type"] || "Exception"), a["exception.message"] ? `: ${a["exception.message"]}` : ""),
+    a["exception.stacktrace"] ? h("pre.traceback", null, String(a["exception.stacktrace"])) : null,
+  );
+}
+
+function statBlock(label, value, tone) {
+  return h("div.stat", { class: tone ? `tone-${tone}` : null }, h("div.stat-label", null, label), h("div.stat-value.small", null, value));
+}
+
+function fact(label, value, mono = false) {
+  return [h("dt", null, label), h("dd", { class: mono ? "mono" : null }, value)];
+}
+
+function attributeList(attributes) {
+  const entries = Object.entries(attributes || {});
+  if (!entries.length) return "—";
+  return entries.map(([k, v]) => `${k}=${printable(v)}`).join("  ");
+}
+
+/** Attribute values as text: strings as they are, everything else as JSON. */
+function printable(value) {
+  if (typeof value === "string") return value;
+  if (value === null || value === undefined) return "—";
+  return JSON.stringify(value);
+}

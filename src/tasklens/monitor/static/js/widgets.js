@@ -1,0 +1,80 @@
+// Pieces several pages share: run tables, status badges, banners, series conversion.
+
+import { h, href, table } from "./dom.js";
+import { duration, preciseTime, shortId, time } from "./format.js";
+
+/** "ok" / "error" as a coloured badge. */
+export function statusBadge(status) {
+  const value = String(status || "unset").toLowerCase();
+  return h("span.badge", { class: `status-${value}` }, value);
+}
+
+/** A message across the page: tone "error", "info" or "ok". */
+export function banner(text, tone = "info") {
+  return h("div.banner", { class: tone, role: tone === "error" ? "alert" : "status" }, text);
+}
+
+/** Where a run opens: its trace, with its own span selected. */
+export function runHref(run) {
+  return href(["runs", run.trace_id], { span: run.span_id });
+}
+
+/** A table of run rows as /api/runs returns them; each row opens the run's trace. */
+export function runsTable(runs, { empty = "No runs match.", showActor = true } = {}) {
+  const columns = [
+    "Time",
+    showActor ? "Actor" : null,
+    "Queue",
+    "Status",
+    { label: "Duration", className: "num" },
+    { label: "Attempt", className: "num" },
+    "Message id",
+    "Trace id",
+  ].filter(Boolean);
+  const rows = runs.map((run) => {
+    const open = runHref(run);
+    const row = h(
+      "tr.clickable",
+      { dataset: { traceId: run.trace_id, status: run.status } },
+      h("td.nowrap", { title: preciseTime(run.time) }, time(run.time)),
+      showActor ? h("td", null, h("a", { href: href(["actors", run.actor]) }, run.actor)) : null,
+      h("td", null, run.queue),
+      h("td", null, statusBadge(run.status), run.error_type ? h("span.error-type", null, run.error_type) : null),
+      h("td.num", null, duration(run.duration)),
+      h("td.num", null, run.attempt ?? "—"),
+      h("td.mono", { title: run.message_id || "" }, shortId(run.message_id, 13)),
+      h("td.mono", null, h("a.run-link", { href: open, title: run.trace_id }, shortId(run.trace_id, 13))),
+    );
+    row.addEventListener("click", (event) => {
+      if (event.target.closest("a")) return;
+      location.href = open;
+    });
+    return row;
+  });
+  return table(columns, rows, { empty, className: "runs" });
+}
+
+/** Overview-shaped series ([{t, ...}]) as chart points for one field. */
+export function points(series, field, scale = 1) {
+  return series.map((p) => [p.t, p[field] === null || p[field] === undefined ? null : p[field] * scale]);
+}
+
+/** Group {t, queue, state, value} rows into one chart series per queue and state. */
+export function depthSeries(items, { states = null, limit = 8 } = {}) {
+  const groups = new Map();
+  for (const item of items) {
+    if (states && !states.includes(item.state)) continue;
+    const key = `${item.queue} · ${item.state}`;
+    if (!groups.has(key)) groups.set(key, { label: key, state: item.state, points: [], peak: 0 });
+    const group = groups.get(key);
+    group.points.push([item.t, item.value]);
+    group.peak = Math.max(group.peak, item.value ?? 0);
+  }
+  return [...groups.values()]
+    .filter((g) => g.peak > 0)
+    .sort((a, b) => b.peak - a.peak)
+    .slice(0, limit);
+}
+
+/** Colour of a queue state in depth charts. */
+export const STATE_COLORS = { ready: "#3b7dd8", delayed: "#b8a22b", in_flight: "#2ca58d", dead: "#d64545" };
