@@ -23,7 +23,7 @@ from fastapi import APIRouter, FastAPI
 
 from tasklens.brokers.base import BrokerInspector
 from tasklens.brokers.url import redact_url
-from tasklens.monitor import api, health, metrics
+from tasklens.monitor import api, health, metrics, pages
 from tasklens.monitor.errors import install_error_handlers
 from tasklens.monitor.inspectors import InspectorFactory, SharedInspector
 from tasklens.monitor.otlp_export import start_otlp_export
@@ -41,6 +41,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     metrics.router,
     api.router,
     api.actions_router,
+    # The web dashboard's pages and static files; last, so API paths always win.
+    pages.router,
 )
 
 
