@@ -129,6 +129,9 @@ class RedisInspector(BrokerInspector):
         connection_url, url_namespace = _split_namespace(url)
         self.namespace = namespace or url_namespace or DEFAULT_NAMESPACE
         self.queues = tuple(dict.fromkeys(canonical_queue_name(q) for q in queues))
+        # Queues found once stay reported (at zero once emptied, when Redis drops their keys)
+        # so that their series do not vanish from the metrics.
+        self._seen: set[str] = set()
         self.timeout = timeout
         self.heartbeat_timeout = heartbeat_timeout
         self.requeue_batch_size = requeue_batch_size
@@ -161,14 +164,20 @@ class RedisInspector(BrokerInspector):
     def snapshot(self) -> BrokerSnapshot:
         started = time.monotonic()
         with self._errors():
-            names = sorted(set(self.queues) | self._discover())
+            names = sorted(self._known() | self._discover())
             try:
                 rows, workers, now_ms = self._read_queues(names)
             except redis.exceptions.NoScriptError:
                 # The server lost its script cache (restart, SCRIPT FLUSH): load it and read again.
                 self._client.script_load(self._stats_script)
                 rows, workers, now_ms = self._read_queues(names)
-        queues = [_queue_stats(name, row, now_ms) for name, row in zip(names, rows, strict=True)]
+        queues = [
+            _queue_stats(name, row, now_ms)
+            for name, row in zip(names, rows, strict=True)
+            if int(row[0]) >= 0 or name in self._known()
+        ]
+        # Rebound, not updated in place: other threads may be reading the old set.
+        self._seen = self._seen | {q.name for q in queues}
         return BrokerSnapshot(
             queues=queues, workers=int(workers), read_at=time.time(), duration=time.monotonic() - started
         )
@@ -302,6 +311,9 @@ class RedisInspector(BrokerInspector):
         names = [queue, queue + DELAY_QUEUE_SUFFIX, queue + DEAD_LETTER_QUEUE_SUFFIX]
         return [self._key(n + suffix) for n in names for suffix in ("", MESSAGES_SUFFIX)]
 
+    def _known(self) -> set[str]:
+        return set(self.queues) | self._seen
+
     def _discover(self) -> set[str]:
         prefix = self._key("")
         names = set()
@@ -314,13 +326,13 @@ class RedisInspector(BrokerInspector):
         return names
 
     def _check_queue(self, queue: str, existing_keys: int) -> None:
-        if not existing_keys and queue not in self.queues:
+        if not existing_keys and queue not in self._known():
             raise QueueNotFound(
                 f"queue {queue!r} not found in namespace {self.namespace!r} of {self._redacted_url}"
             )
 
     def _require_queue(self, queue: str) -> None:
-        if queue not in self.queues:
+        if queue not in self._known():
             self._check_queue(queue, int(self._client.exists(*self._queue_keys(queue))))
 
     def _find_dead(self, queue: str, message_ids: Sequence[str]) -> dict[str, tuple[bytes, bytes]]:
@@ -401,7 +413,8 @@ class RedisInspector(BrokerInspector):
 
 
 def _queue_stats(name: str, row: list[Any], now_ms: float) -> QueueStats:
-    ready, messages, delayed, dead, ready_since = row
+    ready, messages, delayed, dead = (max(0, int(value)) for value in row[:4])
+    ready_since = row[4]
     if not ready:
         oldest_age: float | None = 0.0
     elif ready_since is None:
