@@ -39,6 +39,7 @@ from urllib.parse import quote
 import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
+from pika.adapters.utils.connection_workflow import AMQPConnectorException, AMQPConnectorStackTimeout
 
 from tasklens.brokers.base import (
     BrokerError,
@@ -277,7 +278,17 @@ class RabbitmqInspector(BrokerInspector):
                 raise BrokerError(
                     f"{self._redacted_url} refused a requeued message; the dead letter was kept."
                 ) from None
-            except (pika.exceptions.AMQPConnectionError, pika.exceptions.ConnectionClosed, OSError) as e:
+            except AMQPConnectorStackTimeout:
+                self._drop_connection()
+                raise BrokerUnavailable(
+                    f"cannot reach {self._redacted_url}: no answer within {self.timeout:g} s"
+                ) from None
+            except (
+                pika.exceptions.AMQPConnectionError,
+                pika.exceptions.ConnectionClosed,
+                AMQPConnectorException,
+                OSError,
+            ) as e:
                 self._drop_connection()
                 raise BrokerUnavailable(
                     f"cannot reach {self._redacted_url}: {_reason(e, self.url)}"
