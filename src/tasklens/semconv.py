@@ -76,13 +76,15 @@ DRAMATIQ_RETRY_DELAY = "dramatiq.retry.delay"
 #: Event and metric attribute: why a message was dead-lettered (see ``DeadLetterReason``).
 DRAMATIQ_DEAD_LETTER_REASON = "dramatiq.dead_letter.reason"
 
-DeadLetterReason = Literal["retries_exhausted", "throws", "age_limit", "failed"]
+DeadLetterReason = Literal["retries_exhausted", "throws", "age_limit", "actor_not_found", "failed"]
 #: Retries ran out (``max_retries`` reached or ``retry_when`` said no).
 REASON_RETRIES_EXHAUSTED: DeadLetterReason = "retries_exhausted"
 #: The exception is listed in the actor's ``throws``: never retried.
 REASON_THROWS: DeadLetterReason = "throws"
 #: AgeLimit skipped the message because it was older than ``max_age``.
 REASON_AGE_LIMIT: DeadLetterReason = "age_limit"
+#: No actor of that name is declared in the worker: Dramatiq rejects the message unprocessed.
+REASON_ACTOR_NOT_FOUND: DeadLetterReason = "actor_not_found"
 #: Another middleware failed the message.
 REASON_FAILED: DeadLetterReason = "failed"
 

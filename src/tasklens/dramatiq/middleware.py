@@ -13,6 +13,7 @@ from typing import Any
 
 from dramatiq.asyncio import async_to_sync
 from dramatiq.common import q_name
+from dramatiq.errors import ActorNotFound
 from dramatiq.logging import get_logger
 from dramatiq.middleware import AgeLimit
 from opentelemetry import context as otel_context
@@ -217,11 +218,11 @@ class OpenTelemetryMiddleware(dramatiq.Middleware):
             enqueue = broker.enqueue
 
             @functools.wraps(enqueue)
-            def guarded_enqueue(*args: Any, **kwargs: Any) -> Any:
+            def guarded_enqueue(message: dramatiq.Message[Any], *args: Any, **kwargs: Any) -> Any:
                 try:
-                    return enqueue(*args, **kwargs)
+                    return enqueue(message, *args, **kwargs)
                 except BaseException as exception:
-                    self._end_failed_send(exception)
+                    self._end_failed_send(exception, broker, message, kwargs.get("delay"))
                     raise
 
             guarded_enqueue.__tasklens_middleware__ = self  # type: ignore[attr-defined]
@@ -315,16 +316,8 @@ class OpenTelemetryMiddleware(dramatiq.Middleware):
                 return  # the broker is retrying the same enqueue: one span covers all attempts
             self._end_failed_send(None)
 
-        route = self._route(broker, message.queue_name, message.actor_name)
-        attributes = dict(route.send_span_attributes)
-        attributes[semconv.MESSAGING_MESSAGE_ID] = message.message_id
-        if delay:
-            attributes[semconv.DRAMATIQ_MESSAGE_DELAY] = delay
-        retries = options.get("retries")
-        if retries:
-            attributes[semconv.DRAMATIQ_MESSAGE_RETRIES] = retries
-
-        span = self._tracer.start_span(route.send_name, kind=SpanKind.PRODUCER, attributes=attributes)
+        sending = self._start_send(broker, message, delay)
+        span = sending.span
         carrier: dict[str, str] = {}
         propagate.inject(carrier, context=trace.set_span_in_context(span))
         if carrier:
@@ -339,9 +332,26 @@ class OpenTelemetryMiddleware(dramatiq.Middleware):
             if processing.span.is_recording():
                 processing.span.add_event(
                     semconv.EVENT_RETRY_SCHEDULED,
-                    {semconv.DRAMATIQ_RETRY_COUNT: retries or 0, semconv.DRAMATIQ_RETRY_DELAY: delay or 0},
+                    {
+                        semconv.DRAMATIQ_RETRY_COUNT: options.get("retries") or 0,
+                        semconv.DRAMATIQ_RETRY_DELAY: delay or 0,
+                    },
                 )
-        _sending.set(_Sending(message.message_id, route, span, time.perf_counter()))
+        _sending.set(sending)
+
+    def _start_send(
+        self, broker: dramatiq.Broker, message: dramatiq.Message[Any], delay: int | None
+    ) -> _Sending:
+        route = self._route(broker, message.queue_name, message.actor_name)
+        attributes = dict(route.send_span_attributes)
+        attributes[semconv.MESSAGING_MESSAGE_ID] = message.message_id
+        if delay:
+            attributes[semconv.DRAMATIQ_MESSAGE_DELAY] = delay
+        retries = message.options.get("retries")
+        if retries:
+            attributes[semconv.DRAMATIQ_MESSAGE_RETRIES] = retries
+        span = self._tracer.start_span(route.send_name, kind=SpanKind.PRODUCER, attributes=attributes)
+        return _Sending(message.message_id, route, span, time.perf_counter())
 
     def after_enqueue(
         self, broker: dramatiq.Broker, message: dramatiq.Message[Any], delay: int | None
@@ -355,11 +365,22 @@ class OpenTelemetryMiddleware(dramatiq.Middleware):
         self._sent.add(1, pending.route.send_metric_attributes)
         self._send_duration.record(elapsed, pending.route.send_metric_attributes)
 
-    def _end_failed_send(self, exception: BaseException | None) -> None:
+    def _end_failed_send(
+        self,
+        exception: BaseException | None,
+        broker: dramatiq.Broker | None = None,
+        message: Any = None,
+        delay: int | None = None,
+    ) -> None:
         pending = _sending.get()
-        if pending is None:
+        if pending is not None:
+            _sending.set(None)
+        elif broker is not None and isinstance(message, dramatiq.Message):
+            # The broker failed before it signalled the enqueue (RabbitMQ declares the queue
+            # first): the attempt still gets its span.
+            pending = self._start_send(broker, message, delay)
+        else:
             return
-        _sending.set(None)
         error_type = _error_type(exception) if exception is not None else "EnqueueAborted"
         span = pending.span
         if span.is_recording():
@@ -483,6 +504,14 @@ class OpenTelemetryMiddleware(dramatiq.Middleware):
             has_age_limit = any(isinstance(m, AgeLimit) for m in broker.middleware)
             reason = semconv.REASON_AGE_LIMIT if has_age_limit else semconv.REASON_FAILED
         self._finish_processing(state, None, reason, skipped=True)
+
+    def after_nack(self, broker: dramatiq.Broker, message: dramatiq.broker.MessageProxy) -> None:
+        if message.actor_name in broker.actors:
+            return
+        # Dramatiq rejects a message for an undeclared actor on the consumer thread, without
+        # processing it: give it a process span all the same, so the failure is visible.
+        state = self._start_processing(broker, message)
+        self._finish_processing(state, ActorNotFound(message.actor_name), semconv.REASON_ACTOR_NOT_FOUND)
 
 
 def _extract(carrier: Any) -> otel_context.Context | None:
