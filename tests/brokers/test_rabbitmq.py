@@ -313,6 +313,16 @@ def test_the_management_api_adds_in_flight_counts_and_discovery(rabbitmq_url: st
     assert authorization == "Basic " + base64.b64encode(b"guest:guest").decode()
 
 
+def test_the_management_api_credentials_come_from_its_url(rabbitmq_url: str) -> None:
+    api = ManagementApi([])
+    try:
+        with open_broker(rabbitmq_url, management_url=api.url.replace("//", "//admin:pw@")) as inspector:
+            assert inspector.snapshot().queues == []
+    finally:
+        api.close()
+    assert api.requests[0][1] == "Basic " + base64.b64encode(b"admin:pw").decode()
+
+
 def test_an_unreachable_management_api_is_named_redacted(rabbitmq_url: str) -> None:
     port = closed_port()
     inspector = open_broker(rabbitmq_url, management_url=f"http://admin:hunter2@127.0.0.1:{port}")

@@ -104,7 +104,9 @@ class DeadLetter:
       actor(str): The actor the message was for.
       args(list): Positional arguments.
       kwargs(dict): Keyword arguments.
-      options(dict): Message options (retries, traceback, otel_context, ...).
+      options(dict): Message options (retries, traceback, otel_context, ...). Brokers keep a
+        message as it was enqueued, so ``traceback`` is the previous attempt's: present when the
+        message was retried before it died, absent when its first attempt was its last.
       died_at(float|None): When it was dead-lettered, Unix seconds, if known.
       enqueued_at(float|None): The message's timestamp, Unix seconds.
     """
@@ -131,7 +133,11 @@ class DeadLetter:
 
 @dataclass(frozen=True)
 class DeadLetterPage:
-    """A page of dead letters, newest first, and the total in the queue."""
+    """A page of dead letters and the total in the queue.
+
+    Newest first on Redis; in queue order (oldest first) on RabbitMQ, which can only read a
+    queue from its head.
+    """
 
     items: list[DeadLetter]
     total: int
@@ -163,7 +169,7 @@ class BrokerInspector(abc.ABC):
 
     @abc.abstractmethod
     def dead_letters(self, queue: str, *, offset: int = 0, limit: int = 50) -> DeadLetterPage:
-        """A page of the queue's dead letters."""
+        """A page of the queue's dead letters. Raises QueueNotFound."""
 
     @abc.abstractmethod
     def dead_letter(self, queue: str, message_id: str) -> DeadLetter:
@@ -178,11 +184,17 @@ class BrokerInspector(abc.ABC):
         reset_retries: bool = False,
         progress: Progress | None = None,
     ) -> int:
-        """Move dead letters (``None``: all of them) back to the queue; return how many moved."""
+        """Move dead letters (``None``: all of them) back to the queue; return how many moved.
+
+        Raises MessageNotFound, changing nothing, when one of ``message_ids`` is not dead.
+        """
 
     @abc.abstractmethod
     def delete_dead(self, queue: str, message_ids: Sequence[str]) -> int:
-        """Delete some dead letters; return how many were deleted."""
+        """Delete some dead letters; return how many were deleted.
+
+        Raises MessageNotFound, changing nothing, when one of ``message_ids`` is not dead.
+        """
 
     @abc.abstractmethod
     def purge_dead(self, queue: str) -> int:

@@ -8,7 +8,11 @@ Dramatiq's Redis broker keeps, under a namespace (``dramatiq`` unless configured
 - ``ns:q.DQ`` and ``ns:q.DQ.msgs``, the same for the delay queue;
 - ``ns:q.XQ``, a sorted set of dead message ids scored by when they died (Unix ms), and
   ``ns:q.XQ.msgs``, their payloads;
-- ``ns:__heartbeats__``, a sorted set of worker ids scored by their last heartbeat (Unix ms).
+- ``ns:__heartbeats__``, a sorted set of broker ids scored by their last heartbeat (Unix ms).
+
+So in flight counts the messages workers fetched, running or prefetched; and workers counts
+the processes whose Dramatiq broker talked to Redis within the heartbeat timeout, which are
+the workers (an idle worker polls every few seconds) and any producer that enqueued meanwhile.
 
 Queues are found with SCAN (never KEYS, which blocks the server), all queues are read in one
 pipelined round trip with a small read-only script per queue (so each queue's counts come from
