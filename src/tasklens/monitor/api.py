@@ -34,8 +34,9 @@ from tasklens.monitor.schemas import (
     PurgedOut,
     QueueOut,
     QueuesOut,
+    RequeueAll,
     RequeuedOut,
-    RequeueIn,
+    RequeueIds,
     WorkersOut,
 )
 from tasklens.monitor.state import MonitorState, monitor_state
@@ -60,6 +61,9 @@ COMMON_ERRORS: dict[int | str, dict[str, object]] = {
 }
 NOT_FOUND: dict[int | str, dict[str, object]] = {
     404: {"model": ErrorBody, "description": "No such queue or message."},
+}
+BAD_BODY: dict[int | str, dict[str, object]] = {
+    400: {"model": ErrorBody, "description": "The body is not JSON."},
 }
 FORBIDDEN: dict[int | str, dict[str, object]] = {
     403: {"model": ErrorBody, "description": "The monitor has no auth token: actions are disabled."},
@@ -121,17 +125,20 @@ def show_dead_letter(state: State, queue: str, message_id: str) -> DeadLetterOut
         return DeadLetterOut.of(inspector.dead_letter(queue, message_id))
 
 
-@actions_router.post("/queues/{queue}/dead-letters/requeue", summary="Requeue dead letters")
-def requeue_dead_letters(state: State, queue: str, body: RequeueIn) -> RequeuedOut:
+@actions_router.post(
+    "/queues/{queue}/dead-letters/requeue", summary="Requeue dead letters", responses=BAD_BODY
+)
+def requeue_dead_letters(state: State, queue: str, body: RequeueIds | RequeueAll) -> RequeuedOut:
+    message_ids = body.message_ids if isinstance(body, RequeueIds) else None
     with state.actions.borrow() as inspector:
-        moved = inspector.requeue_dead(
-            queue, None if body.all else body.message_ids, reset_retries=body.reset_retries
-        )
+        moved = inspector.requeue_dead(queue, message_ids, reset_retries=body.reset_retries)
     logger.info("Requeued %d dead letters of %r.", moved, queue)
     return RequeuedOut(requeued=moved)
 
 
-@actions_router.post("/queues/{queue}/dead-letters/delete", summary="Delete some dead letters")
+@actions_router.post(
+    "/queues/{queue}/dead-letters/delete", summary="Delete some dead letters", responses=BAD_BODY
+)
 def delete_dead_letters(state: State, queue: str, body: DeleteIn) -> DeletedOut:
     with state.actions.borrow() as inspector:
         deleted = inspector.delete_dead(queue, body.message_ids)

@@ -18,12 +18,14 @@ import importlib.metadata
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
 from tasklens.brokers.base import BrokerInspector
 from tasklens.brokers.url import redact_url
 from tasklens.monitor import api, health, metrics, pages
+from tasklens.monitor.auth import document_security
 from tasklens.monitor.errors import install_error_handlers
 from tasklens.monitor.inspectors import InspectorFactory, SharedInspector
 from tasklens.monitor.otlp_export import start_otlp_export
@@ -106,4 +108,19 @@ def create_app(settings: MonitorSettings, *, open_inspector: InspectorFactory | 
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    _document_access(app, settings)
     return app
+
+
+def _document_access(app: FastAPI, settings: MonitorSettings) -> None:
+    """Make ``/openapi.json`` say which operations need the token with these settings."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            document_security(schema, ROUTERS, settings)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -11,15 +11,17 @@
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from tasklens.monitor.settings import AUTH_TOKEN_ENV
+from tasklens.monitor.settings import AUTH_TOKEN_ENV, MonitorSettings
 from tasklens.monitor.state import MonitorState, monitor_state
 
-__all__ = ["action_access", "public_access", "read_access"]
+__all__ = ["action_access", "document_security", "public_access", "read_access", "token_needed"]
 
 #: Reads ``Authorization: Bearer <token>`` and documents the scheme in the OpenAPI document.
 bearer_scheme = HTTPBearer(auto_error=False, description="The monitor's --auth-token.")
@@ -37,7 +39,7 @@ NO_TOKEN_MESSAGE = (
 def public_access(state: State, credentials: Credentials) -> None:
     """Allow health and metrics reads per the bind address and ``--public-metrics``."""
     settings = state.settings
-    if settings.loopback or settings.public_metrics or settings.auth_token is None:
+    if settings.auth_token is None or not token_needed(public_access, settings):
         return
     _check_token(settings.auth_token, credentials)
 
@@ -47,6 +49,49 @@ def read_access(state: State, credentials: Credentials) -> None:
     if state.settings.auth_token is None:
         return
     _check_token(state.settings.auth_token, credentials)
+
+
+def token_needed(access: Callable[..., None], settings: MonitorSettings) -> bool:
+    """Whether routes guarded by ``access`` refuse requests without the token under ``settings``.
+
+    Parameters:
+      access: ``public_access``, ``read_access`` or ``action_access``.
+      settings(MonitorSettings): The monitor's settings.
+    """
+    if access is action_access:
+        return True
+    if settings.auth_token is None:
+        return False
+    if access is public_access:
+        return not (settings.loopback or settings.public_metrics)
+    return True
+
+
+def document_security(
+    schema: dict[str, Any], routers: Sequence[APIRouter], settings: MonitorSettings
+) -> None:
+    """Mark the bearer token optional in ``schema`` on the operations that do not need it, so
+    the OpenAPI document says what this monitor, with these settings, enforces.
+
+    Parameters:
+      schema(dict): The OpenAPI document, changed in place.
+      routers(Sequence[APIRouter]): The routers the app includes.
+      settings(MonitorSettings): The monitor's settings.
+    """
+    for router in routers:
+        for route in router.routes:
+            if not isinstance(route, APIRoute):
+                continue
+            guards = [
+                depends.dependency for depends in route.dependencies if depends.dependency in ACCESS_LEVELS
+            ]
+            if not guards or any(token_needed(guard, settings) for guard in guards):
+                continue
+            operations = schema.get("paths", {}).get(route.path_format, {})
+            for method in route.methods or ():
+                operation = operations.get(method.lower())
+                if operation is not None and operation.get("security"):
+                    operation["security"] = [{}, *operation["security"]]
 
 
 def action_access(state: State, credentials: Credentials) -> None:
@@ -69,3 +114,7 @@ def _check_token(expected: str, credentials: HTTPAuthorizationCredentials | None
             "invalid bearer token",
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         )
+
+
+#: The access checks, from the most open to the most guarded.
+ACCESS_LEVELS: tuple[Callable[..., None], ...] = (public_access, read_access, action_access)

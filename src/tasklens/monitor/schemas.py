@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from tasklens.brokers.base import DeadLetter, QueueStats
 
@@ -20,6 +20,8 @@ __all__ = [
     "PurgedOut",
     "QueueOut",
     "QueuesOut",
+    "RequeueAll",
+    "RequeueIds",
     "RequeueIn",
     "RequeuedOut",
     "WorkersOut",
@@ -122,20 +124,27 @@ class DeadLetterPageOut(BaseModel):
     limit: int
 
 
-class RequeueIn(BaseModel):
-    """Which dead letters to move back to their queue: some ids, or ``all``."""
+class RequeueIds(BaseModel):
+    """Requeue the dead letters with these ids."""
 
     model_config = ConfigDict(strict=True, extra="forbid")
 
-    message_ids: list[str] | None = Field(default=None, max_length=MAX_IDS_PER_REQUEST)
-    all: bool = Field(default=False, description="Requeue every dead letter (message_ids must be absent).")
+    message_ids: list[str] = Field(min_length=1, max_length=MAX_IDS_PER_REQUEST)
+    all: Literal[False] = False
     reset_retries: bool = Field(default=False, description="Set the retry count back to 0.")
 
-    @model_validator(mode="after")
-    def _one_selection(self) -> RequeueIn:
-        if self.all == bool(self.message_ids):
-            raise ValueError("give either a non-empty message_ids list or all=true, not both")
-        return self
+
+class RequeueAll(BaseModel):
+    """Requeue every dead letter of the queue."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    all: Literal[True]
+    reset_retries: bool = Field(default=False, description="Set the retry count back to 0.")
+
+
+#: Which dead letters to move back to their queue: some ids, or ``{"all": true}``.
+RequeueIn = RequeueIds | RequeueAll
 
 
 class DeleteIn(BaseModel):

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 __all__ = [
     "AUTH_TOKEN_ENV",
     "BROKER_URL_ENV",
+    "DEFAULT_BROKER_TIMEOUT",
     "DEFAULT_BROKER_URL",
+    "DEFAULT_CACHE_TTL",
     "DEFAULT_HOST",
     "DEFAULT_PORT",
     "HealthThresholds",

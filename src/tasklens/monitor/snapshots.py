@@ -88,7 +88,7 @@ class SnapshotReader:
         self._ttl = ttl
         self._clock = clock
         self._lock = threading.Lock()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tasklens-snapshot")
+        self._executor: ThreadPoolExecutor | None = None
         self._pending: Future[ReadResult] | None = None
         self._latest: ReadResult | None = None
 
@@ -116,6 +116,8 @@ class SnapshotReader:
             if latest is not None and self._clock() - latest.finished_at < self._ttl:
                 return latest
             if self._pending is None:
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tasklens-snapshot")
                 self._pending = self._executor.submit(self._read_once)
             pending = self._pending
         try:
@@ -124,8 +126,13 @@ class SnapshotReader:
             return self._record_timeout()
 
     def close(self) -> None:
-        """Stop reading; a read in progress is abandoned."""
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        """Release the thread and the connection; a read in progress is abandoned. A later read
+        starts afresh."""
+        with self._lock:
+            executor, self._executor = self._executor, None
+            self._pending = None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
         self._inspector.close()
 
     def _read_once(self) -> ReadResult:
