@@ -4,7 +4,7 @@ import { ApiError, del, get, getToken, post } from "../api.js";
 import { lineChart } from "../charts.js";
 import { fill, h, panel, table } from "../dom.js";
 import { ago, count, duration, shortId, time } from "../format.js";
-import { banner, depthSeries, STATE_COLORS } from "../widgets.js";
+import { banner, depthSeries, runsTable, STATE_COLORS } from "../widgets.js";
 
 /** Dead letters per page of the browser. */
 const DLQ_PAGE_SIZE = 25;
@@ -22,6 +22,7 @@ export default {
       selected: new Set(),
       inspected: null,
       armed: null,
+      loads: 0,
     };
 
     const readNotice = h("div", { id: "queues-notice" });
@@ -156,10 +157,13 @@ export default {
         fill(letters, h("p.muted", null, "No queue to browse."));
         return;
       }
+      // A poll that started before an action may answer after it: only the latest load renders.
+      const load = ++dlq.loads;
       const page = await get(`/api/queues/${encodeURIComponent(dlq.queue)}/dead-letters`, {
         offset: dlq.offset,
         limit: DLQ_PAGE_SIZE,
       });
+      if (load !== dlq.loads) return;
       dlq.page = page;
       const ids = new Set(page.items.map((l) => l.message_id));
       for (const id of [...dlq.selected]) if (!ids.has(id)) dlq.selected.delete(id);
@@ -241,8 +245,13 @@ export default {
     async function inspect(messageId) {
       dlq.inspected = messageId;
       try {
-        const letter = await get(`/api/queues/${encodeURIComponent(dlq.queue)}/dead-letters/${encodeURIComponent(messageId)}`);
+        const [letter, attempts] = await Promise.all([
+          get(`/api/queues/${encodeURIComponent(dlq.queue)}/dead-letters/${encodeURIComponent(messageId)}`),
+          // The broker keeps the message as it was sent; why it failed is in its runs.
+          get("/api/runs", { q: messageId, limit: 10 }).catch(() => ({ items: [] })),
+        ]);
         const { traceback: tb, ...rest } = letter;
+        const runs = (attempts.items || []).filter((run) => run.message_id === messageId);
         const otel = letter.options?.otel_context?.traceparent;
         const traceId = typeof otel === "string" ? otel.split("-")[1] : null;
         fill(
@@ -262,6 +271,10 @@ export default {
               h("dd", null, String(letter.retries)),
               traceId ? [h("dt", null, "Trace"), h("dd", null, h("a.mono", { href: `/runs/${encodeURIComponent(traceId)}` }, traceId))] : null,
             ),
+            h("h4", null, "Attempts"),
+            runs.length
+              ? runsTable(runs, { showActor: false })
+              : h("p.muted", null, "No run of this message is in the store."),
             h("h4", null, "Arguments"),
             h("pre.json", null, JSON.stringify({ args: rest.args, kwargs: rest.kwargs }, null, 2)),
             h("h4", null, "Options"),

@@ -94,7 +94,7 @@ export default {
           },
           (span.events || []).map((event) =>
             h("span.wf-event", {
-              class: event.name === EXCEPTION_EVENT ? "exception" : null,
+              class: event.name === EXCEPTION_EVENT ? "wf-event-exception" : null,
               style: `left:${end > span.start ? (((event.time - span.start) / (end - span.start)) * 100).toFixed(2) : 0}%`,
               title: `${event.name} at +${duration(event.time - t0)}`,
             }),
@@ -124,7 +124,7 @@ export default {
             h("span.wf-name", null, span.name),
             span.service ? h("span.wf-service", null, span.service) : null,
             orphan ? h("span.wf-orphan", { title: "Its parent span was not received." }, "parent missing") : null,
-            exception ? h("span.wf-error", null, exceptionType(exception) || "error") : failed ? h("span.wf-error", null, "error") : null,
+            exception || failed ? errorLabel(exception) : null,
           ),
           h("div.wf-track", null, bar, h("span.wf-duration", { style: `left:calc(${offset(end)}% + 4px)` }, duration(end - span.start))),
         );
@@ -281,6 +281,12 @@ function defaultSpan(spans) {
 
 function exceptionType(event) {
   return event.attributes?.["exception.type"];
+}
+
+/** The exception's class name without its module, the full name in the tooltip. */
+function errorLabel(exception) {
+  const full = exception ? exceptionType(exception) : null;
+  return h("span.wf-error", { title: full || "failed" }, full ? full.split(".").pop() : "error");
 }
 
 function exceptionBox(event) {
