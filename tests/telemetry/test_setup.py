@@ -247,11 +247,13 @@ def test_a_forked_child_gets_its_own_instance_id_and_flushes_when_it_exits(recei
         REPORT
         + """
 import multiprocessing
+import os
 import tasklens
 from opentelemetry import metrics, trace
 
 def child():
     tasklens.setup()  # at import of the broker module, as in every worker process: nothing new
+    opened = [os.open(os.devnull, os.O_RDONLY) for _ in range(200)]  # the child, not the parent
     with trace.get_tracer("test").start_as_current_span("in-child"):
         metrics.get_meter("test").create_counter("child.work").add(7)
     # no flush here: the process must flush by itself when it ends
@@ -275,12 +277,14 @@ report({"exitcode": process.exitcode})
     [point] = [point for point in receiver.metric_points() if point.name == "child.work"]
     assert point.value == 7
     assert point.resource["service.instance.id"] == child_id
-    child_threads = [
-        point
+    child_descriptors = [
+        point.value
         for point in receiver.metric_points()
-        if point.name == "process.thread.count" and point.resource["service.instance.id"] == child_id
+        if point.name == "process.open_file_descriptor.count"
+        and point.resource["service.instance.id"] == child_id
     ]
-    assert child_threads, "the child reports its own process metrics"
+    assert child_descriptors, "the child reports its own process metrics"
+    assert max(child_descriptors) >= 200, "measured in the child, which opened 200 more files"
 
 
 def test_logs_are_exported_with_their_span_when_asked(receiver: OtlpReceiver) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import logging
 import multiprocessing.util
+import os
 import threading
 from typing import Any
 
@@ -38,6 +39,16 @@ EXIT_FINALIZER_PRIORITY = 10
 
 _lock = threading.Lock()
 _telemetry: Telemetry | None = None
+
+
+def _reset_lock_in_child() -> None:
+    # A fork while another thread held the lock would leave it held forever in the child.
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_lock_in_child)
 
 
 class Telemetry:

@@ -15,7 +15,7 @@ import os
 
 from opentelemetry.metrics import MeterProvider
 
-__all__ = ["PROCESS_METRICS", "start_process_metrics"]
+__all__ = ["PROCESS_METRICS", "follow_forks", "start_process_metrics"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def start_process_metrics(meter_provider: MeterProvider) -> bool:
         return False
     instrumentor = SystemMetricsInstrumentor(config=_config(os.environ.get(EXCLUDED_METRICS_ENV, "")))
     instrumentor.instrument(meter_provider=meter_provider)
-    _follow_forks()
+    follow_forks()
     return True
 
 
@@ -69,8 +69,14 @@ def _config(excluded: str) -> dict[str, list[str] | None]:
     }
 
 
-def _follow_forks() -> None:
-    """Measure the child, not the parent, when a process forks after the metrics started."""
+def follow_forks() -> None:
+    """Make a forked child measure itself, not its parent, whoever started the process metrics.
+
+    The upstream instrumentation keeps a handle on the process that started it, so under
+    ``opentelemetry-instrument`` (which starts it in the ``dramatiq`` CLI's main process) every
+    worker process would report its parent's CPU and memory. Calling this once, before the fork,
+    fixes that. Calling it again does nothing.
+    """
     global _fork_hook_registered
     if _fork_hook_registered or not hasattr(os, "register_at_fork"):
         return
