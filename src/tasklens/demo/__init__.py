@@ -1,0 +1,1 @@
+"""``tasklens demo``: example actors and an app that enqueues them, on Redis or in process."""

@@ -1,0 +1,30 @@
+"""``tasklens demo`` runs end to end and prints one trace per request."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.parametrize("where", ["redis", "in-process"])
+def test_demo_prints_the_trace_trees(where: str, request: pytest.FixtureRequest) -> None:
+    args = [sys.executable, "-m", "tasklens", "demo"]
+    if where == "redis":
+        request.getfixturevalue("redis_url")
+    else:
+        args.append("--no-redis")
+    result = subprocess.run(
+        args, capture_output=True, text=True, timeout=120, env={"COLUMNS": "200", "PATH": ""}
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert ("Redis at 127.0.0.1:6379" in out) == (where == "redis")
+    assert out.count("trace ") >= 3
+    assert "POST /signup" in out and "POST /reminders" in out and "POST /reports" in out
+    assert "ERROR ConnectionError" in out and "dramatiq.retry.scheduled" in out
+    assert "attempt=2" in out and "delay=500 ms" in out
+    for actor in ("fetch_rows", "transform_rows", "store_report"):
+        assert f"actor={actor}" in out
+    assert "6 messages processed" in out
