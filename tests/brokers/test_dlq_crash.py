@@ -13,11 +13,11 @@ import uuid
 from collections import Counter
 from typing import Any
 
+import dramatiq
 import pika
 import pytest
 import redis
 
-import dramatiq
 from tasklens.brokers.redis import RedisInspector
 
 #: The child process: requeue every dead letter, printing progress after each step.

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import dramatiq
 import pytest
 
-import dramatiq
 from tasklens.brokers import BrokerUnavailable, MessageNotFound, QueueNotFound, open_broker
 from tasklens.brokers.rabbitmq import NoQueuesKnown, RabbitmqInspector
 from tests.brokers.workers import running_worker, wait_until

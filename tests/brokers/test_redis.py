@@ -8,10 +8,10 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import dramatiq
 import pytest
 from dramatiq.middleware import CurrentMessage
 
-import dramatiq
 from tasklens.brokers import BrokerUnavailable, MessageNotFound, QueueNotFound, open_broker
 from tasklens.brokers.redis import RedisInspector
 from tests.brokers.wire import recording_proxy
@@ -355,6 +355,15 @@ def test_a_silent_broker_times_out_within_the_timeout() -> None:
             inspector.snapshot()
         assert time.monotonic() - started < 1.5
         assert "hunter2" not in str(inspector.redacted_url)
+
+
+def test_a_connection_cut_while_idle_is_replaced(redis_url: str, namespace: str) -> None:
+    with recording_proxy("127.0.0.1", 6379) as proxy:
+        inspector = open_broker(f"redis://127.0.0.1:{proxy.port}/0?namespace={namespace}", queues=["q"])
+        inspector.snapshot()
+        proxy.drop_connections()
+        assert inspector.snapshot().queue("q").ready == 0
+        inspector.close()
 
 
 def test_namespace_from_the_url_does_not_reach_redis(redis_url: str, namespace: str) -> None:

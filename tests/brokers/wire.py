@@ -32,6 +32,12 @@ class RecordingProxy:
         with self._lock:
             return [command[0].decode().upper() for command in self.commands]
 
+    def drop_connections(self) -> None:
+        """Cut every connection made so far, as a server restart would; new ones still work."""
+        for sock in self._sockets[1:]:
+            with suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
     def close(self) -> None:
         for sock in self._sockets:
             with suppress(OSError):

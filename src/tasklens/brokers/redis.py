@@ -145,6 +145,7 @@ class RedisInspector(BrokerInspector):
                 socket_timeout=timeout,
                 socket_connect_timeout=timeout,
                 # One attempt: a down broker is reported within the timeout, not after retries.
+                # (A pooled connection the server closed is noticed and replaced at checkout.)
                 retry=Retry(NoBackoff(), 0),
                 health_check_interval=30,
             )
