@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 
-from tests.dramatiq.conftest import Telemetry
-
 from tasklens import semconv
 from tasklens.dramatiq import OpenTelemetryMiddleware
 from tasklens.dramatiq.arguments import MAX_ARGS_LENGTH, REDACTED, format_arguments
+from tests.dramatiq.conftest import Telemetry
 
 
 def test_secrets_are_redacted_at_any_depth() -> None:

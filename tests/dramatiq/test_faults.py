@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import threading
 
+import dramatiq
 import pytest
 from opentelemetry import context as otel_context
 from opentelemetry.trace import SpanKind, StatusCode
-from tests.dramatiq.conftest import BrokerRig, Telemetry
 
-import dramatiq
 from tasklens import semconv
 from tasklens.dramatiq import OpenTelemetryMiddleware
+from tests.dramatiq.conftest import BrokerRig, Telemetry
 
 
 def test_unencodable_message_fails_the_send_span_and_raises_unchanged(

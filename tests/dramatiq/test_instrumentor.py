@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from importlib.metadata import entry_points
 
+import dramatiq
 import pytest
 from dramatiq.brokers.stub import StubBroker
-from tests.dramatiq.conftest import Telemetry
 
-import dramatiq
 from tasklens.dramatiq import DramatiqInstrumentor, OpenTelemetryMiddleware
+from tests.dramatiq.conftest import Telemetry
 
 
 def _ours(broker: dramatiq.Broker) -> list[OpenTelemetryMiddleware]:

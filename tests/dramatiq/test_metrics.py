@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from tests.dramatiq.conftest import BrokerRig, Telemetry
-
 from tasklens import semconv
+from tests.dramatiq.conftest import BrokerRig, Telemetry
 
 
 def test_counters_and_histograms_match_the_scenario(rig: BrokerRig, telemetry: Telemetry) -> None:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import dramatiq
 import pytest
+from dramatiq import group, pipeline
 from dramatiq.middleware import AgeLimit, TimeLimit
 from opentelemetry.trace import StatusCode
-from tests.dramatiq.conftest import BrokerRig, Telemetry
 
-import dramatiq
-from dramatiq import group, pipeline
 from tasklens import semconv
+from tests.dramatiq.conftest import BrokerRig, Telemetry
 
 
 def _by_attempt(spans):

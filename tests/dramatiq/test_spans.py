@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode
-from tests.dramatiq.conftest import BrokerRig, Telemetry
 
 from tasklens import semconv
 from tasklens.dramatiq import OpenTelemetryMiddleware
+from tests.dramatiq.conftest import BrokerRig, Telemetry
 
 
 def test_send_and_process_spans_are_parent_and_child(rig: BrokerRig, telemetry: Telemetry) -> None:

@@ -6,12 +6,12 @@ import weakref
 from collections.abc import Collection
 from typing import Any
 
+import dramatiq
 import dramatiq.broker
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import unwrap
 from wrapt import wrap_function_wrapper
 
-import dramatiq
 from tasklens.dramatiq.middleware import OpenTelemetryMiddleware
 
 __all__ = ["DramatiqInstrumentor"]

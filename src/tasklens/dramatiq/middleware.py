@@ -11,6 +11,7 @@ from collections.abc import Callable, Coroutine
 from contextvars import ContextVar, Token
 from typing import Any
 
+import dramatiq
 from dramatiq.asyncio import async_to_sync
 from dramatiq.common import q_name
 from dramatiq.errors import ActorNotFound
@@ -20,7 +21,6 @@ from opentelemetry import context as otel_context
 from opentelemetry import metrics, propagate, trace
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
-import dramatiq
 from tasklens import semconv
 from tasklens.dramatiq.arguments import ArgsCapture, format_arguments
 from tasklens.version import __version__
