@@ -62,6 +62,8 @@ def test_the_app_gives_queues_and_namespace(
     assert isinstance(inspector, RedisInspector)
     assert inspector.namespace == "shop"
     assert inspector.queues == ("extra", "emails", "reports")
+    in_url = open_broker("redis://127.0.0.1:6379/0?namespace=mine", app=f"{module}:broker")
+    assert in_url.namespace == "mine"  # type: ignore[attr-defined]
 
 
 def test_an_app_that_cannot_be_imported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,7 +17,7 @@ RabbitMQ layout (``RabbitmqInspector``, which needs ``pip install tasklens[rabbi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from tasklens.brokers.app import AppNotFound, AppQueues, load_app_queues
 from tasklens.brokers.base import (
@@ -115,7 +115,8 @@ def open_broker(
         from tasklens.brokers.redis import RedisInspector
 
         # An explicit namespace wins, then the URL's (read by the inspector), then the app's.
-        if namespace is None and app_namespace is not None and "namespace=" not in url:
+        url_has_namespace = "namespace" in parse_qs(urlsplit(url).query)
+        if namespace is None and app_namespace is not None and not url_has_namespace:
             namespace = app_namespace
         return RedisInspector(url, namespace=namespace, queues=names, timeout=timeout)
     try:
