@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dramatiq
+
 from tests.e2e import tasks
 
 broker = tasks.broker_from_env()

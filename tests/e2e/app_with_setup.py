@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dramatiq
+
 import tasklens
 from tests.e2e import tasks
 

@@ -9,19 +9,24 @@ Environment:
   TASKLENS_E2E_NAMESPACE: the Redis key namespace (Redis only).
   TASKLENS_E2E_QUEUE: the queue name.
   TASKLENS_E2E_COUNTER_URL / TASKLENS_E2E_COUNTER_KEY: a Redis key counting processed messages.
+  TASKLENS_E2E_LOG: when ``1``, the actor logs :data:`LOG_LINE` for each message.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
-import redis
-
 import dramatiq
+import redis
 
 #: The actor's name, the same on both sides.
 ACTOR_NAME = "e2e_work"
+#: What the actor logs for each message when asked to.
+LOG_LINE = "e2e work done"
+
+logger = logging.getLogger(__name__)
 
 _counter: redis.Redis | None = None
 
@@ -47,6 +52,8 @@ def declare_work(broker: dramatiq.Broker, queue_name: str, counter_url: str, cou
         if _counter is None:  # one client per worker process, made after the fork
             _counter = redis.Redis.from_url(counter_url)
         _counter.incr(counter_key)
+        if os.environ.get("TASKLENS_E2E_LOG") == "1":
+            logger.info(LOG_LINE)
 
     return dramatiq.actor(work, actor_name=ACTOR_NAME, queue_name=queue_name, broker=broker, max_retries=0)
 

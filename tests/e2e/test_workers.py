@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import dramatiq
 import pytest
 import redis
 from fastapi import FastAPI
@@ -35,7 +36,6 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-import dramatiq
 from tasklens.dramatiq import OpenTelemetryMiddleware
 from tests.e2e import tasks
 from tests.otlp_receiver import SPAN_KIND_CONSUMER, OtlpReceiver, ReceivedMetricPoint
@@ -138,7 +138,10 @@ def worker_command(zero_code: bool) -> list[str]:
     return [dramatiq_cli, "tests.e2e.app_with_setup", *args]
 
 
-def worker_env(broker: Broker, receiver: OtlpReceiver, redis_url: str, counter_key: str) -> dict[str, str]:
+def worker_env(
+    broker: Broker, receiver: OtlpReceiver, redis_url: str, counter_key: str, **variables: str
+) -> dict[str, str]:
+    defaults = {"OTEL_LOGS_EXPORTER": "none"}
     return environment(
         TASKLENS_E2E_BROKER=broker.kind,
         TASKLENS_E2E_BROKER_URL=broker.url,
@@ -151,7 +154,7 @@ def worker_env(broker: Broker, receiver: OtlpReceiver, redis_url: str, counter_k
         OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
         OTEL_METRIC_EXPORT_INTERVAL="500",
         OTEL_BSP_SCHEDULE_DELAY="60000",
-        OTEL_LOGS_EXPORTER="none",
+        **{**defaults, **variables},
     )
 
 
@@ -172,7 +175,14 @@ class Run:
 
 
 def run_workers(
-    broker: Broker, receiver: OtlpReceiver, redis_url: str, counter_key: str, zero_code: bool, log: Path
+    broker: Broker,
+    receiver: OtlpReceiver,
+    redis_url: str,
+    counter_key: str,
+    zero_code: bool,
+    log: Path,
+    messages: int = MESSAGES,
+    **variables: str,
 ) -> Run:
     """Start the CLI, send the messages, wait until they are processed, SIGTERM, wait for exit."""
     client = redis.Redis.from_url(redis_url)
@@ -181,7 +191,7 @@ def run_workers(
         workers = subprocess.Popen(
             worker_command(zero_code),
             cwd=ROOT,
-            env=worker_env(broker, receiver, redis_url, counter_key),
+            env=worker_env(broker, receiver, redis_url, counter_key, **variables),
             stdout=output,
             stderr=subprocess.STDOUT,
         )
@@ -193,15 +203,15 @@ def run_workers(
         )
         sent: dict[str, str] = {}
         with producer.client:
-            for _ in range(MESSAGES // PER_REQUEST):
+            for _ in range(messages // PER_REQUEST):
                 response = producer.client.post("/jobs", params={"count": PER_REQUEST})
                 response.raise_for_status()
                 body = response.json()
                 sent.update(dict.fromkeys(body["message_ids"], body["trace_id"]))
         wait_until(
-            lambda: int(client.get(counter_key) or 0) >= MESSAGES,
+            lambda: int(client.get(counter_key) or 0) >= messages,
             DRAIN_TIMEOUT,
-            f"the workers to process {MESSAGES} messages",
+            f"the workers to process {messages} messages",
         )
         workers.send_signal(signal.SIGTERM)
         returncode = workers.wait(timeout=STOP_TIMEOUT)
@@ -292,3 +302,35 @@ def test_setup_at_import_on_rabbitmq(
 @pytest.mark.rabbitmq
 def test_zero_code_on_rabbitmq(rabbitmq_broker: Broker, redis_url: str, counter: str, tmp_path: Path) -> None:
     run_and_check(rabbitmq_broker, redis_url, counter, zero_code=True, tmp_path=tmp_path)
+
+
+@pytest.mark.redis
+def test_logs_from_actors_are_flushed_when_the_workers_stop(
+    redis_broker: Broker, redis_url: str, counter: str, tmp_path: Path
+) -> None:
+    with OtlpReceiver() as receiver:
+        run = run_workers(
+            redis_broker,
+            receiver,
+            redis_url,
+            counter,
+            zero_code=False,
+            log=tmp_path / "workers.log",
+            messages=20,
+            OTEL_LOGS_EXPORTER="otlp",
+            OTEL_BLRP_SCHEDULE_DELAY="60000",  # only the flush at shutdown exports them
+            TASKLENS_E2E_LOG="1",
+        )
+        process_spans = {
+            span.attributes["messaging.message.id"]: span
+            for span in receiver.spans()
+            if span.kind == SPAN_KIND_CONSUMER
+        }
+        logs = [log for log in receiver.logs() if log.body == tasks.LOG_LINE]
+    assert len(logs) == len(run.sent) == 20
+    for log in logs:
+        message_id = log.attributes["dramatiq_message_id"]
+        assert log.attributes["dramatiq_actor_name"] == tasks.ACTOR_NAME
+        span = process_spans[message_id]
+        assert (log.trace_id, log.span_id) == (span.trace_id, span.span_id)
+        assert log.trace_id == run.sent[message_id]
