@@ -1,0 +1,315 @@
+"""Store rows from OTLP export requests: what the receiver hands the writer.
+
+Each function reads one decoded ``Export*ServiceRequest`` and returns plain tuples in the column
+order of the store's ``INSERT`` statements, plus what was rejected and why. Ids become lowercase
+hex, attribute values become JSON, and the task columns of a span (operation, actor, queue,
+message id, attempt, error type and message) are lifted out of its attributes and events so that
+the dashboard's filters use indexes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+from tasklens import semconv
+from tasklens.monitor.store.quantiles import duration_bin
+
+__all__ = [
+    "LogBatch",
+    "MetricBatch",
+    "SpanBatch",
+    "log_rows",
+    "metric_rows",
+    "span_rows",
+]
+
+#: Resource attribute naming the service that emitted the telemetry.
+SERVICE_NAME = "service.name"
+#: Resource attribute telling apart the processes of one service.
+SERVICE_INSTANCE_ID = "service.instance.id"
+#: The span event the SDK records for an exception, and its attributes.
+EXCEPTION_EVENT = "exception"
+EXCEPTION_TYPE = "exception.type"
+EXCEPTION_MESSAGE = "exception.message"
+
+_TRACE_ID_BYTES = 16
+_SPAN_ID_BYTES = 8
+_STATUS_ERROR = Status.STATUS_CODE_ERROR
+_NS_PER_MINUTE = 60_000_000_000
+
+
+@dataclass
+class SpanBatch:
+    """The rows of one traces request.
+
+    Parameters:
+      spans(list[tuple]): Rows of the ``spans`` table.
+      runs(list[tuple]): One ``(minute, actor, queue, failed, retries, dead_letters, bin)`` per
+        ``process`` span, for the per-minute rollups.
+      rejected(int): Spans refused (invalid ids).
+      error(str): Why spans were refused, empty when none was.
+    """
+
+    spans: list[tuple[Any, ...]] = field(default_factory=list)
+    runs: list[tuple[Any, ...]] = field(default_factory=list)
+    rejected: int = 0
+    error: str = ""
+
+
+@dataclass
+class MetricBatch:
+    """The rows of one metrics request.
+
+    Parameters:
+      points(list[tuple]): Rows of the ``metric_points`` table.
+      rejected(int): Data points refused.
+      error(str): Why, empty when none was.
+    """
+
+    points: list[tuple[Any, ...]] = field(default_factory=list)
+    rejected: int = 0
+    error: str = ""
+
+
+@dataclass
+class LogBatch:
+    """The rows of one logs request.
+
+    Parameters:
+      logs(list[tuple]): Rows of the ``logs`` table.
+      rejected(int): Log records refused (invalid ids).
+      error(str): Why, empty when none was.
+    """
+
+    logs: list[tuple[Any, ...]] = field(default_factory=list)
+    rejected: int = 0
+    error: str = ""
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def any_value(value: AnyValue) -> Any:
+    """An OTLP ``AnyValue`` as a JSON-ready Python value (bytes become hex)."""
+    kind = value.WhichOneof("value")
+    if kind is None:
+        return None
+    if kind == "array_value":
+        return [any_value(item) for item in value.array_value.values]
+    if kind == "kvlist_value":
+        return attributes(value.kvlist_value.values)
+    if kind == "bytes_value":
+        return value.bytes_value.hex()
+    return getattr(value, kind)
+
+
+def attributes(pairs: Any) -> dict[str, Any]:
+    """OTLP key-values as a dict."""
+    return {pair.key: any_value(pair.value) for pair in pairs}
+
+
+def _resource_identity(resource: Resource) -> tuple[str | None, str | None]:
+    service = instance = None
+    pair: KeyValue
+    for pair in resource.attributes:
+        if pair.key == SERVICE_NAME:
+            service = str(any_value(pair.value))
+        elif pair.key == SERVICE_INSTANCE_ID:
+            instance = str(any_value(pair.value))
+    return service, instance
+
+
+def _valid_id(raw: bytes, size: int) -> bool:
+    return len(raw) == size and raw != b"\x00" * size
+
+
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _span_row(span: Span, service: str | None, instance: str | None) -> tuple[tuple[Any, ...], tuple | None]:
+    attrs = attributes(span.attributes)
+    events = []
+    error_type = attrs.get(semconv.ERROR_TYPE)
+    error_message = None
+    retries = dead_letters = 0
+    for event in span.events:
+        event_attrs = attributes(event.attributes)
+        events.append({"name": event.name, "time": event.time_unix_nano / 1e9, "attributes": event_attrs})
+        if event.name == EXCEPTION_EVENT:
+            error_type = error_type or event_attrs.get(EXCEPTION_TYPE)
+            error_message = event_attrs.get(EXCEPTION_MESSAGE, error_message)
+        elif event.name == semconv.EVENT_RETRY_SCHEDULED:
+            retries += 1
+        elif event.name == semconv.EVENT_DEAD_LETTERED:
+            dead_letters += 1
+    links = [{"trace_id": link.trace_id.hex(), "span_id": link.span_id.hex()} for link in span.links]
+    operation = attrs.get(semconv.MESSAGING_OPERATION_TYPE) or attrs.get(semconv.MESSAGING_OPERATION_NAME)
+    actor = attrs.get(semconv.DRAMATIQ_ACTOR_NAME)
+    queue = attrs.get(semconv.MESSAGING_DESTINATION_NAME)
+    previous = attrs.get(semconv.DRAMATIQ_MESSAGE_RETRIES)
+    attempt = (
+        previous + 1 if isinstance(previous, int) else (1 if operation == semconv.OPERATION_PROCESS else None)
+    )
+    status_code = span.status.code
+    start_ns, end_ns = span.start_time_unix_nano, span.end_time_unix_nano
+    row = (
+        span.trace_id.hex(),
+        span.span_id.hex(),
+        span.parent_span_id.hex() or None,
+        span.name,
+        span.kind,
+        service,
+        instance,
+        start_ns,
+        end_ns,
+        status_code,
+        span.status.message or None,
+        _optional_str(operation),
+        _optional_str(actor),
+        _optional_str(queue),
+        _optional_str(attrs.get(semconv.MESSAGING_MESSAGE_ID)),
+        attempt,
+        _optional_str(error_type),
+        _optional_str(error_message),
+        _dumps(attrs),
+        _dumps(events) if events else None,
+        _dumps(links) if links else None,
+    )
+    if operation != semconv.OPERATION_PROCESS:
+        return row, None
+    run = (
+        start_ns // _NS_PER_MINUTE * 60,
+        str(actor or ""),
+        str(queue or ""),
+        1 if status_code == _STATUS_ERROR else 0,
+        retries,
+        dead_letters,
+        duration_bin(max(end_ns - start_ns, 0) / 1e9),
+    )
+    return row, run
+
+
+def span_rows(request: ExportTraceServiceRequest) -> SpanBatch:
+    """The rows of every span in ``request``; spans with invalid ids are rejected.
+
+    Parameters:
+      request(ExportTraceServiceRequest): A decoded traces request.
+    """
+    batch = SpanBatch()
+    for resource_spans in request.resource_spans:
+        service, instance = _resource_identity(resource_spans.resource)
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                if not (
+                    _valid_id(span.trace_id, _TRACE_ID_BYTES) and _valid_id(span.span_id, _SPAN_ID_BYTES)
+                ):
+                    batch.rejected += 1
+                    continue
+                row, run = _span_row(span, service, instance)
+                batch.spans.append(row)
+                if run is not None:
+                    batch.runs.append(run)
+    if batch.rejected:
+        batch.error = f"{batch.rejected} span(s) without a valid 16-byte trace id and 8-byte span id"
+    return batch
+
+
+def _point_row(
+    metric: Any, kind: str, point: Any, service: str | None, instance: str | None
+) -> tuple[Any, ...]:
+    attrs = attributes(point.attributes)
+    temporality = value = count = total = bounds = bucket_counts = None
+    if kind in ("gauge", "sum"):
+        value = point.as_double if point.WhichOneof("value") == "as_double" else float(point.as_int)
+        if kind == "sum":
+            temporality = metric.sum.aggregation_temporality
+            kind = "counter" if metric.sum.is_monotonic else "updowncounter"
+    elif kind == "histogram":
+        temporality = metric.histogram.aggregation_temporality
+        count, total = point.count, point.sum
+        bounds = _dumps(list(point.explicit_bounds))
+        bucket_counts = _dumps(list(point.bucket_counts))
+    else:
+        count, total = point.count, point.sum
+    return (
+        point.time_unix_nano,
+        point.start_time_unix_nano or None,
+        metric.name,
+        kind,
+        temporality,
+        service,
+        instance,
+        _optional_str(attrs.get(semconv.DRAMATIQ_ACTOR_NAME)),
+        _dumps(attrs),
+        value,
+        count,
+        total,
+        bounds,
+        bucket_counts,
+    )
+
+
+def metric_rows(request: ExportMetricsServiceRequest) -> MetricBatch:
+    """The rows of every data point in ``request``.
+
+    Parameters:
+      request(ExportMetricsServiceRequest): A decoded metrics request.
+    """
+    batch = MetricBatch()
+    for resource_metrics in request.resource_metrics:
+        service, instance = _resource_identity(resource_metrics.resource)
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                kind = metric.WhichOneof("data")
+                if kind is None:
+                    continue
+                for point in getattr(metric, kind).data_points:
+                    batch.points.append(_point_row(metric, kind, point, service, instance))
+    return batch
+
+
+def log_rows(request: ExportLogsServiceRequest) -> LogBatch:
+    """The rows of every log record in ``request``; records with malformed ids are rejected.
+
+    Parameters:
+      request(ExportLogsServiceRequest): A decoded logs request.
+    """
+    batch = LogBatch()
+    for resource_logs in request.resource_logs:
+        service, instance = _resource_identity(resource_logs.resource)
+        for scope_logs in resource_logs.scope_logs:
+            for record in scope_logs.log_records:
+                trace_id, span_id = record.trace_id, record.span_id
+                if (trace_id and len(trace_id) != _TRACE_ID_BYTES) or (
+                    span_id and len(span_id) != _SPAN_ID_BYTES
+                ):
+                    batch.rejected += 1
+                    continue
+                body = any_value(record.body)
+                batch.logs.append(
+                    (
+                        record.time_unix_nano or record.observed_time_unix_nano,
+                        trace_id.hex() or None,
+                        span_id.hex() or None,
+                        record.severity_number,
+                        record.severity_text or None,
+                        body if isinstance(body, str) or body is None else _dumps(body),
+                        service,
+                        instance,
+                        _dumps(attributes(record.attributes)),
+                    )
+                )
+    if batch.rejected:
+        batch.error = f"{batch.rejected} log record(s) with a malformed trace or span id"
+    return batch

@@ -1,0 +1,301 @@
+"""The store's one writer: a thread that inserts what the receiver accepted, in batches.
+
+The receiver hands over rows and returns at once; the writer thread drains everything queued
+into one transaction (one fsync-free commit in WAL mode), updates the per-minute run rollups in
+the same transaction, and between transactions drops what retention no longer keeps. When the
+queue is full the receiver is told so (``StoreBusy``) instead of waiting, and answers 503 so that
+exporters retry later.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from tasklens.brokers.base import BrokerSnapshot
+from tasklens.monitor.store.retention import RetentionPolicy, enforce_step
+from tasklens.monitor.store.rows import LogBatch, MetricBatch, SpanBatch
+from tasklens.monitor.store.schema import connect, create_schema
+
+__all__ = ["StoreBusy", "StoreWriter"]
+
+logger = logging.getLogger(__name__)
+
+#: Batches (one per export request) waiting for the writer before new ones are refused.
+DEFAULT_MAX_PENDING = 512
+#: Most rows written in one transaction; more wait for the next one.
+MAX_ROWS_PER_TRANSACTION = 50_000
+#: How often retention runs when nothing asks for it, in seconds.
+RETENTION_INTERVAL = 30.0
+
+INSERT_SPAN = (
+    "INSERT INTO spans (trace_id, span_id, parent_span_id, name, kind, service, instance, start_ns,"
+    " end_ns, status_code, status_message, operation, actor, queue, message_id, attempt, error_type,"
+    " error_message, attributes, events, links) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+INSERT_METRIC_POINT = (
+    "INSERT INTO metric_points (time_ns, start_ns, name, kind, temporality, service, instance, actor,"
+    " attributes, value, count, sum, bounds, bucket_counts) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+INSERT_LOG = (
+    "INSERT INTO logs (time_ns, trace_id, span_id, severity_number, severity_text, body, service,"
+    " instance, attributes) VALUES (?,?,?,?,?,?,?,?,?)"
+)
+UPSERT_RUN_STATS = (
+    "INSERT INTO run_stats (minute, actor, queue, runs, errors, retries, dead_letters)"
+    " VALUES (?,?,?,?,?,?,?) ON CONFLICT (minute, actor, queue) DO UPDATE SET"
+    " runs = runs + excluded.runs, errors = errors + excluded.errors,"
+    " retries = retries + excluded.retries, dead_letters = dead_letters + excluded.dead_letters"
+)
+UPSERT_RUN_DURATIONS = (
+    "INSERT INTO run_durations (minute, actor, queue, bin, count) VALUES (?,?,?,?,?)"
+    " ON CONFLICT (minute, actor, queue, bin) DO UPDATE SET count = count + excluded.count"
+)
+INSERT_QUEUE_DEPTH = "INSERT INTO queue_depth (time_ns, queue, state, value) VALUES (?,?,?,?)"
+INSERT_WORKERS = "INSERT INTO broker_workers (time_ns, workers) VALUES (?,?)"
+
+
+class StoreBusy(Exception):
+    """The writer is behind and refuses new rows for now; the caller should retry later."""
+
+
+class _Barrier:
+    """Queued behind everything submitted so far; set once all of it is committed."""
+
+    def __init__(self, retention: bool = False) -> None:
+        self.retention = retention
+        self.done = threading.Event()
+
+
+def rollup(runs: Sequence[tuple[Any, ...]]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The ``run_stats`` and ``run_durations`` increments for some runs.
+
+    Parameters:
+      runs(Sequence[tuple]): ``(minute, actor, queue, failed, retries, dead_letters, bin)`` each.
+    """
+    stats: dict[tuple[int, str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    durations: dict[tuple[int, str, str, int], int] = defaultdict(int)
+    for minute, actor, queue_name, failed, retries, dead_letters, bin_ in runs:
+        totals = stats[(minute, actor, queue_name)]
+        totals[0] += 1
+        totals[1] += failed
+        totals[2] += retries
+        totals[3] += dead_letters
+        durations[(minute, actor, queue_name, bin_)] += 1
+    return (
+        [(*key, *totals) for key, totals in stats.items()],
+        [(*key, count) for key, count in durations.items()],
+    )
+
+
+class StoreWriter:
+    """Owns the store's write connection and the thread that uses it.
+
+    Parameters:
+      path(Path): The database file; created with its tables when missing.
+      retention(RetentionPolicy): What to keep.
+      max_pending(int): Batches queued before ``StoreBusy`` is raised.
+      clock(Callable[[], float]): Wall clock used for retention, in Unix seconds.
+
+    Example:
+
+      >>> writer = StoreWriter(Path("telemetry.db"), RetentionPolicy())
+      >>> writer.start()
+      >>> writer.write_spans(span_rows(request))
+      >>> writer.flush(timeout=5)
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        retention: RetentionPolicy,
+        *,
+        max_pending: int = DEFAULT_MAX_PENDING,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = path
+        self.retention = retention
+        self._clock = clock
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_pending)
+        self._conn = connect(path)
+        create_schema(self._conn)
+        self._thread = threading.Thread(target=self._run, name="tasklens-store-writer", daemon=True)
+        self._stopping = False
+        self._last_retention = 0.0
+        self._retention_due = True
+
+    def start(self) -> None:
+        """Start the writer thread."""
+        self._thread.start()
+
+    def _submit(self, item: Any) -> None:
+        if self._stopping:
+            raise StoreBusy("the store is closing")
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            raise StoreBusy("the store is behind; retry later") from None
+
+    def write_spans(self, batch: SpanBatch) -> None:
+        """Queue a batch of spans (and its runs) for the next transaction.
+
+        Raises:
+          StoreBusy: When the writer is behind.
+        """
+        if batch.spans:
+            self._submit(("spans", batch))
+
+    def write_metrics(self, batch: MetricBatch) -> None:
+        """Queue a batch of metric points. Raises ``StoreBusy`` when the writer is behind."""
+        if batch.points:
+            self._submit(("metrics", batch))
+
+    def write_logs(self, batch: LogBatch) -> None:
+        """Queue a batch of log records. Raises ``StoreBusy`` when the writer is behind."""
+        if batch.logs:
+            self._submit(("logs", batch))
+
+    def write_broker_snapshot(self, snapshot: BrokerSnapshot, at: float | None = None) -> None:
+        """Queue the depth of every queue by state, and the live workers, as read from the broker.
+
+        Counts the broker cannot tell (``None``) are left out.
+
+        Parameters:
+          snapshot(BrokerSnapshot): One read of the broker.
+          at(float|None): When it was read, in Unix seconds; its ``read_at`` when ``None``.
+        """
+        time_ns = int((snapshot.read_at if at is None else at) * 1e9)
+        depths = [
+            (time_ns, stats.name, state, value)
+            for stats in snapshot.queues
+            for state, value in (
+                ("ready", stats.ready),
+                ("delayed", stats.delayed),
+                ("in_flight", stats.in_flight),
+                ("dead", stats.dead),
+            )
+            if value is not None
+        ]
+        self._submit(("broker", (depths, (time_ns, snapshot.workers))))
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything queued so far is committed; whether it was within ``timeout``.
+
+        Parameters:
+          timeout(float): Longest wait, in seconds.
+        """
+        barrier = _Barrier()
+        self._queue.put(barrier, timeout=timeout)
+        return barrier.done.wait(timeout)
+
+    def enforce_retention(self, timeout: float = 60.0) -> bool:
+        """Apply retention now, completely, and wait for it; whether it finished within ``timeout``.
+
+        Parameters:
+          timeout(float): Longest wait, in seconds.
+        """
+        barrier = _Barrier(retention=True)
+        self._queue.put(barrier, timeout=timeout)
+        return barrier.done.wait(timeout)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Commit what is queued, stop the thread and close the connection.
+
+        Parameters:
+          timeout(float): Longest wait for the queue to drain, in seconds.
+        """
+        if self._thread.is_alive():
+            self._stopping = True
+            self._queue.put(None, timeout=timeout)
+            self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self._conn.close()
+
+    # -- The writer thread ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            try:
+                first = self._queue.get(timeout=self._until_retention())
+            except queue.Empty:
+                first = ()
+            items = self._drain(first)
+            stop = None in items
+            barriers = [item for item in items if isinstance(item, _Barrier)]
+            batches = [item for item in items if isinstance(item, tuple) and item]
+            try:
+                if batches:
+                    self._write(batches)
+                self._maybe_enforce_retention(complete=any(b.retention for b in barriers))
+            except Exception:
+                logger.exception("Writing to the telemetry store at %s failed", self.path)
+            for barrier in barriers:
+                barrier.done.set()
+            if stop:
+                return
+
+    def _until_retention(self) -> float:
+        if self._retention_due:
+            return 0.0
+        return max(0.0, self._last_retention + RETENTION_INTERVAL - self._clock())
+
+    def _drain(self, first: Any) -> list[Any]:
+        items = [first]
+        rows = 0
+        while rows < MAX_ROWS_PER_TRANSACTION:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            items.append(item)
+            if item is None or isinstance(item, _Barrier):
+                break
+            rows += len(getattr(item[1], "spans", ()))
+        return items
+
+    def _write(self, batches: list[tuple[str, Any]]) -> None:
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            runs: list[tuple[Any, ...]] = []
+            for kind, batch in batches:
+                if kind == "spans":
+                    conn.executemany(INSERT_SPAN, batch.spans)
+                    runs.extend(batch.runs)
+                elif kind == "metrics":
+                    conn.executemany(INSERT_METRIC_POINT, batch.points)
+                elif kind == "logs":
+                    conn.executemany(INSERT_LOG, batch.logs)
+                else:
+                    depths, workers = batch
+                    conn.executemany(INSERT_QUEUE_DEPTH, depths)
+                    conn.execute(INSERT_WORKERS, workers)
+            if runs:
+                stats, durations = rollup(runs)
+                conn.executemany(UPSERT_RUN_STATS, stats)
+                conn.executemany(UPSERT_RUN_DURATIONS, durations)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        if self.retention.max_size is not None:
+            self._retention_due = True
+
+    def _maybe_enforce_retention(self, *, complete: bool) -> None:
+        now = self._clock()
+        if now - self._last_retention >= RETENTION_INTERVAL:
+            self._retention_due = True
+        if not (self._retention_due or complete):
+            return
+        more = enforce_step(self._conn, self.retention, int(now * 1e9))
+        while more and complete:
+            more = enforce_step(self._conn, self.retention, int(now * 1e9))
+        self._retention_due = more
+        if not more:
+            self._last_retention = now

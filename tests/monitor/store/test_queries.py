@@ -1,0 +1,249 @@
+"""The store answers the dashboard's questions with what was ingested."""
+
+from __future__ import annotations
+
+import pytest
+
+from tasklens.brokers.base import BrokerSnapshot, QueueStats
+from tasklens.monitor.store import InvalidQuery, RunFilter, TelemetryStore, span_rows
+from tests.monitor.store.conftest import Clock
+from tests.monitor.store.spans import SpanFactory
+
+HOUR = 3600.0
+
+
+def ingest(store: TelemetryStore, spans: SpanFactory) -> None:
+    store.writer.write_spans(span_rows(spans.request()))
+    assert store.writer.flush(timeout=10)
+
+
+def test_runs_are_listed_newest_first_with_their_task_fields(
+    store: TelemetryStore, spans: SpanFactory, clock: Clock
+) -> None:
+    older = spans.run("send_welcome", "emails", start=clock.now - 60, duration=0.02)
+    newer = spans.run(
+        "charge_payment",
+        "payments",
+        start=clock.now - 30,
+        duration=0.2,
+        retries=2,
+        error=ValueError("declined"),
+    )
+    ingest(store, spans)
+
+    page = store.reader.runs(RunFilter())
+
+    assert [item["trace_id"] for item in page["items"]] == [newer.trace_id, older.trace_id]
+    failed = page["items"][0]
+    assert failed["span_id"] == newer.span_id
+    assert failed["actor"] == "charge_payment"
+    assert failed["queue"] == "payments"
+    assert failed["status"] == "error"
+    assert failed["error_type"] == "ValueError"
+    assert failed["attempt"] == 3
+    assert failed["message_id"] == newer.message_id
+    assert failed["duration"] == pytest.approx(0.2, abs=1e-6)
+    assert failed["time"] == pytest.approx(newer.start, abs=1e-6)
+    assert (failed["service"], failed["instance"]) == ("billing-worker", "worker-1")
+    assert page["items"][1]["status"] == "ok"
+    assert page["next_cursor"] is None
+
+
+def test_runs_filter_by_actor_queue_status_time_and_text(
+    store: TelemetryStore, spans: SpanFactory, clock: Clock
+) -> None:
+    welcome = spans.run("send_welcome", "emails", start=clock.now - 300)
+    charge = spans.run("charge_payment", "payments", start=clock.now - 200, error=KeyError("card 42 expired"))
+    report = spans.run("generate_report", "reports", start=clock.now - 100, duration=2.0)
+    ingest(store, spans)
+
+    def traces(**filters: object) -> list[str]:
+        return [item["trace_id"] for item in store.reader.runs(RunFilter(**filters))["items"]]  # type: ignore[arg-type]
+
+    assert traces(actor="send_welcome") == [welcome.trace_id]
+    assert traces(queue="reports") == [report.trace_id]
+    assert traces(status="error") == [charge.trace_id]
+    assert traces(status="ok") == [report.trace_id, welcome.trace_id]
+    assert traces(since=clock.now - 250) == [report.trace_id, charge.trace_id]
+    assert traces(until=clock.now - 250) == [welcome.trace_id]
+    assert traces(text=welcome.message_id) == [welcome.trace_id]
+    assert traces(text=report.trace_id.upper()) == [report.trace_id]
+    assert traces(text="expired") == [charge.trace_id]
+    assert traces(text="KeyErr") == [charge.trace_id]
+    assert traces(text="report") == [report.trace_id]
+    assert traces(text="100%_") == []
+    assert traces(text="expired", status="ok") == []
+
+
+def test_runs_pages_follow_cursors_without_gaps_or_repeats(
+    store: TelemetryStore, spans: SpanFactory, clock: Clock
+) -> None:
+    made = [spans.run(start=clock.now - 100 + i).trace_id for i in range(7)]
+    ingest(store, spans)
+
+    seen: list[str] = []
+    cursor = None
+    for _ in range(10):
+        page = store.reader.runs(RunFilter(limit=3, cursor=cursor))
+        seen += [item["trace_id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+
+    assert seen == list(reversed(made))
+
+
+@pytest.mark.parametrize(
+    "query",
+    [RunFilter(limit=0), RunFilter(limit=501), RunFilter(status="maybe"), RunFilter(cursor="garbage")],
+)
+def test_runs_refuse_invalid_parameters(store: TelemetryStore, query: RunFilter) -> None:
+    with pytest.raises(InvalidQuery):
+        store.reader.runs(query)
+
+
+def test_actors_have_rates_error_percent_percentiles_retries_and_dead_letters(
+    store: TelemetryStore, spans: SpanFactory, clock: Clock
+) -> None:
+    for i in range(18):
+        spans.run("charge_payment", "payments", start=clock.now - 600 + i, duration=0.1)
+    spans.run(
+        "charge_payment",
+        "payments",
+        start=clock.now - 500,
+        duration=1.0,
+        error=ValueError(),
+        retry_scheduled=True,
+    )
+    spans.run(
+        "charge_payment",
+        "payments",
+        start=clock.now - 400,
+        duration=1.0,
+        retries=3,
+        error=ValueError(),
+        dead_lettered=True,
+    )
+    spans.run("send_welcome", "emails", start=clock.now - 100, duration=0.01)
+    ingest(store, spans)
+
+    items = {item["actor"]: item for item in store.reader.actors(HOUR)["items"]}
+
+    charge = items["charge_payment"]
+    assert charge["queue"] == "payments"
+    assert charge["runs"] == 20
+    assert charge["rate"] == pytest.approx(20 / HOUR)
+    assert charge["error_pct"] == pytest.approx(10.0)
+    assert charge["p50"] == pytest.approx(0.1, rel=0.05)
+    assert charge["p95"] == pytest.approx(1.0, rel=0.05)
+    assert charge["p99"] == pytest.approx(1.0, rel=0.05)
+    assert charge["retries"] == 1
+    assert charge["dead_letters"] == 1
+    assert charge["queue_wait_p95"] is None
+    assert items["send_welcome"]["runs"] == 1
+    assert items["send_welcome"]["error_pct"] == 0.0
+
+
+def test_actor_page_has_its_series_and_recent_runs(
+    store: TelemetryStore, spans: SpanFactory, clock: Clock
+) -> None:
+    mine = [spans.run("generate_report", "reports", start=clock.now - 120 + i).trace_id for i in range(3)]
+    spans.run("send_welcome", "emails", start=clock.now - 60)
+    ingest(store, spans)
+
+    page = store.reader.actor("generate_report", HOUR)
+
+    assert page is not None
+    assert page["stats"]["runs"] == 3
+    assert [run["trace_id"] for run in page["recent_runs"]] == list(reversed(mine))
+    assert sum(point["runs"] for point in page["series"]) == 3
+    assert store.reader.actor("never_ran", HOUR) is None
+
+
+def test_overview_series_cover_the_window_and_count_runs_and_errors(
+    store: TelemetryStore, spans: SpanFactory, clock: Clock
+) -> None:
+    spans.run("a", start=clock.now - 1800, error=RuntimeError())
+    spans.run("a", start=clock.now - 1800)
+    spans.run("b", start=clock.now - 60)
+    spans.run("old", start=clock.now - 2 * HOUR)
+    ingest(store, spans)
+
+    overview = store.reader.overview(HOUR)
+
+    series = overview["series"]
+    assert overview["step"] == 60
+    assert 60 <= len(series) <= 62
+    assert series[0]["t"] <= clock.now - HOUR
+    assert sum(point["runs"] for point in series) == 3
+    assert sum(point["errors"] for point in series) == 1
+    failing = next(point for point in series if point["errors"])
+    assert failing["error_rate"] == pytest.approx(0.5)
+    assert failing["throughput"] == pytest.approx(2 / 60)
+    assert failing["p95"] is not None
+    assert overview["worst_actors"][0]["actor"] == "a"
+    assert "old" not in {row["actor"] for row in overview["worst_actors"]}
+    assert overview["workers"] is None
+
+
+def test_broker_snapshots_give_depth_history_and_workers(store: TelemetryStore, clock: Clock) -> None:
+    for offset, ready in ((600, 5), (300, 9)):
+        snapshot = BrokerSnapshot(
+            queues=[
+                QueueStats("default", ready=ready, delayed=1, in_flight=None, dead=2, oldest_age=1.0),
+                QueueStats("emails", ready=0, delayed=0, in_flight=0, dead=0, oldest_age=0.0),
+            ],
+            workers=3,
+            read_at=clock.now - offset,
+            duration=0.01,
+        )
+        store.writer.write_broker_snapshot(snapshot)
+    assert store.writer.flush(timeout=10)
+
+    history = store.reader.queue_history(HOUR, "default")["items"]
+    overview = store.reader.overview(HOUR)
+
+    ready = [point["value"] for point in history if point["state"] == "ready"]
+    assert ready == [5, 9]
+    assert {point["state"] for point in history} == {"ready", "delayed", "dead"}
+    assert {point["queue"] for point in history} == {"default"}
+    assert {point["queue"] for point in overview["depth"]} == {"default", "emails"}
+    assert overview["workers"] == 3
+
+
+def test_trace_has_every_span_sorted_with_events_and_unknown_traces_are_none(
+    store: TelemetryStore, spans: SpanFactory
+) -> None:
+    run = spans.run(error=ZeroDivisionError("division by zero"), retry_scheduled=True)
+    ingest(store, spans)
+
+    trace = store.reader.trace(run.trace_id)
+
+    assert trace is not None
+    assert [span["name"] for span in trace["spans"]] == ["send default", "process default"]
+    send, process = trace["spans"]
+    assert send["kind"] == "PRODUCER" and send["parent_span_id"] is None
+    assert process["kind"] == "CONSUMER" and process["parent_span_id"] == send["span_id"]
+    assert process["status"] == "ERROR"
+    assert process["attributes"]["dramatiq.actor.name"] == "send_welcome"
+    exception = next(event for event in process["events"] if event["name"] == "exception")
+    assert exception["attributes"]["exception.type"] == "ZeroDivisionError"
+    assert "exception.stacktrace" in exception["attributes"]
+    assert store.reader.trace("0" * 31 + "1") is None
+    with pytest.raises(InvalidQuery):
+        store.reader.trace("not-a-trace-id")
+
+
+def test_data_survives_a_restart(tmp_path, spans: SpanFactory) -> None:
+    path = tmp_path / "telemetry.db"
+    first = TelemetryStore.open(path)
+    run = spans.run()
+    first.writer.write_spans(span_rows(spans.request()))
+    first.close()
+
+    second = TelemetryStore.open(path)
+    try:
+        assert second.reader.trace(run.trace_id) is not None
+        assert second.reader.actors(HOUR)["items"][0]["runs"] == 1
+    finally:
+        second.close()
