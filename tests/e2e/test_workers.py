@@ -14,6 +14,7 @@ span the receiver holds was flushed when the workers shut down.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -113,6 +114,10 @@ def make_producer(broker: Broker, redis_url: str, counter_key: str) -> Producer:
         from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
         producer_broker = RabbitmqBroker(url=broker.url)
+    # Only this app's middleware, even if something in this process instrumented every broker.
+    producer_broker.middleware[:] = [
+        m for m in producer_broker.middleware if not isinstance(m, OpenTelemetryMiddleware)
+    ]
     producer_broker.add_middleware(
         OpenTelemetryMiddleware(tracer_provider=tracer_provider, meter_provider=MeterProvider())
     )
@@ -194,6 +199,7 @@ def run_workers(
             env=worker_env(broker, receiver, redis_url, counter_key, **variables),
             stdout=output,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: a failed test can stop all of it
         )
     try:
         wait_until(
@@ -217,7 +223,7 @@ def run_workers(
         returncode = workers.wait(timeout=STOP_TIMEOUT)
     finally:
         if workers.poll() is None:
-            workers.kill()
+            os.killpg(workers.pid, signal.SIGKILL)
             workers.wait()
         client.close()
     assert returncode == 0, log.read_text()
