@@ -88,3 +88,35 @@ def test_broker_with_its_own_middleware_is_left_alone(
 def test_registered_as_opentelemetry_instrumentor_entry_point() -> None:
     [entry] = [e for e in entry_points(group="opentelemetry_instrumentor") if e.name == "dramatiq"]
     assert entry.load() is DramatiqInstrumentor
+
+
+def test_brokers_of_every_kind_created_later_are_traced(
+    instrumentor: DramatiqInstrumentor,
+    telemetry: Telemetry,
+    broker_kind: str,
+    request: pytest.FixtureRequest,
+    unique_name: str,
+) -> None:
+    from tests.dramatiq.conftest import BrokerRig, _make_broker
+
+    instrumentor.instrument(
+        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
+    )
+    broker, cleanups = _make_broker(broker_kind, request, unique_name)
+    rig = BrokerRig(broker_kind, broker, unique_name, cleanups)
+    try:
+        assert broker.middleware[0] is instrumentor.middleware
+
+        @rig.actor
+        def job() -> None:
+            pass
+
+        message = job.send()
+        [process] = rig.process(telemetry, 1)
+        [send] = telemetry.spans("send ")
+        assert process.parent is not None and process.parent.span_id == send.context.span_id
+        assert process.attributes["messaging.message.id"] == message.message_id
+    finally:
+        for cleanup in cleanups:
+            cleanup()
+        broker.close()
