@@ -93,6 +93,8 @@ class FakeInspector(BrokerInspector):
         progress: Progress | None = None,
     ) -> int:
         letters = self._letters(queue)
+        if message_ids is not None:
+            self._check_dead(letters, message_ids)
         chosen = [m for m in letters if message_ids is None or m.message_id in message_ids]
         for done, letter in enumerate(chosen, 1):
             letters.remove(letter)
@@ -106,6 +108,7 @@ class FakeInspector(BrokerInspector):
 
     def delete_dead(self, queue: str, message_ids: Sequence[str]) -> int:
         letters = self._letters(queue)
+        self._check_dead(letters, message_ids)
         chosen = [m for m in letters if m.message_id in message_ids]
         for letter in chosen:
             letters.remove(letter)
@@ -122,6 +125,11 @@ class FakeInspector(BrokerInspector):
         if queue not in self.dead:
             raise QueueNotFound(f"queue {queue!r} not found")
         return self.dead[queue]
+
+    def _check_dead(self, letters: list[DeadLetter], message_ids: Sequence[str]) -> None:
+        missing = set(message_ids) - {letter.message_id for letter in letters}
+        if missing:
+            raise MessageNotFound(f"not dead letters: {', '.join(sorted(missing))}")
 
     def _check_up(self) -> None:
         if self.down:

@@ -130,7 +130,7 @@ def test_actions_need_the_bearer_token(
 def test_requeue_some_ids_resetting_retries(token_client: TestClient, fake: FakeInspector) -> None:
     response = token_client.post(
         "/api/queues/default/dead-letters/requeue",
-        json={"message_ids": ["default-m1", "default-m3", "not-there"], "reset_retries": True},
+        json={"message_ids": ["default-m1", "default-m3"], "reset_retries": True},
         headers=AUTH,
     )
 
@@ -138,6 +138,20 @@ def test_requeue_some_ids_resetting_retries(token_client: TestClient, fake: Fake
     assert sorted(letter.message_id for letter in fake.requeued["default"]) == ["default-m1", "default-m3"]
     assert all(letter.retries == 0 for letter in fake.requeued["default"])
     assert [letter.message_id for letter in fake.dead["default"]] == ["default-m0", "default-m2"]
+
+
+def test_requeue_of_an_id_that_is_not_dead_is_404_and_changes_nothing(
+    token_client: TestClient, fake: FakeInspector
+) -> None:
+    response = token_client.post(
+        "/api/queues/default/dead-letters/requeue",
+        json={"message_ids": ["default-m1", "not-there"]},
+        headers=AUTH,
+    )
+
+    assert response.status_code == 404
+    assert "not-there" in response.json()["error"]
+    assert len(fake.dead["default"]) == 4
 
 
 def test_requeue_all(token_client: TestClient, fake: FakeInspector) -> None:

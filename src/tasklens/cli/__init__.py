@@ -11,6 +11,10 @@ __all__ = ["main"]
 #: Subcommand name -> "module:attribute" of its click command, imported when it is used.
 COMMANDS: dict[str, str] = {
     "demo": "tasklens.cli.demo:demo",
+    "dlq": "tasklens.cli.dlq:dlq",
+    "health": "tasklens.cli.health:health",
+    "monitor": "tasklens.cli.monitor:monitor",
+    "queues": "tasklens.cli.queues:queues",
 }
 
 

@@ -1,5 +1,8 @@
 """The REST API: queues, one queue, workers, and the dead-letter actions.
 
+Dead letters come newest first on Redis and in queue order (oldest first) on RabbitMQ. A requeue
+or delete naming an id that is not a dead letter of the queue changes nothing and answers 404.
+
 Reads come from the cached snapshot (see ``SnapshotReader``); dead-letter reads and actions go
 to the broker through their own inspector, one at a time. Actions need the bearer token.
 
@@ -23,7 +26,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from tasklens.brokers.base import MessageNotFound
 from tasklens.monitor.auth import action_access, read_access
 from tasklens.monitor.errors import ErrorBody
 from tasklens.monitor.schemas import (
@@ -150,8 +152,6 @@ def delete_dead_letters(state: State, queue: str, body: DeleteIn) -> DeletedOut:
 def delete_dead_letter(state: State, queue: str, message_id: str) -> DeletedOut:
     with state.actions.borrow() as inspector:
         deleted = inspector.delete_dead(queue, [message_id])
-    if deleted == 0:
-        raise MessageNotFound(f"no dead letter {message_id!r} in queue {queue!r}")
     return DeletedOut(deleted=deleted)
 
 

@@ -116,7 +116,7 @@ class DeadLetterOut(BaseModel):
 
 
 class DeadLetterPageOut(BaseModel):
-    """A page of dead letters, newest first."""
+    """A page of dead letters: newest first on Redis, oldest first on RabbitMQ."""
 
     items: list[DeadLetterOut]
     total: int

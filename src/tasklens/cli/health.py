@@ -1,0 +1,48 @@
+"""``tasklens health``: one line and an exit status, usable as a Kubernetes exec probe."""
+
+from __future__ import annotations
+
+import click
+
+from tasklens.cli.options import EXIT_UNREACHABLE, BrokerTarget, broker_options, opened, threshold_options
+from tasklens.monitor.health import DEGRADED, HEALTHY, HealthReport, assess_health
+from tasklens.monitor.settings import HealthThresholds
+
+__all__ = ["EXIT_STATUS", "health"]
+
+#: Exit status of each verdict; an unreachable broker exits with 2 too.
+EXIT_STATUS = {HEALTHY: 0, DEGRADED: 1, "unhealthy": EXIT_UNREACHABLE}
+
+
+@click.command()
+@broker_options
+@threshold_options
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (as GET /api/health).")
+def health(target: BrokerTarget, thresholds: HealthThresholds, as_json: bool) -> None:
+    """Check the queues: exit 0 when healthy, 1 when degraded, 2 when the broker is unreachable.
+
+    Degraded means the broker answers but a threshold is crossed: a queue's backlog
+    (--max-backlog), the age of its oldest ready message (--max-age), or too few live workers
+    (--min-workers).
+
+    \b
+    Example (a Kubernetes exec probe):
+      tasklens health --broker redis://redis:6379/0 --max-backlog 10000 --max-age 300 --min-workers 1
+    """
+    with opened(target) as inspector:
+        snapshot = inspector.snapshot()
+    report = assess_health(snapshot, thresholds, broker=target.redacted)
+    if as_json:
+        click.echo(report.to_model().model_dump_json(indent=2))
+    else:
+        click.echo(_summary(report))
+    raise SystemExit(EXIT_STATUS[report.status])
+
+
+def _summary(report: HealthReport) -> str:
+    workers = "?" if report.workers is None else str(report.workers)
+    line = (
+        f"{report.status}: {report.broker}, {len(report.queues)} queues,"
+        f" {report.total_pending} pending, {workers} live workers"
+    )
+    return line + "".join(f"; {reason}" for reason in report.reasons)

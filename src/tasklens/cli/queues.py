@@ -1,0 +1,143 @@
+"""``tasklens queues``: every queue's ready, delayed, in-flight and dead counts, oldest age, workers."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+import click
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from tasklens.brokers.base import BrokerError, BrokerInspector, BrokerSnapshot
+from tasklens.cli.formatting import age, count
+from tasklens.cli.options import BrokerTarget, broker_errors, broker_options
+from tasklens.monitor.schemas import QueueOut, QueuesOut
+
+__all__ = ["queues", "queues_document", "queues_table"]
+
+#: Printed under an empty table: RabbitMQ cannot list its queues without help.
+NO_QUEUES_HINT = (
+    "no queues found: on RabbitMQ name them with --queue, --app or --rabbitmq-management-url;"
+    " on Redis check the URL's database and ?namespace="
+)
+#: Seconds between two reads with ``--watch``, unless ``--interval`` says otherwise.
+DEFAULT_WATCH_INTERVAL = 2.0
+
+
+def queues_table(snapshot: BrokerSnapshot, broker: str) -> Table:
+    """The snapshot as a table: one row per queue, ``?`` where the broker cannot tell.
+
+    Parameters:
+      snapshot(BrokerSnapshot): What was read.
+      broker(str): The redacted broker URL, for the caption.
+    """
+    workers = "?" if snapshot.workers is None else str(snapshot.workers)
+    read_at = datetime.fromtimestamp(snapshot.read_at).strftime("%H:%M:%S")
+    table = Table(caption=f"{broker} · {workers} live workers · read at {read_at}", caption_justify="left")
+    table.add_column("queue")
+    for column in ("ready", "delayed", "in flight", "dead", "oldest age", "workers"):
+        table.add_column(column, justify="right")
+    for stats in snapshot.queues:
+        table.add_row(
+            stats.name,
+            count(stats.ready),
+            count(stats.delayed),
+            count(stats.in_flight),
+            count(stats.dead),
+            age(stats.oldest_age),
+            count(stats.consumers),
+        )
+    return table
+
+
+def queues_document(snapshot: BrokerSnapshot, broker: str, *, indent: int | None = 2) -> str:
+    """The snapshot as the JSON of ``GET /api/queues``: unknowns are ``null``.
+
+    Parameters:
+      snapshot(BrokerSnapshot): What was read.
+      broker(str): The redacted broker URL.
+      indent(int|None): JSON indentation; ``None`` for one line.
+    """
+    document = QueuesOut(
+        broker=broker,
+        workers=snapshot.workers,
+        read_at=snapshot.read_at,
+        queues=[QueueOut.of(stats) for stats in snapshot.queues],
+    )
+    return document.model_dump_json(indent=indent)
+
+
+@click.command()
+@broker_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (unknown counts are null).")
+@click.option("--watch", is_flag=True, help="Read again every --interval seconds until interrupted.")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=DEFAULT_WATCH_INTERVAL,
+    show_default=True,
+    help="Seconds between reads with --watch.",
+)
+def queues(target: BrokerTarget, as_json: bool, watch: bool, interval: float) -> None:
+    """Show every queue: ready, delayed, in flight, dead, oldest ready message age, workers.
+
+    Counts the broker cannot tell without consuming messages show as "?" (null in JSON), never 0.
+    On Redis "workers" is the number of live worker processes (in the caption); on RabbitMQ each
+    queue's consumers.
+
+    \b
+    Example:
+      tasklens queues --broker redis://127.0.0.1:6379/0
+      tasklens queues --broker amqp://guest:guest@127.0.0.1:5672/%2F --queue default --json
+    """
+    with broker_errors(target), target.open() as inspector:
+        if watch:
+            _watch(inspector, target, as_json, interval)
+            return
+        snapshot = inspector.snapshot()
+    if as_json:
+        click.echo(queues_document(snapshot, target.redacted))
+        return
+    Console().print(queues_table(snapshot, target.redacted))
+    if not snapshot.queues:
+        click.echo(NO_QUEUES_HINT)
+
+
+def _watch(inspector: BrokerInspector, target: BrokerTarget, as_json: bool, interval: float) -> None:
+    console = Console()
+    try:
+        if console.is_terminal and not as_json:
+            _watch_live(inspector, target, console, interval)
+        else:
+            _watch_lines(inspector, target, console, as_json, interval)
+    except KeyboardInterrupt:
+        return
+
+
+def _watch_live(inspector: BrokerInspector, target: BrokerTarget, console: Console, interval: float) -> None:
+    with Live(console=console, auto_refresh=False) as live:
+        while True:
+            try:
+                live.update(queues_table(inspector.snapshot(), target.redacted), refresh=True)
+            except BrokerError as exc:
+                live.update(f"[red]{exc}[/red] (retrying every {interval:g} s)", refresh=True)
+            time.sleep(interval)
+
+
+def _watch_lines(
+    inspector: BrokerInspector, target: BrokerTarget, console: Console, as_json: bool, interval: float
+) -> None:
+    # Not a terminal: append each read, so that logs and pipes see every one.
+    while True:
+        try:
+            snapshot = inspector.snapshot()
+        except BrokerError as exc:
+            click.echo(f"tasklens: {exc}", err=True)
+        else:
+            if as_json:
+                click.echo(queues_document(snapshot, target.redacted, indent=None))
+            else:
+                console.print(queues_table(snapshot, target.redacted))
+        time.sleep(interval)
