@@ -290,6 +290,26 @@ def test_reset_retries_gives_a_failing_message_its_attempts_again(
         wait_until(lambda: (len(calls), dead_count(inspector, queue)), lambda s: s == (5, 1))
 
 
+def test_a_message_that_died_in_the_delay_queue_runs_now_once_requeued(
+    redis_broker: Any, redis_client: Any, inspector: RedisInspector, namespace: str, queue: str
+) -> None:
+    ran = threading.Event()
+
+    @dramatiq.actor(broker=redis_broker, queue_name=queue, actor_name=f"{queue}-later")
+    def later() -> None:
+        ran.set()
+
+    # As Dramatiq leaves it when a message is rejected from the delay queue.
+    in_a_day = int(time.time() * 1000) + 86_400_000
+    message = later.message_with_options(eta=in_a_day, redis_message_id="r1").copy(queue_name=f"{queue}.DQ")
+    redis_client.zadd(f"{namespace}:{queue}.XQ", {"r1": in_a_day})
+    redis_client.hset(f"{namespace}:{queue}.XQ.msgs", "r1", message.encode())
+
+    assert inspector.requeue_dead(queue, [message.message_id]) == 1
+    with running_worker(redis_broker):
+        assert ran.wait(10)
+
+
 def test_delete_and_purge(redis_broker: Any, inspector: RedisInspector, queue: str) -> None:
     ids = make_dead(redis_broker, inspector, queue, 4)
 
