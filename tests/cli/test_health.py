@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
-from tests.cli.conftest import Invoke, closed_port, run_tasklens
+from tests.cli.conftest import Invoke
 from tests.monitor.ground_truth import PopulatedQueue
+from tests.monitor.processes import free_port, run_tasklens
 
 
 def test_healthy_exits_0(invoke: Invoke, queue: PopulatedQueue) -> None:
@@ -35,7 +36,7 @@ def test_too_few_workers_is_degraded(invoke: Invoke, queue: PopulatedQueue) -> N
 
 
 def test_unreachable_exits_2_with_one_line() -> None:
-    url = f"redis://:hunter22@127.0.0.1:{closed_port()}/0"
+    url = f"redis://:hunter22@127.0.0.1:{free_port()}/0"
 
     result = run_tasklens("health", "--broker", url, "--timeout", "2")
 

@@ -8,8 +8,9 @@ import signal
 import subprocess
 import sys
 
-from tests.cli.conftest import SUBPROCESS_TIMEOUT, Invoke, closed_port, run_tasklens
+from tests.cli.conftest import Invoke
 from tests.monitor.ground_truth import PopulatedQueue
+from tests.monitor.processes import SUBPROCESS_TIMEOUT, free_port, run_tasklens
 
 
 def test_table_shows_each_state(invoke: Invoke, queue: PopulatedQueue) -> None:
@@ -45,7 +46,7 @@ def test_broker_from_the_environment(queue: PopulatedQueue) -> None:
 
 
 def test_unreachable_broker_is_one_line_with_the_redacted_url_and_exit_2() -> None:
-    url = f"redis://:hunter22@127.0.0.1:{closed_port()}/0"
+    url = f"redis://:hunter22@127.0.0.1:{free_port()}/0"
 
     result = run_tasklens("queues", "--broker", url, "--timeout", "2")
 

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from tasklens.brokers.base import QueueStats
 from tasklens.monitor import MonitorSettings, create_app
 from tests.monitor.fake_broker import FAKE_URL, FakeInspector
+from tests.monitor.ground_truth import queue as queue
 
 #: The token the tests configure when a test needs one.
 TOKEN = "test-token-123"

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import dramatiq
+import pytest
 import redis
 from dramatiq.brokers.redis import RedisBroker
 
@@ -118,3 +119,10 @@ def _dead_letter(broker: RedisBroker, client: redis.Redis, dead_key: str, count:
             time.sleep(0.05)
     finally:
         worker.stop(timeout=10_000)
+
+
+@pytest.fixture
+def queue(redis_url: str, unique_name: str) -> Iterator[PopulatedQueue]:
+    """A queue with 3 ready, 2 delayed and 5 dead messages."""
+    with populated_queue(redis_url, unique_name, ready=3, delayed=2, dead=5) as populated:
+        yield populated
