@@ -62,12 +62,12 @@ def _live_objects() -> dict[str, int]:
 
 def measure_memory(spec: MemorySpec) -> dict[str, Any]:
     """Run the check in this process; return its samples."""
-    import psutil
-
     import dramatiq
+    import psutil
+    from dramatiq import Worker
+
     from benchmarks.brokers import open_broker
     from benchmarks.variants import Endpoints, get_variant
-    from dramatiq import Worker
 
     variant = get_variant(spec.variant)
     variant.prepare(Endpoints(sink=spec.sink, unreachable=spec.unreachable))

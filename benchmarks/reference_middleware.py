@@ -12,10 +12,9 @@ import threading
 import time
 from typing import Any
 
+import dramatiq
 from opentelemetry import context, metrics, propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
-
-import dramatiq
 
 __all__ = ["ReferenceMiddleware"]
 

@@ -1,0 +1,148 @@
+"""The cost of tasklens's middleware hooks alone, layer by layer, with no broker in the way.
+
+``python -m benchmarks.hooks`` calls ``before_enqueue``/``after_enqueue`` and
+``before_process_message``/``after_process_message`` of ``OpenTelemetryMiddleware`` directly, on
+a stub broker's messages created beforehand, under three set-ups:
+
+- ``no-op providers``: the API's no-op tracer and meter: what is left is tasklens's own code plus
+  the API calls it makes (an upper bound for "tasklens's own code");
+- ``SDK, nothing exported``: SDK providers with no span processor and no metric reader: adds
+  span creation, attribute cleaning, context propagation and metric aggregation;
+- ``SDK, 10% sampled``: as above with ``ParentBased(TraceIdRatioBased(0.1))``.
+
+It also times the OTLP encoding of finished spans (what the export thread does per span, under
+the GIL). Every figure is the median of several repetitions, in microseconds per message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["main", "measure_hooks"]
+
+#: Messages per repetition.
+DEFAULT_MESSAGES = 20_000
+
+#: Repetitions per measurement; the median is reported.
+REPEATS = 5
+
+
+def _providers(setup: str) -> tuple[Any, Any]:
+    from opentelemetry import metrics, trace
+
+    if setup == "no-op providers":
+        return trace.NoOpTracerProvider(), metrics.NoOpMeterProvider()
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.sampling import ParentBasedTraceIdRatio
+
+    sampler = ParentBasedTraceIdRatio(0.1) if setup == "SDK, 10% sampled" else None
+    tracer_provider = TracerProvider(sampler=sampler) if sampler else TracerProvider()
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    return tracer_provider, MeterProvider(metric_readers=[InMemoryMetricReader()])
+
+
+def _median_per_message(run: Callable[[], float], messages: int) -> float:
+    return statistics.median(run() for _ in range(REPEATS)) / messages * 1e6
+
+
+def measure_hooks(setup: str, messages: int) -> dict[str, float]:
+    """Microseconds per message for the send hooks and the process hooks under ``setup``."""
+    import dramatiq
+    from dramatiq.broker import MessageProxy
+    from dramatiq.brokers.stub import StubBroker
+
+    from tasklens.dramatiq import OpenTelemetryMiddleware
+
+    tracer_provider, meter_provider = _providers(setup)
+    broker = StubBroker()
+    middleware = OpenTelemetryMiddleware(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    actor = dramatiq.actor(lambda: None, broker=broker, actor_name="noop", queue_name="bench")
+    sent: list[Any] = []
+
+    def send() -> float:
+        batch = [actor.message() for _ in range(messages)]
+        started = time.perf_counter()
+        for message in batch:
+            middleware.before_enqueue(broker, message, None)
+            middleware.after_enqueue(broker, message, None)
+        elapsed = time.perf_counter() - started
+        sent[:] = batch
+        return elapsed
+
+    def process() -> float:
+        proxies = [MessageProxy(message) for message in sent]
+        started = time.perf_counter()
+        for proxy in proxies:
+            middleware.before_process_message(broker, proxy)
+            middleware.after_process_message(broker, proxy, result=None)
+        return time.perf_counter() - started
+
+    result = {
+        "send": _median_per_message(send, messages),
+        "process": _median_per_message(process, messages),
+    }
+    broker.close()
+    return result
+
+
+def measure_encoding(spans: int) -> dict[str, float]:
+    """Microseconds per span to encode finished SDK spans to OTLP protobuf bytes."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+
+    finished: list[Any] = []
+
+    class Keep(SpanExporter):
+        def export(self, batch: Any) -> SpanExportResult:
+            finished.extend(batch)
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(Keep()))
+    tracer = provider.get_tracer("bench")
+    attributes = {
+        "messaging.system": "dramatiq",
+        "messaging.destination.name": "bench",
+        "messaging.operation.name": "process",
+        "messaging.operation.type": "process",
+        "messaging.message.id": "4c1f3f43-4e6f-4d0e-9a53-8f0f2b7d3f6a",
+        "dramatiq.actor.name": "noop",
+        "dramatiq.message.retries": 0,
+        "server.address": "127.0.0.1",
+        "server.port": 6379,
+    }
+    for _ in range(spans):
+        tracer.start_span("process bench", attributes=attributes).end()
+
+    def encode() -> float:
+        started = time.perf_counter()
+        for start in range(0, spans, 512):
+            encode_spans(finished[start : start + 512]).SerializeToString()
+        return time.perf_counter() - started
+
+    return {"encode": _median_per_message(encode, spans)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.hooks", description=__doc__.split("\n")[0])
+    parser.add_argument("--messages", type=int, default=DEFAULT_MESSAGES)
+    arguments = parser.parse_args(argv)
+    print(f"µs per message, median of {REPEATS} x {arguments.messages:,}")
+    print(f"{'set-up':<24}{'send hooks':>12}{'process hooks':>15}")
+    for setup in ("no-op providers", "SDK, nothing exported", "SDK, 10% sampled"):
+        costs = measure_hooks(setup, arguments.messages)
+        print(f"{setup:<24}{costs['send']:>12.1f}{costs['process']:>15.1f}")
+    encoding = measure_encoding(arguments.messages)
+    print(f"OTLP encoding of a finished span (export thread): {encoding['encode']:.1f} µs per span")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
