@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,10 +50,15 @@ def environment(**variables: str) -> dict[str, str]:
     return env
 
 
-def run_python(script: str, env: dict[str, str], timeout: float = 60) -> Finished:
-    """Run ``script`` (dedented) with ``env``; fail the test when it does not exit in time."""
+def run_python(script: str, env: dict[str, str], timeout: float = 60, prefix: Sequence[str] = ()) -> Finished:
+    """Run ``script`` (dedented) with ``env``; fail the test when it does not exit in time.
+
+    Parameters:
+      prefix: a command of the virtualenv to run Python under, such as ``opentelemetry-instrument``.
+    """
+    wrapper = [str(Path(sys.executable).parent / command) for command in prefix]
     completed = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(script)],
+        [*wrapper, sys.executable, "-c", textwrap.dedent(script)],
         env=env,
         cwd=ROOT,
         capture_output=True,

@@ -309,3 +309,32 @@ logging.getLogger("app").info("outside")
     assert inside.severity_text == "INFO"
     assert logs["outside"].trace_id == ""
     assert "console: inside span" in finished.stderr
+
+
+def test_under_opentelemetry_instrument_setup_uses_the_configured_sdk(receiver: OtlpReceiver) -> None:
+    script = (
+        REPORT
+        + """
+import tasklens
+from opentelemetry import trace
+telemetry = tasklens.setup(service_name="ignored")
+with trace.get_tracer("test").start_as_current_span("once"):
+    pass
+report({
+    "same_provider": telemetry.tracer_provider is trace.get_tracer_provider(),
+    "instrumented": list(telemetry.instrumented),
+})
+"""
+    )
+    env = otlp_env(
+        receiver,
+        OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+        OTEL_SERVICE_NAME="zero-code",
+        OTEL_LOGS_EXPORTER="none",
+    )
+    finished = run_python(script, env, prefix=["opentelemetry-instrument"])
+    assert finished.returncode == 0, finished.stderr
+    assert finished.result["same_provider"] is True
+    assert "dramatiq" not in finished.result["instrumented"]  # opentelemetry-instrument did it
+    [span] = receiver.spans()
+    assert span.resource["service.name"] == "zero-code"

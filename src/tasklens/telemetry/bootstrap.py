@@ -16,7 +16,7 @@ import threading
 from typing import Any
 
 from opentelemetry import metrics, trace
-from opentelemetry._logs import set_logger_provider
+from opentelemetry._logs import get_logger_provider, set_logger_provider
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
@@ -200,19 +200,21 @@ def _configure(
     resource = providers.build_resource(settings, service_name)
     tracer_provider = _global_tracer_provider(settings, resource)
     meter_provider = _global_meter_provider(settings, resource)
-    logger_provider = providers.build_logger_provider(settings, resource) if log_correlation else None
-    if logger_provider is not None:
-        set_logger_provider(logger_provider)
+    logger_provider, export_logs = _global_logger_provider(settings, resource, log_correlation)
 
     instrumented: list[str] = []
     if process_metrics and _attempt("process metrics", start_process_metrics, meter_provider):
         instrumented.append("process_metrics")
-    if log_correlation and _attempt("log correlation", _correlate_logs, tracer_provider, logger_provider):
+    if log_correlation and _attempt(
+        "log correlation", _correlate_logs, tracer_provider, logger_provider if export_logs else None
+    ):
         instrumented.append("logging")
     if _attempt("Dramatiq instrumentation", _instrument_dramatiq, tracer_provider, meter_provider, options):
         instrumented.append("dramatiq")
 
-    telemetry = Telemetry(tracer_provider, meter_provider, logger_provider, resource, tuple(instrumented))
+    telemetry = Telemetry(
+        tracer_provider, meter_provider, logger_provider, tracer_provider.resource, tuple(instrumented)
+    )
     _flush_at_exit(telemetry)
     return telemetry
 
@@ -235,6 +237,20 @@ def _global_meter_provider(settings: TelemetrySettings, resource: Resource) -> M
     provider = providers.build_meter_provider(settings, resource)
     metrics.set_meter_provider(provider)
     return provider
+
+
+def _global_logger_provider(
+    settings: TelemetrySettings, resource: Resource, wanted: bool
+) -> tuple[LoggerProvider | None, bool]:
+    """The logger provider, and whether setup must route log records to it itself."""
+    current = get_logger_provider()
+    if isinstance(current, LoggerProvider):  # whoever installed it also routes the records
+        return current, False
+    provider = providers.build_logger_provider(settings, resource) if wanted else None
+    if provider is None:
+        return None, False
+    set_logger_provider(provider)
+    return provider, True
 
 
 def _correlate_logs(tracer_provider: TracerProvider, logger_provider: LoggerProvider | None) -> bool:
