@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import time
 
 import pytest
 
 from tests.otlp_receiver import OtlpReceiver
-from tests.telemetry.python_process import REPORT, environment, run_python
+from tests.telemetry.python_process import REPORT, ROOT, environment, run_python
 
 #: Process health metrics setup() starts, by name.
 PROCESS_METRIC_NAMES = {
@@ -338,3 +340,41 @@ report({
     assert "dramatiq" not in finished.result["instrumented"]  # opentelemetry-instrument did it
     [span] = receiver.spans()
     assert span.resource["service.name"] == "zero-code"
+
+
+def test_import_tasklens_stays_light() -> None:
+    script = (
+        REPORT
+        + """
+import sys
+import tasklens
+report(sorted(name for name in sys.modules if name.startswith(("opentelemetry", "dramatiq"))))
+"""
+    )
+    finished = run_python(script, environment())
+    assert finished.returncode == 0, finished.stderr
+    assert finished.result == []
+
+
+def test_metrics_are_exported_every_otel_metric_export_interval(receiver: OtlpReceiver) -> None:
+    script = """
+import sys
+import tasklens
+from opentelemetry import metrics
+tasklens.setup(process_metrics=False)
+metrics.get_meter("test").create_counter("ticks").add(1)
+sys.stdin.readline()  # until the test has seen the exports it waits for
+"""
+    env = otlp_env(receiver, OTEL_TRACES_EXPORTER="none")
+    env["OTEL_METRIC_EXPORT_INTERVAL"] = "200"
+    process = subprocess.Popen(
+        [sys.executable, "-c", script], env=env, cwd=ROOT, stdin=subprocess.PIPE, text=True
+    )
+    try:
+        exported = receiver.wait_for(
+            lambda r: sum(point.name == "ticks" for point in r.metric_points()) >= 3, timeout=10
+        )
+    finally:
+        process.communicate("done\n", timeout=30)
+    assert exported, "three exports of a 200 ms interval within 10 s"
+    assert process.returncode == 0
