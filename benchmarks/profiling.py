@@ -102,21 +102,25 @@ def _path(stack: list[Frame]) -> str:
     return "other"
 
 
-def attribute(stacks: list[tuple[list[Frame], int]]) -> tuple[Profile, Counter[str]]:
-    """Samples per path and owner, and tasklens samples per innermost tasklens frame."""
+def attribute(stacks: list[tuple[list[Frame], int]]) -> tuple[Profile, Counter[str], Profile]:
+    """Samples per path and owner; tasklens samples per innermost tasklens function, and per line."""
     owners: Profile = defaultdict(Counter)
     hot: Counter[str] = Counter()
+    lines: Profile = defaultdict(Counter)
     for stack, count in stacks:
         path, owner = _path(stack), _owner(stack)
         owners[path][owner] += count
         if owner == "tasklens":
             function, location = next(f for f in reversed(stack) if "tasklens/" in f[1])
-            short = location.split("/src/", 1)[-1].split("/site-packages/", 1)[-1]
-            hot[f"{path:<8} {short} {function}"] += count
-    return dict(owners), hot
+            file, _, line = location.split("/src/", 1)[-1].split("/site-packages/", 1)[-1].rpartition(":")
+            hot[f"{path:<8} {function} ({file})"] += count
+            lines[f"{path:<8} {function} ({file})"][line] += count
+    return dict(owners), hot, lines
 
 
-def _format(profile: Profile, hot: Counter[str], *, rate: int, messages: int, title: str) -> str:
+def _format(
+    profile: Profile, hot: Counter[str], lines_of: Profile, *, rate: int, messages: int, title: str
+) -> str:
     scale = 1e6 / rate / messages  # samples -> microseconds per message
     columns = [name for name, _ in OWNERS] + ["other"]
     lines = [title, "", "µs per message (GIL-holding Python time) by path and owner", ""]
@@ -125,9 +129,27 @@ def _format(profile: Profile, hot: Counter[str], *, rate: int, messages: int, ti
         counts = profile.get(path, Counter())
         cells = "".join(f"{counts[name] * scale:>17.1f}" for name in columns)
         lines.append(f"{path:<8}{cells}{sum(counts.values()) * scale:>10.1f}")
-    lines += ["", "Hot spots in tasklens's own code (innermost tasklens frame), µs per message", ""]
-    lines += [f"{count * scale:>7.2f}  {where}" for where, count in hot.most_common(25)]
+    lines += [
+        "",
+        "Hot spots in tasklens's own code (innermost tasklens function; busiest lines), µs per message",
+        "",
+    ]
+    for where, count in hot.most_common(20):
+        busiest = ", ".join(f"{line}: {n * scale:.2f}" for line, n in lines_of[where].most_common(4))
+        lines.append(f"{count * scale:>7.2f}  {where}  [{busiest}]")
     return "\n".join(lines) + "\n"
+
+
+def _source_revision() -> str:
+    """The commit the profiled tasklens code is at, marked when src/ has uncommitted changes."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True).stdout.strip()
+
+    dirty = (
+        " (with uncommitted changes in src/tasklens)" if git("status", "--porcelain", "src/tasklens") else ""
+    )
+    return (git("rev-parse", "--short", "HEAD") or "unknown commit") + dirty
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,14 +192,15 @@ def main(argv: list[str] | None = None) -> int:
     result = json.loads(
         next(line for line in reversed(completed.stdout.splitlines()) if line.startswith("{"))
     )
-    profile, hot = attribute(parse_collapsed(raw.read_text().splitlines()))
+    profile, hot, lines_of = attribute(parse_collapsed(raw.read_text().splitlines()))
     messages = arguments.messages + DEFAULT_WARMUP
     title = (
         f"{arguments.variant} on {arguments.broker}: {messages:,} messages sent and processed, "
         f"py-spy --gil at {arguments.rate} Hz; trial: enqueue {result['enqueue_rate']:,.0f}/s, "
         f"process {result['process_rate']:,.0f}/s"
     )
-    text = _format(profile, hot, rate=arguments.rate, messages=messages, title=title)
+    title += f"\ntasklens at {_source_revision()}"
+    text = _format(profile, hot, lines_of, rate=arguments.rate, messages=messages, title=title)
     stem.with_suffix(".summary.txt").write_text(text)
     print(text)
     print(f"Wrote {stem}.summary.txt and {raw.name}")
