@@ -126,3 +126,30 @@ def queue(redis_url: str, unique_name: str) -> Iterator[PopulatedQueue]:
     """A queue with 3 ready, 2 delayed and 5 dead messages."""
     with populated_queue(redis_url, unique_name, ready=3, delayed=2, dead=5) as populated:
         yield populated
+
+
+@contextmanager
+def rabbitmq_queue(rabbitmq_url: str, name: str, *, ready: int = 0, delayed: int = 0) -> Iterator[str]:
+    """A RabbitMQ queue named ``name`` with ``ready`` waiting and ``delayed`` scheduled messages,
+    declared by Dramatiq; its three queues are deleted after. Yields the queue's name.
+
+    Parameters:
+      rabbitmq_url(str): The test RabbitMQ.
+      name(str): A name no other test uses.
+      ready(int), delayed(int): How many messages to leave in each state.
+    """
+    from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+    broker = RabbitmqBroker(url=rabbitmq_url, confirm_delivery=True)
+    try:
+        succeed = dramatiq.actor(_succeed, broker=broker, queue_name=name, actor_name=f"{name}_ok")
+        for i in range(ready):
+            succeed.send(i)
+        for i in range(delayed):
+            succeed.send_with_options(args=(i,), delay=DELAY_MS)
+        yield name
+    finally:
+        channel = broker.channel
+        for queue_name in (name, f"{name}.DQ", f"{name}.XQ"):
+            channel.queue_delete(queue_name)
+        broker.close()
