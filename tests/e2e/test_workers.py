@@ -69,6 +69,7 @@ class Broker:
 class Producer:
     client: TestClient
     spans: InMemorySpanExporter
+    broker: dramatiq.Broker
 
 
 @pytest.fixture
@@ -132,7 +133,7 @@ def make_producer(broker: Broker, redis_url: str, counter_key: str) -> Producer:
         return {"trace_id": trace_id, "message_ids": message_ids}
 
     FastAPIInstrumentor.instrument_app(app, tracer_provider=tracer_provider)
-    return Producer(TestClient(app), spans)
+    return Producer(TestClient(app), spans, producer_broker)
 
 
 def worker_command(zero_code: bool) -> list[str]:
@@ -225,6 +226,7 @@ def run_workers(
         if workers.poll() is None:
             os.killpg(workers.pid, signal.SIGKILL)
             workers.wait()
+        producer.broker.close()
         client.close()
     assert returncode == 0, log.read_text()
     return Run(sent, producer.spans.get_finished_spans())
