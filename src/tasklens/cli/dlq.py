@@ -223,11 +223,11 @@ def _page_document(page: DeadLetterPage) -> DeadLetterPageOut:
 
 def _page_table(page: DeadLetterPage) -> Table:
     table = Table()
-    table.add_column("message id")
-    table.add_column("actor")
+    table.add_column("message id", no_wrap=True)
+    table.add_column("actor", overflow="fold")
     table.add_column("retries", justify="right")
-    table.add_column("died", justify="right")
-    table.add_column("error")
+    table.add_column("died", justify="right", no_wrap=True)
+    table.add_column("error", ratio=1)
     now = time.time()
     for letter in page.items:
         died = None if letter.died_at is None else now - letter.died_at

@@ -6,16 +6,17 @@ import time
 from datetime import datetime
 
 import click
-from rich.console import Console
+from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from tasklens.brokers.base import BrokerError, BrokerInspector, BrokerSnapshot
 from tasklens.cli.formatting import age, count
 from tasklens.cli.options import BrokerTarget, broker_errors, broker_options
 from tasklens.monitor.schemas import QueueOut, QueuesOut
 
-__all__ = ["queues", "queues_document", "queues_table"]
+__all__ = ["queues", "queues_document", "queues_summary", "queues_table"]
 
 #: Printed under an empty table: RabbitMQ cannot list its queues without help.
 NO_QUEUES_HINT = (
@@ -26,19 +27,16 @@ NO_QUEUES_HINT = (
 DEFAULT_WATCH_INTERVAL = 2.0
 
 
-def queues_table(snapshot: BrokerSnapshot, broker: str) -> Table:
+def queues_table(snapshot: BrokerSnapshot) -> Table:
     """The snapshot as a table: one row per queue, ``?`` where the broker cannot tell.
 
     Parameters:
       snapshot(BrokerSnapshot): What was read.
-      broker(str): The redacted broker URL, for the caption.
     """
-    workers = "?" if snapshot.workers is None else str(snapshot.workers)
-    read_at = datetime.fromtimestamp(snapshot.read_at).strftime("%H:%M:%S")
-    table = Table(caption=f"{broker} · {workers} live workers · read at {read_at}", caption_justify="left")
-    table.add_column("queue")
+    table = Table()
+    table.add_column("queue", overflow="fold")
     for column in ("ready", "delayed", "in flight", "dead", "oldest age", "workers"):
-        table.add_column(column, justify="right")
+        table.add_column(column, justify="right", no_wrap=True)
     for stats in snapshot.queues:
         table.add_row(
             stats.name,
@@ -50,6 +48,21 @@ def queues_table(snapshot: BrokerSnapshot, broker: str) -> Table:
             count(stats.consumers),
         )
     return table
+
+
+def queues_summary(snapshot: BrokerSnapshot, broker: str) -> str:
+    """The line under the table: which broker, its live workers, when it was read.
+
+    Parameters:
+      snapshot(BrokerSnapshot): What was read.
+      broker(str): The redacted broker URL.
+    """
+    read_at = datetime.fromtimestamp(snapshot.read_at).strftime("%H:%M:%S")
+    return f"{broker} · live workers: {count(snapshot.workers)} · read at {read_at}"
+
+
+def _render(snapshot: BrokerSnapshot, broker: str) -> Group:
+    return Group(queues_table(snapshot), Text(queues_summary(snapshot, broker)))
 
 
 def queues_document(snapshot: BrokerSnapshot, broker: str, *, indent: int | None = 2) -> str:
@@ -84,8 +97,8 @@ def queues(target: BrokerTarget, as_json: bool, watch: bool, interval: float) ->
     """Show every queue: ready, delayed, in flight, dead, oldest ready message age, workers.
 
     Counts the broker cannot tell without consuming messages show as "?" (null in JSON), never 0.
-    On Redis "workers" is the number of live worker processes (in the caption); on RabbitMQ each
-    queue's consumers.
+    The "workers" column is each queue's consumers where the broker reports them (RabbitMQ); the
+    line under the table gives the live worker processes (Redis heartbeats) or all consumers.
 
     \b
     Example:
@@ -100,7 +113,7 @@ def queues(target: BrokerTarget, as_json: bool, watch: bool, interval: float) ->
     if as_json:
         click.echo(queues_document(snapshot, target.redacted))
         return
-    Console().print(queues_table(snapshot, target.redacted))
+    Console().print(_render(snapshot, target.redacted))
     if not snapshot.queues:
         click.echo(NO_QUEUES_HINT)
 
@@ -120,7 +133,7 @@ def _watch_live(inspector: BrokerInspector, target: BrokerTarget, console: Conso
     with Live(console=console, auto_refresh=False) as live:
         while True:
             try:
-                live.update(queues_table(inspector.snapshot(), target.redacted), refresh=True)
+                live.update(_render(inspector.snapshot(), target.redacted), refresh=True)
             except BrokerError as exc:
                 live.update(f"[red]{exc}[/red] (retrying every {interval:g} s)", refresh=True)
             time.sleep(interval)
@@ -139,5 +152,5 @@ def _watch_lines(
             if as_json:
                 click.echo(queues_document(snapshot, target.redacted, indent=None))
             else:
-                console.print(queues_table(snapshot, target.redacted))
+                console.print(_render(snapshot, target.redacted))
         time.sleep(interval)
