@@ -249,7 +249,8 @@ class StoreReader:
 
     def _queue_wait_p95(self, window: float, actor: str | None) -> dict[str, float | None]:
         """The 95th percentile queue wait of each actor, from the queue-wait histograms the
-        workers export: increments within the window for cumulative series, sums for delta ones."""
+        workers export: what each cumulative series added within the window (all of it when the
+        series started within the window), and the sum of delta points."""
         since = int((self._clock() - window) * _NS)
         where = "name = ? AND time_ns >= ?"
         params: list[Any] = [semconv.MESSAGE_QUEUE_WAIT.name, since]
@@ -275,7 +276,15 @@ class StoreReader:
             last[key] = point
         for key, (name, start_ns, bounds, counts) in last.items():
             earlier = first[key]
-            if earlier is not last[key] and earlier[1] == start_ns and earlier[2] == bounds:
+            # A series that started within the window counts whole; an older one counts what it
+            # added since its first point in the window.
+            started_before = (start_ns or 0) < since
+            if (
+                started_before
+                and earlier is not last[key]
+                and earlier[1] == start_ns
+                and earlier[2] == bounds
+            ):
                 counts = [now - then for now, then in zip(counts, earlier[3], strict=False)]
             _merge(deltas, name, bounds, counts)
         return {name: _histogram_quantile(bounds, counts, 0.95) for name, (bounds, counts) in deltas.items()}

@@ -1,0 +1,240 @@
+"""The task metrics workers export over OTLP, summed across processes and served on ``/metrics``.
+
+Each worker process exports its own series (its own ``service.instance.id``). Prometheus
+scraping the monitor wants one series per actor and queue, so ``ReceivedMetrics`` keeps the
+latest state of every process and adds them up at each scrape: counters are summed (a process
+that restarted keeps its earlier total, so sums never go down), histograms with the same bucket
+boundaries are merged bucket by bucket, and up-down counters are summed over the processes heard
+from recently. Names follow the OpenTelemetry-to-Prometheus translation of ``/metrics``:
+``messaging.process.duration`` (``s``) becomes ``messaging_process_duration_seconds_bucket`` and
+so on, with each point's attributes as labels plus ``service_name``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from tasklens import semconv
+from tasklens.monitor.metrics import prometheus_label, prometheus_name
+from tasklens.monitor.store.rows import SERVICE_INSTANCE_ID, SERVICE_NAME, attributes
+
+__all__ = ["TASK_METRICS", "ReceivedMetrics"]
+
+logger = logging.getLogger(__name__)
+
+#: The worker- and producer-side metrics served again on ``/metrics``.
+TASK_METRICS: dict[str, semconv.MetricSpec] = {
+    spec.name: spec
+    for spec in (
+        semconv.SENT_MESSAGES,
+        semconv.CLIENT_OPERATION_DURATION,
+        semconv.PROCESS_DURATION,
+        semconv.CONSUMED_MESSAGES,
+        semconv.MESSAGE_RETRIES,
+        semconv.MESSAGE_DEAD_LETTERED,
+        semconv.MESSAGES_IN_FLIGHT,
+        semconv.MESSAGE_QUEUE_WAIT,
+    )
+}
+#: An up-down counter of a process not heard from for this long no longer counts, in seconds
+#: (its process is gone; its messages are no longer in flight).
+STALE_AFTER = 300.0
+#: Label holding the ``service.name`` of the processes summed into a series.
+SERVICE_LABEL = "service_name"
+
+_DELTA = AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA
+
+Labels = tuple[tuple[str, str], ...]
+
+
+@dataclass
+class _ProcessState:
+    """One process's latest state of one series, and what it had before it restarted."""
+
+    start_ns: int = 0
+    value: float = 0.0
+    carried: float = 0.0
+    counts: list[int] = field(default_factory=list)
+    carried_counts: list[int] = field(default_factory=list)
+    sum: float = 0.0
+    carried_sum: float = 0.0
+    seen: float = 0.0
+
+
+@dataclass
+class _Family:
+    spec: semconv.MetricSpec
+    bounds: list[float] | None = None
+    series: dict[Labels, dict[str, _ProcessState]] = field(default_factory=dict)
+
+
+def _add(a: list[int], b: list[int]) -> list[int]:
+    if not a:
+        return list(b)
+    return [x + y for x, y in zip(a, b, strict=True)]
+
+
+class ReceivedMetrics(Collector):
+    """Task metrics received from every process, summed per series at each scrape.
+
+    Parameters:
+      clock(Callable[[], float]): Monotonic clock for staleness, in seconds.
+
+    Example:
+
+      >>> received = ReceivedMetrics()
+      >>> received.update(request)  # an ExportMetricsServiceRequest
+      >>> registry.register(received)
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._families: dict[str, _Family] = {}
+
+    def update(self, request: ExportMetricsServiceRequest) -> None:
+        """Record the task metrics of a decoded metrics request.
+
+        Parameters:
+          request(ExportMetricsServiceRequest): What one process exported.
+        """
+        now = self._clock()
+        with self._lock:
+            for resource_metrics in request.resource_metrics:
+                resource = attributes(resource_metrics.resource.attributes)
+                service = str(resource.get(SERVICE_NAME, ""))
+                instance = str(resource.get(SERVICE_INSTANCE_ID, ""))
+                for scope_metrics in resource_metrics.scope_metrics:
+                    for metric in scope_metrics.metrics:
+                        spec = TASK_METRICS.get(metric.name)
+                        if spec is not None:
+                            self._update_metric(spec, metric, service, instance, now)
+
+    def _update_metric(
+        self, spec: semconv.MetricSpec, metric: Any, service: str, instance: str, now: float
+    ) -> None:
+        kind = metric.WhichOneof("data")
+        family = self._families.setdefault(spec.name, _Family(spec))
+        if kind == "histogram" and spec.instrument == "histogram":
+            temporality = metric.histogram.aggregation_temporality
+            for point in metric.histogram.data_points:
+                self._update_histogram(family, point, temporality, service, instance, now)
+        elif kind in ("sum", "gauge") and spec.instrument != "histogram":
+            temporality = metric.sum.aggregation_temporality if kind == "sum" else 0
+            for point in getattr(metric, kind).data_points:
+                self._update_number(family, point, temporality, service, instance, now)
+
+    @staticmethod
+    def _state(family: _Family, point: Any, service: str, instance: str) -> _ProcessState:
+        labels = tuple(
+            sorted((prometheus_label(key), str(value)) for key, value in attributes(point.attributes).items())
+        )
+        labels += ((SERVICE_LABEL, service),)
+        return family.series.setdefault(labels, {}).setdefault(instance, _ProcessState())
+
+    def _update_number(
+        self, family: _Family, point: Any, temporality: int, service: str, instance: str, now: float
+    ) -> None:
+        state = self._state(family, point, service, instance)
+        value = point.as_double if point.WhichOneof("value") == "as_double" else float(point.as_int)
+        if temporality == _DELTA:
+            state.value += value
+        else:
+            if (
+                family.spec.instrument == "counter"
+                and state.seen
+                and point.start_time_unix_nano != state.start_ns
+            ):
+                state.carried += state.value
+            state.value = value
+        state.start_ns = point.start_time_unix_nano
+        state.seen = now
+
+    def _update_histogram(
+        self, family: _Family, point: Any, temporality: int, service: str, instance: str, now: float
+    ) -> None:
+        bounds = list(point.explicit_bounds)
+        counts = list(point.bucket_counts)
+        if family.bounds is None:
+            family.bounds = bounds
+        if bounds != family.bounds or len(counts) != len(bounds) + 1:
+            logger.debug("Ignoring a %s point with other bucket boundaries", family.spec.name)
+            return
+        state = self._state(family, point, service, instance)
+        if temporality == _DELTA:
+            state.counts = _add(state.counts, counts)
+            state.sum += point.sum
+        else:
+            if state.seen and point.start_time_unix_nano != state.start_ns:
+                state.carried_counts = _add(state.carried_counts, state.counts)
+                state.carried_sum += state.sum
+            state.counts, state.sum = counts, point.sum
+        state.start_ns = point.start_time_unix_nano
+        state.seen = now
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+    def collect(self) -> Iterator[Metric]:
+        now = self._clock()
+        with self._lock:
+            for family in self._families.values():
+                metric = self._collect_family(family, now)
+                if metric is not None:
+                    yield metric
+
+    def _collect_family(self, family: _Family, now: float) -> Metric | None:
+        spec = family.spec
+        name = prometheus_name(spec)
+        label_names = sorted({key for labels in family.series for key, _ in labels})
+        metric: Any
+        if spec.instrument == "histogram":
+            metric = HistogramMetricFamily(name, spec.description, labels=label_names, unit="")
+        elif spec.instrument == "counter":
+            metric = CounterMetricFamily(name, spec.description, labels=label_names)
+        else:
+            metric = GaugeMetricFamily(name, spec.description, labels=label_names)
+        for labels, processes in family.series.items():
+            values = [dict(labels).get(key, "") for key in label_names]
+            states = list(processes.values())
+            if spec.instrument == "histogram":
+                self._add_histogram(metric, values, family.bounds or [], states)
+            elif spec.instrument == "counter":
+                metric.add_metric(values, sum(s.carried + s.value for s in states))
+            else:
+                live = [s.value for s in states if now - s.seen <= STALE_AFTER]
+                if live:
+                    metric.add_metric(values, sum(live))
+        return metric
+
+    @staticmethod
+    def _add_histogram(
+        metric: HistogramMetricFamily, values: list[str], bounds: list[float], states: list[_ProcessState]
+    ) -> None:
+        counts: list[int] = [0] * (len(bounds) + 1)
+        total = 0.0
+        for state in states:
+            for part in (state.counts, state.carried_counts):
+                if part:
+                    counts = _add(counts, part)
+            total += state.sum + state.carried_sum
+        cumulative = 0
+        buckets: list[tuple[str, float]] = []
+        for bound, count in zip([*map(_format_bound, bounds), "+Inf"], counts, strict=True):
+            cumulative += count
+            buckets.append((bound, float(cumulative)))
+        metric.add_metric(values, buckets, total)
+
+
+def _format_bound(bound: float) -> str:
+    return repr(float(bound))

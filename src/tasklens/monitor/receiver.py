@@ -1,0 +1,355 @@
+"""The monitor's OTLP/HTTP receiver: ``POST /v1/traces``, ``/v1/metrics`` and ``/v1/logs``.
+
+Workers point ``OTEL_EXPORTER_OTLP_ENDPOINT`` at the monitor and export as they would to an
+OpenTelemetry Collector. Per the OTLP/HTTP specification:
+
+- Bodies are binary protobuf (``application/x-protobuf``) or the OTLP JSON mapping
+  (``application/json``: hex trace and span ids, enums as integers, camelCase field names),
+  optionally ``Content-Encoding: gzip``. Responses use the request's content type.
+- A body over ``max_body`` bytes, or one that inflates beyond ``max_decompressed`` bytes (a gzip
+  bomb), is refused with 413; a malformed or truncated one with 400; another content type or
+  encoding with 415. Errors carry a ``google.rpc.Status``. A refused request changes nothing.
+- Success is 200 with an ``Export*ServiceResponse``, whose ``partial_success`` counts the items
+  refused (spans with invalid ids, for example) and says why.
+- When the store is behind, 503 with ``Retry-After``: exporters retry later.
+
+What is accepted goes to the store (when there is one), task metrics to ``ReceivedMetrics``
+(for ``/metrics``), and the raw payload to the upstream endpoint (when forwarding).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError, Message
+from google.rpc import code_pb2, status_pb2
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as logs_service
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as metrics_service
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_service
+from starlette.concurrency import run_in_threadpool
+
+from tasklens.monitor.forwarder import OtlpForwarder
+from tasklens.monitor.received_metrics import ReceivedMetrics
+from tasklens.monitor.store import TelemetryStore
+from tasklens.monitor.store.rows import log_rows, metric_rows, span_rows
+from tasklens.monitor.store.writer import StoreBusy
+
+__all__ = [
+    "DEFAULT_MAX_BODY",
+    "DEFAULT_MAX_DECOMPRESSED",
+    "JSON",
+    "PROTOBUF",
+    "OtlpReceiver",
+    "ReceiverLimits",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Content type of binary protobuf bodies.
+PROTOBUF = "application/x-protobuf"
+#: Content type of OTLP JSON bodies.
+JSON = "application/json"
+#: Largest request body accepted, as sent (compressed or not), in bytes.
+DEFAULT_MAX_BODY = 16 * 1024 * 1024
+#: Largest body accepted once decompressed, in bytes.
+DEFAULT_MAX_DECOMPRESSED = 64 * 1024 * 1024
+#: How long an exporter is asked to wait before retrying when the store is behind, in seconds.
+RETRY_AFTER = 5
+#: Bytes inflated at a time, so a gzip bomb is stopped early instead of filling memory.
+_INFLATE_CHUNK = 1024 * 1024
+#: JSON fields holding ids: hex in OTLP JSON, base64 in protobuf's JSON mapping.
+_ID_FIELDS = frozenset({"traceId", "spanId", "parentSpanId"})
+
+
+class PayloadError(Exception):
+    """A request the receiver refuses, with its HTTP status and the reason given back."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ReceiverLimits:
+    """How large a request may be.
+
+    Parameters:
+      max_body(int): Largest body as sent, in bytes.
+      max_decompressed(int): Largest body once decompressed, in bytes.
+    """
+
+    max_body: int = DEFAULT_MAX_BODY
+    max_decompressed: int = DEFAULT_MAX_DECOMPRESSED
+
+
+@dataclass(frozen=True)
+class _Signal:
+    path: str
+    request_type: type[Message]
+    response_type: type[Message]
+    partial_field: str
+
+
+_TRACES = _Signal(
+    "/v1/traces",
+    trace_service.ExportTraceServiceRequest,
+    trace_service.ExportTraceServiceResponse,
+    "rejected_spans",
+)
+_METRICS = _Signal(
+    "/v1/metrics",
+    metrics_service.ExportMetricsServiceRequest,
+    metrics_service.ExportMetricsServiceResponse,
+    "rejected_data_points",
+)
+_LOGS = _Signal(
+    "/v1/logs",
+    logs_service.ExportLogsServiceRequest,
+    logs_service.ExportLogsServiceResponse,
+    "rejected_log_records",
+)
+
+
+def _media_type(content_type: str) -> str:
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def inflate(body: bytes, limit: int) -> bytes:
+    """A gzip body decompressed, refusing to produce more than ``limit`` bytes.
+
+    Parameters:
+      body(bytes): The gzip stream.
+      limit(int): Most bytes the decompressed body may have.
+
+    Raises:
+      PayloadError: 413 when it inflates beyond ``limit``, 400 when it is not valid gzip.
+    """
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    parts: list[bytes] = []
+    size = 0
+    pending = body
+    try:
+        while pending:
+            part = inflater.decompress(pending, _INFLATE_CHUNK)
+            size += len(part)
+            if size > limit:
+                raise PayloadError(413, f"decompressed body exceeds {limit} bytes")
+            parts.append(part)
+            pending = inflater.unconsumed_tail
+        if not inflater.eof:
+            raise PayloadError(400, "truncated gzip body")
+    except zlib.error as error:
+        raise PayloadError(400, f"invalid gzip body: {error}") from None
+    return b"".join(parts)
+
+
+def _hex_ids_to_base64(node: Any) -> None:
+    """Rewrite, in place, the hex ids of OTLP JSON as the base64 protobuf's JSON parser reads."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in _ID_FIELDS and isinstance(value, str):
+                try:
+                    node[key] = base64.b64encode(bytes.fromhex(value)).decode()
+                except ValueError:
+                    raise PayloadError(400, f"{key} {value!r} is not hexadecimal") from None
+            else:
+                _hex_ids_to_base64(value)
+    elif isinstance(node, list):
+        for item in node:
+            _hex_ids_to_base64(item)
+
+
+def decode(body: bytes, media_type: str, message_type: type[Message]) -> Message:
+    """An export request decoded from protobuf or OTLP JSON.
+
+    Parameters:
+      body(bytes): The decompressed body.
+      media_type(str): ``PROTOBUF`` or ``JSON``.
+      message_type(type[Message]): The ``Export*ServiceRequest`` class.
+
+    Raises:
+      PayloadError: 400 when the body is not a valid request.
+    """
+    message = message_type()
+    if media_type == PROTOBUF:
+        try:
+            message.ParseFromString(body)
+        except (DecodeError, RuntimeError, ValueError) as error:
+            raise PayloadError(400, f"invalid protobuf body: {error}") from None
+        return message
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise PayloadError(400, f"invalid JSON body: {error}") from None
+    if not isinstance(document, dict):
+        raise PayloadError(400, "invalid JSON body: expected an object")
+    _hex_ids_to_base64(document)
+    try:
+        json_format.ParseDict(document, message, ignore_unknown_fields=True)
+    except (json_format.ParseError, ValueError, TypeError) as error:
+        raise PayloadError(400, f"invalid OTLP JSON body: {error}") from None
+    return message
+
+
+def _encode(message: Message, media_type: str) -> bytes:
+    if media_type == JSON:
+        return json_format.MessageToJson(message, indent=None).encode()
+    return message.SerializeToString()
+
+
+_STATUS_CODES = {
+    400: code_pb2.INVALID_ARGUMENT,
+    413: code_pb2.RESOURCE_EXHAUSTED,
+    415: code_pb2.INVALID_ARGUMENT,
+    503: code_pb2.UNAVAILABLE,
+}
+
+
+def _error(status: int, message: str, media_type: str, headers: dict[str, str] | None = None) -> Response:
+    media_type = media_type if media_type in (PROTOBUF, JSON) else JSON
+    body = status_pb2.Status(code=_STATUS_CODES.get(status, code_pb2.UNKNOWN), message=message)
+    return Response(_encode(body, media_type), status_code=status, media_type=media_type, headers=headers)
+
+
+class OtlpReceiver:
+    """Accepts OTLP/HTTP exports and hands them to the store, ``/metrics`` and the upstream.
+
+    Parameters:
+      store(TelemetryStore|None): Where spans, metric points and logs go; ``None`` with
+        ``--no-store``.
+      metrics(ReceivedMetrics|None): Where task metrics go for ``/metrics``.
+      forwarder(OtlpForwarder|None): Where raw payloads go with ``--forward``.
+      limits(ReceiverLimits): How large a request may be.
+
+    Example:
+
+      >>> receiver = OtlpReceiver(store, ReceivedMetrics())
+      >>> app.include_router(receiver.router())
+    """
+
+    def __init__(
+        self,
+        store: TelemetryStore | None,
+        metrics: ReceivedMetrics | None = None,
+        forwarder: OtlpForwarder | None = None,
+        limits: ReceiverLimits = ReceiverLimits(),
+    ) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.forwarder = forwarder
+        self.limits = limits
+
+    def router(self, dependencies: list[Any] | None = None) -> APIRouter:
+        """The three OTLP routes.
+
+        Parameters:
+          dependencies(list|None): FastAPI dependencies of every route (access checks).
+        """
+        router = APIRouter(tags=["otlp"], dependencies=dependencies or [])
+        routes: tuple[tuple[_Signal, Callable[[Any], tuple[int, str]]], ...] = (
+            (_TRACES, self._accept_traces),
+            (_METRICS, self._accept_metrics),
+            (_LOGS, self._accept_logs),
+        )
+        for signal, accept in routes:
+            router.add_api_route(
+                signal.path,
+                self._endpoint(signal, accept),
+                methods=["POST"],
+                summary=f"OTLP/HTTP export ({signal.path.rsplit('/', 1)[-1]})",
+                response_class=Response,
+            )
+        return router
+
+    def _endpoint(self, signal: _Signal, accept: Callable[[Any], tuple[int, str]]) -> Any:
+        async def export(request: Request) -> Response:
+            content_type = request.headers.get("content-type", "")
+            media_type = _media_type(content_type)
+            try:
+                raw = await self._read_body(request, media_type)
+                encoding = request.headers.get("content-encoding", "").strip().lower() or None
+                rejected, reason = await run_in_threadpool(
+                    self._ingest, signal, accept, raw, media_type, encoding
+                )
+            except PayloadError as error:
+                if error.status >= 500:
+                    headers = {"Retry-After": str(RETRY_AFTER)}
+                    return _error(error.status, error.message, media_type, headers)
+                logger.info("Refused an OTLP export to %s: %s", signal.path, error.message)
+                return _error(error.status, error.message, media_type)
+            if self.forwarder is not None:
+                self.forwarder.submit(signal.path, raw, content_type, encoding)
+            response = signal.response_type()
+            if rejected:
+                partial = response.partial_success
+                setattr(partial, signal.partial_field, rejected)
+                partial.error_message = reason
+            return Response(_encode(response, media_type), media_type=media_type)
+
+        return export
+
+    async def _read_body(self, request: Request, media_type: str) -> bytes:
+        if media_type not in (PROTOBUF, JSON):
+            raise PayloadError(415, f"unsupported content type {media_type!r}: use {PROTOBUF} or {JSON}")
+        encoding = request.headers.get("content-encoding", "").strip().lower()
+        if encoding not in ("", "identity", "gzip"):
+            raise PayloadError(415, f"unsupported content encoding {encoding!r}: use gzip or none")
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.limits.max_body:
+            raise PayloadError(413, f"body exceeds {self.limits.max_body} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self.limits.max_body:
+                raise PayloadError(413, f"body exceeds {self.limits.max_body} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _ingest(
+        self,
+        signal: _Signal,
+        accept: Callable[[Any], tuple[int, str]],
+        raw: bytes,
+        media_type: str,
+        encoding: str | None,
+    ) -> tuple[int, str]:
+        body = inflate(raw, self.limits.max_decompressed) if encoding == "gzip" else raw
+        if len(body) > self.limits.max_decompressed:
+            raise PayloadError(413, f"body exceeds {self.limits.max_decompressed} bytes")
+        return accept(decode(body, media_type, signal.request_type))
+
+    def _write(self, write: Callable[[Any], None], batch: Any) -> None:
+        try:
+            write(batch)
+        except StoreBusy as error:
+            raise PayloadError(503, str(error)) from None
+
+    def _accept_traces(self, request: Any) -> tuple[int, str]:
+        batch = span_rows(request)
+        if self.store is not None:
+            self._write(self.store.writer.write_spans, batch)
+        return batch.rejected, batch.error
+
+    def _accept_metrics(self, request: Any) -> tuple[int, str]:
+        batch = metric_rows(request)
+        if self.store is not None:
+            self._write(self.store.writer.write_metrics, batch)
+        if self.metrics is not None:
+            self.metrics.update(request)
+        return batch.rejected, batch.error
+
+    def _accept_logs(self, request: Any) -> tuple[int, str]:
+        batch = log_rows(request)
+        if self.store is not None:
+            self._write(self.store.writer.write_logs, batch)
+        return batch.rejected, batch.error
