@@ -20,7 +20,7 @@ const ROUTES = [
   [/^\/workers\/?$/, "workers", () => import("./pages/workers.js")],
 ];
 
-const state = { page: null, timer: null, paused: false, refreshing: false, lastOk: null };
+const state = { page: null, timer: null, paused: false, refreshing: false, again: false, lastOk: null };
 
 function currentWindow() {
   const fromUrl = new URLSearchParams(location.search).get("window");
@@ -36,8 +36,14 @@ function setLive(text, tone) {
 }
 
 async function refresh() {
-  if (!state.page || state.refreshing) return;
+  if (!state.page) return;
+  if (state.refreshing) {
+    // Asked again mid-way (a new token, a new window): run once more when this one ends.
+    state.again = true;
+    return;
+  }
   state.refreshing = true;
+  state.again = false;
   try {
     await state.page.refresh();
     state.lastOk = Date.now() / 1000;
@@ -49,6 +55,7 @@ async function refresh() {
   } finally {
     state.refreshing = false;
   }
+  if (state.again) await refresh();
 }
 
 function schedule() {

@@ -159,10 +159,17 @@ export default {
       }
       // A poll that started before an action may answer after it: only the latest load renders.
       const load = ++dlq.loads;
-      const page = await get(`/api/queues/${encodeURIComponent(dlq.queue)}/dead-letters`, {
-        offset: dlq.offset,
-        limit: DLQ_PAGE_SIZE,
-      });
+      let page;
+      try {
+        page = await get(`/api/queues/${encodeURIComponent(dlq.queue)}/dead-letters`, {
+          offset: dlq.offset,
+          limit: DLQ_PAGE_SIZE,
+        });
+      } catch (error) {
+        // A queue whose messages are all gone has no keys left on Redis: nothing is dead there.
+        if (!(error instanceof ApiError && error.status === 404)) throw error;
+        page = { items: [], total: 0, offset: 0, limit: DLQ_PAGE_SIZE };
+      }
       if (load !== dlq.loads) return;
       dlq.page = page;
       const ids = new Set(page.items.map((l) => l.message_id));
