@@ -35,6 +35,13 @@ function setLive(text, tone) {
   live.dataset.state = tone;
 }
 
+/** A message above the page, for problems every page shares (no token, monitor gone). */
+function setNotice(text) {
+  const notice = document.getElementById("app-notice");
+  notice.textContent = text || "";
+  notice.hidden = !text;
+}
+
 async function refresh() {
   if (!state.page) return;
   if (state.refreshing) {
@@ -48,9 +55,15 @@ async function refresh() {
     await state.page.refresh();
     state.lastOk = Date.now() / 1000;
     setLive(state.paused ? `Paused · ${time(state.lastOk)}` : `Live · ${time(state.lastOk)}`, state.paused ? "paused" : "ok");
+    setNotice(null);
   } catch (error) {
     const message = error.describe ? error.describe() : String(error.message || error);
     setLive(`Not updating: ${message}`, "error");
+    setNotice(
+      error.status === 401
+        ? `The monitor refused to answer: ${message}. Enter its API token at the top right.`
+        : `The page could not be updated: ${message}`,
+    );
     if (!state.lastOk) console.error(error);
   } finally {
     state.refreshing = false;

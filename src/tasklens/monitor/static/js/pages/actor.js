@@ -49,11 +49,12 @@ export default {
         const s = data.stats || {};
         fill(
           stats,
-          stat("Queue", s.queue ?? "—"),
-          stat("Runs", count(s.runs)),
+          stat("Runs", count(s.runs), { hint: s.queue ? `on ${s.queue}` : null }),
           stat("Rate", rate(s.rate)),
           stat("Error %", percent(s.error_pct), { tone: s.error_pct > 0 ? "error" : null }),
-          stat("p50 / p95 / p99", `${duration(s.p50)} / ${duration(s.p95)} / ${duration(s.p99)}`),
+          stat("p50", duration(s.p50)),
+          stat("p95", duration(s.p95)),
+          stat("p99", duration(s.p99)),
           stat("p95 queue wait", duration(s.queue_wait_p95)),
           stat("Retries", count(s.retries)),
           stat("Dead letters", count(s.dead_letters), { tone: s.dead_letters ? "error" : null }),

@@ -35,6 +35,10 @@ export default {
 
     async function refresh() {
       const data = await get("/api/overview", { window: timeWindow });
+      if (data.workers === null || data.workers === undefined) {
+        // No broker snapshot stored yet: ask the broker itself.
+        data.workers = (await get("/api/workers").catch(() => ({})))?.workers ?? null;
+      }
       const series = data.series || [];
       const totalRuns = series.reduce((sum, p) => sum + (p.runs || 0), 0);
       const totalErrors = series.reduce((sum, p) => sum + (p.errors || 0), 0);

@@ -263,8 +263,10 @@ export default {
         const traceId = typeof otel === "string" ? otel.split("-")[1] : null;
         fill(
           inspector,
-          panel(
-            `Dead letter ${letter.message_id}`,
+          h(
+            "section.panel.inspected",
+            null,
+            h("h3.mono", null, `Dead letter ${letter.message_id}`),
             h(
               "dl.facts",
               null,
@@ -362,15 +364,14 @@ export default {
     return {
       poll: true,
       async refresh() {
-        try {
-          await loadQueues();
-          const [historyData] = await Promise.all([get("/api/queues/history", { window: timeWindow }).catch(() => ({ items: [] })), loadLetters()]);
-          renderHistory(historyData.items || []);
-          fill(readNotice);
-        } catch (error) {
-          showReadError(error);
-          throw error;
-        }
+        // A failure here is reported above the page by the shell, like on every page.
+        await loadQueues();
+        fill(readNotice);
+        const [historyData] = await Promise.all([
+          get("/api/queues/history", { window: timeWindow }).catch(() => ({ items: [] })),
+          loadLetters(),
+        ]);
+        renderHistory(historyData.items || []);
       },
       setWindow(value) {
         timeWindow = value;
