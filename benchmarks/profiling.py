@@ -83,6 +83,8 @@ def parse_collapsed(lines: Iterable[str]) -> list[tuple[list[Frame], int]]:
         if not line:
             continue
         body, _, count = line.rpartition(" ")
+        if not count.isdigit():  # a frame whose name py-spy could not render on one line
+            continue
         stacks.append(([_frame(part) for part in body.split(";")], int(count)))
     return stacks
 
