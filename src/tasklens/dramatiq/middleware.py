@@ -7,7 +7,7 @@ import inspect
 import threading
 import time
 import weakref
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Hashable
 from contextvars import ContextVar, Token
 from typing import Any
 
@@ -23,6 +23,7 @@ from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 from tasklens import semconv
 from tasklens.dramatiq.arguments import ArgsCapture, format_arguments
+from tasklens.dramatiq.tally import Tally
 from tasklens.version import __version__
 
 __all__ = ["OpenTelemetryMiddleware", "current_message"]
@@ -177,14 +178,14 @@ class OpenTelemetryMiddleware(dramatiq.Middleware):
             _ATTRIBUTE_NAME, __version__, tracer_provider, schema_url=semconv.SCHEMA_URL
         )
         meter = metrics.get_meter(_ATTRIBUTE_NAME, __version__, meter_provider, schema_url=semconv.SCHEMA_URL)
-        self._sent = self._instrument(meter, semconv.SENT_MESSAGES)
-        self._send_duration = self._instrument(meter, semconv.CLIENT_OPERATION_DURATION)
-        self._process_duration = self._instrument(meter, semconv.PROCESS_DURATION)
-        self._consumed = self._instrument(meter, semconv.CONSUMED_MESSAGES)
-        self._retries = self._instrument(meter, semconv.MESSAGE_RETRIES)
-        self._dead_lettered = self._instrument(meter, semconv.MESSAGE_DEAD_LETTERED)
-        self._in_flight = self._instrument(meter, semconv.MESSAGES_IN_FLIGHT)
-        self._queue_wait = self._instrument(meter, semconv.MESSAGE_QUEUE_WAIT)
+        self._sent = self._counter(meter, semconv.SENT_MESSAGES)
+        self._consumed = self._counter(meter, semconv.CONSUMED_MESSAGES)
+        self._retries = self._counter(meter, semconv.MESSAGE_RETRIES)
+        self._dead_lettered = self._counter(meter, semconv.MESSAGE_DEAD_LETTERED)
+        self._in_flight = self._counter(meter, semconv.MESSAGES_IN_FLIGHT)
+        self._send_duration = self._histogram(meter, semconv.CLIENT_OPERATION_DURATION)
+        self._process_duration = self._histogram(meter, semconv.PROCESS_DURATION)
+        self._queue_wait = self._histogram(meter, semconv.MESSAGE_QUEUE_WAIT)
         self._routes: dict[tuple[int, str, str], _Route] = {}
         self._servers: weakref.WeakKeyDictionary[dramatiq.Broker, dict[str, Any]]
         self._servers = weakref.WeakKeyDictionary()
@@ -194,11 +195,16 @@ class OpenTelemetryMiddleware(dramatiq.Middleware):
         self.logger = get_logger(__name__, type(self))
 
     @staticmethod
-    def _instrument(meter: metrics.Meter, spec: semconv.MetricSpec) -> Any:
+    def _counter(meter: metrics.Meter, spec: semconv.MetricSpec) -> Tally:
+        tally = Tally(spec.name)
         if spec.instrument == "counter":
-            return meter.create_counter(spec.name, spec.unit, spec.description)
-        if spec.instrument == "updowncounter":
-            return meter.create_up_down_counter(spec.name, spec.unit, spec.description)
+            meter.create_observable_counter(spec.name, [tally.observe], spec.unit, spec.description)
+        else:
+            meter.create_observable_up_down_counter(spec.name, [tally.observe], spec.unit, spec.description)
+        return tally
+
+    @staticmethod
+    def _histogram(meter: metrics.Meter, spec: semconv.MetricSpec) -> metrics.Histogram:
         return meter.create_histogram(
             spec.name,
             spec.unit,
@@ -328,7 +334,7 @@ class OpenTelemetryMiddleware(dramatiq.Middleware):
 
         processing = _processing.get()
         if processing is not None and processing.message.message_id == message.message_id:
-            self._retries.add(1, processing.route.process_metric_attributes)
+            self._retries.add(processing.route, processing.route.process_metric_attributes)
             if processing.span.is_recording():
                 processing.span.add_event(
                     semconv.EVENT_RETRY_SCHEDULED,
@@ -362,8 +368,9 @@ class OpenTelemetryMiddleware(dramatiq.Middleware):
         _sending.set(None)
         elapsed = time.perf_counter() - pending.started
         pending.span.end()
-        self._sent.add(1, pending.route.send_metric_attributes)
-        self._send_duration.record(elapsed, pending.route.send_metric_attributes)
+        route = pending.route
+        self._sent.add(route, route.send_metric_attributes)
+        self._send_duration.record(elapsed, route.send_metric_attributes)
 
     def _end_failed_send(
         self,
@@ -391,7 +398,7 @@ class OpenTelemetryMiddleware(dramatiq.Middleware):
         elapsed = time.perf_counter() - pending.started
         span.end()
         attributes = {**pending.route.send_metric_attributes, semconv.ERROR_TYPE: error_type}
-        self._sent.add(1, attributes)
+        self._sent.add((pending.route, error_type), attributes)
         self._send_duration.record(elapsed, attributes)
 
     # -- consumer side ---------------------------------------------------------------------------
@@ -423,7 +430,7 @@ class OpenTelemetryMiddleware(dramatiq.Middleware):
         state.context_token = otel_context.attach(trace.set_span_in_context(span, parent))
         state.state_token = _processing.set(state)
 
-        self._in_flight.add(1, route.process_metric_attributes)
+        self._in_flight.add(route, route.process_metric_attributes)
         ready_at = options.get(semconv.READY_AT_OPTION) or message.message_timestamp
         if isinstance(ready_at, (int, float)):
             wait = max(0.0, time.time() - ready_at / 1000)
@@ -445,10 +452,13 @@ class OpenTelemetryMiddleware(dramatiq.Middleware):
         skipped: bool = False,
     ) -> None:
         span = state.span
-        attributes = state.route.process_metric_attributes
+        route = state.route
+        attributes = route.process_metric_attributes
+        consumed_key: Hashable = route
         if exception is not None:
             error_type = _error_type(exception)
             attributes = {**attributes, semconv.ERROR_TYPE: error_type}
+            consumed_key = (route, error_type)
             if span.is_recording():
                 span.set_attribute(semconv.ERROR_TYPE, error_type)
                 span.record_exception(exception)
@@ -468,13 +478,13 @@ class OpenTelemetryMiddleware(dramatiq.Middleware):
         if state.context_token is not None:
             otel_context.detach(state.context_token)  # type: ignore[arg-type]
 
-        route_attributes = state.route.process_metric_attributes
-        self._in_flight.add(-1, route_attributes)
+        self._in_flight.add(route, route.process_metric_attributes, -1)
         self._process_duration.record(elapsed, attributes)
-        self._consumed.add(1, attributes)
+        self._consumed.add(consumed_key, attributes)
         if dead_letter_reason is not None:
             self._dead_lettered.add(
-                1, {**route_attributes, semconv.DRAMATIQ_DEAD_LETTER_REASON: dead_letter_reason}
+                (route, dead_letter_reason),
+                {**route.process_metric_attributes, semconv.DRAMATIQ_DEAD_LETTER_REASON: dead_letter_reason},
             )
 
     def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.broker.MessageProxy) -> None:
