@@ -36,7 +36,7 @@ class Variant:
     Parameters:
       name(str): Short identifier, used on the command line and in results.
       label(str): What the tables and the chart call it.
-      group(str): ``baseline``, ``peer``, ``tasklens`` or ``reference``.
+      group(str): ``baseline``, ``peer``, ``tasklens``, ``reference`` or ``experiment``.
     """
 
     name: str
@@ -157,6 +157,16 @@ class Tasklens(Variant):
             instrumentor.instrument()
 
 
+class TasklensFastEncoder(Tasklens):
+    """tasklens at 100% with the experimental span encoder of ``benchmarks/span_encoder.py``."""
+
+    def prepare(self, endpoints: Endpoints) -> None:
+        from benchmarks.span_encoder import install
+
+        install()
+        super().prepare(endpoints)
+
+
 #: Every variant, in the order a round runs them; the first is the baseline.
 VARIANTS: dict[str, Variant] = {
     v.name: v
@@ -171,14 +181,17 @@ VARIANTS: dict[str, Variant] = {
         Tasklens("tasklens-metrics", "tasklens metrics only", "tasklens", traces=False),
         Tasklens("tasklens-unreachable", "tasklens 100%, endpoint unreachable", "tasklens", reachable=False),
         ReferenceMiddlewareVariant("reference", "hand-rolled SDK middleware (reference)", "reference"),
+        TasklensFastEncoder(
+            "tasklens-fast-encoder", "tasklens 100%, experimental span encoder", "experiment"
+        ),
     )
 }
 
 #: The name of the variant every ratio is taken against.
 BASELINE = "uninstrumented"
 
-#: What ``python -m benchmarks`` runs when not told otherwise (the reference is opt-in).
-DEFAULT_VARIANTS = tuple(name for name, v in VARIANTS.items() if v.group != "reference")
+#: What ``python -m benchmarks`` runs when not told otherwise (reference and experiments are opt-in).
+DEFAULT_VARIANTS = tuple(name for name, v in VARIANTS.items() if v.group not in ("reference", "experiment"))
 
 
 def get_variant(name: str) -> Variant:
