@@ -45,3 +45,16 @@ def test_unreachable_exits_2_with_one_line() -> None:
     assert len(lines) == 1
     assert f"redis://:***@127.0.0.1:{url.rsplit(':', 1)[1].split('/')[0]}/0" in lines[0]
     assert "hunter22" not in result.stderr + result.stdout
+
+
+def test_unreachable_with_json_prints_an_unhealthy_report() -> None:
+    result = run_tasklens(
+        "health", "--broker", f"redis://127.0.0.1:{free_port()}/0", "--timeout", "2", "--json"
+    )
+
+    assert result.returncode == 2
+    report = json.loads(result.stdout)
+    assert report["status"] == "unhealthy"
+    assert report["queues"] == [] and report["workers"] is None
+    assert "Connection refused" in report["reasons"][0]
+    assert len(result.stderr.strip().splitlines()) == 1

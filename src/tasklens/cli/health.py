@@ -4,20 +4,36 @@ from __future__ import annotations
 
 import click
 
-from tasklens.cli.options import EXIT_UNREACHABLE, BrokerTarget, broker_options, opened, threshold_options
-from tasklens.monitor.health import DEGRADED, HEALTHY, HealthReport, assess_health
+from tasklens.brokers.base import BrokerUnavailable
+from tasklens.cli.options import (
+    EXIT_UNREACHABLE,
+    BrokerTarget,
+    broker_errors,
+    broker_options,
+    threshold_options,
+)
+from tasklens.monitor.health import (
+    DEGRADED,
+    HEALTHY,
+    UNHEALTHY,
+    HealthReport,
+    assess_health,
+    unreachable_report,
+)
 from tasklens.monitor.settings import HealthThresholds
 
 __all__ = ["EXIT_STATUS", "health"]
 
 #: Exit status of each verdict; an unreachable broker exits with 2 too.
-EXIT_STATUS = {HEALTHY: 0, DEGRADED: 1, "unhealthy": EXIT_UNREACHABLE}
+EXIT_STATUS = {HEALTHY: 0, DEGRADED: 1, UNHEALTHY: EXIT_UNREACHABLE}
 
 
 @click.command()
 @broker_options
 @threshold_options
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (as GET /api/health).")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the report as JSON (as GET /api/health), unreachable too."
+)
 def health(target: BrokerTarget, thresholds: HealthThresholds, as_json: bool) -> None:
     """Check the queues: exit 0 when healthy, 1 when degraded, 2 when the broker is unreachable.
 
@@ -29,8 +45,14 @@ def health(target: BrokerTarget, thresholds: HealthThresholds, as_json: bool) ->
     Example (a Kubernetes exec probe):
       tasklens health --broker redis://redis:6379/0 --max-backlog 10000 --max-age 300 --min-workers 1
     """
-    with opened(target) as inspector:
-        snapshot = inspector.snapshot()
+    with broker_errors(target):
+        try:
+            with target.open() as inspector:
+                snapshot = inspector.snapshot()
+        except BrokerUnavailable as exc:
+            if as_json:
+                click.echo(unreachable_report(target.redacted, str(exc)).to_model().model_dump_json(indent=2))
+            raise
     report = assess_health(snapshot, thresholds, broker=target.redacted)
     if as_json:
         click.echo(report.to_model().model_dump_json(indent=2))
