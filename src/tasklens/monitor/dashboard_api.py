@@ -19,7 +19,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from tasklens.monitor.errors import error_response
+from tasklens.monitor.errors import ErrorBody, error_response
 from tasklens.monitor.store import InvalidQuery, RunFilter, StoreReader, parse_duration
 
 __all__ = ["DEFAULT_PROCESS_WINDOW", "DEFAULT_WINDOW", "MAX_WINDOW", "dashboard_router"]
@@ -28,6 +28,16 @@ __all__ = ["DEFAULT_PROCESS_WINDOW", "DEFAULT_WINDOW", "MAX_WINDOW", "dashboard_
 DEFAULT_WINDOW = "1h"
 #: The window of ``/api/processes`` unless ``window`` says otherwise.
 DEFAULT_PROCESS_WINDOW = "15m"
+#: The error responses every route may give.
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "A parameter is not acceptable."},
+    401: {"model": ErrorBody, "description": "Missing or wrong bearer token."},
+}
+#: ... and those of the routes that read one actor or trace.
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    404: {"model": ErrorBody, "description": "No such actor or trace in the store."},
+}
 #: The longest window accepted, in seconds (31 days).
 MAX_WINDOW = 31 * 86400.0
 
@@ -71,21 +81,27 @@ def dashboard_router(reader: StoreReader, dependencies: list[Any] | None = None)
     """
     router = APIRouter(tags=["dashboard"], dependencies=dependencies or [])
 
-    @router.get("/api/overview", summary="Throughput, errors, p95, depth, workers, worst actors")
+    @router.get(
+        "/api/overview", summary="Throughput, errors, p95, depth, workers, worst actors", responses=ERRORS
+    )
     def overview(window: str = DEFAULT_WINDOW) -> Any:
         try:
             return {"window": window, **reader.overview(_window(window))}
         except InvalidQuery as error:
             return error_response(400, str(error))
 
-    @router.get("/api/actors", summary="Per-actor rate, errors, percentiles, retries, dead letters")
+    @router.get(
+        "/api/actors", summary="Per-actor rate, errors, percentiles, retries, dead letters", responses=ERRORS
+    )
     def actors(window: str = DEFAULT_WINDOW) -> Any:
         try:
             return {"window": window, **reader.actors(_window(window))}
         except InvalidQuery as error:
             return error_response(400, str(error))
 
-    @router.get("/api/actors/{actor}", summary="One actor: figures, series and recent runs")
+    @router.get(
+        "/api/actors/{actor}", summary="One actor: figures, series and recent runs", responses=NOT_FOUND
+    )
     def actor(actor: str, window: str = DEFAULT_WINDOW) -> Any:
         try:
             found = reader.actor(actor, _window(window))
@@ -95,7 +111,7 @@ def dashboard_router(reader: StoreReader, dependencies: list[Any] | None = None)
             return error_response(404, f"no runs of actor {actor!r} in the last {window}")
         return {"window": window, **found}
 
-    @router.get("/api/runs", summary="Task executions, newest first")
+    @router.get("/api/runs", summary="Task executions, newest first", responses=ERRORS)
     def runs(
         actor: str | None = None,
         queue: str | None = None,
@@ -121,7 +137,7 @@ def dashboard_router(reader: StoreReader, dependencies: list[Any] | None = None)
         except InvalidQuery as error:
             return error_response(400, str(error))
 
-    @router.get("/api/traces/{trace_id}", summary="A trace's spans and logs")
+    @router.get("/api/traces/{trace_id}", summary="A trace's spans and logs", responses=NOT_FOUND)
     def trace(trace_id: str) -> Any:
         try:
             found = reader.trace(trace_id)
@@ -131,14 +147,14 @@ def dashboard_router(reader: StoreReader, dependencies: list[Any] | None = None)
             return error_response(404, f"trace {trace_id} is not in the store")
         return found
 
-    @router.get("/api/queues/history", summary="Depth per queue and state over time")
+    @router.get("/api/queues/history", summary="Depth per queue and state over time", responses=ERRORS)
     def queue_history(queue: str | None = None, window: str = DEFAULT_WINDOW) -> Any:
         try:
             return {"window": window, **reader.queue_history(_window(window), queue or None)}
         except InvalidQuery as error:
             return error_response(400, str(error))
 
-    @router.get("/api/processes", summary="CPU, memory and threads of each worker process")
+    @router.get("/api/processes", summary="CPU, memory and threads of each worker process", responses=ERRORS)
     def processes(window: str = DEFAULT_PROCESS_WINDOW) -> Any:
         try:
             return {"window": window, **reader.processes(_window(window))}

@@ -267,6 +267,8 @@ class OtlpReceiver:
                 methods=["POST"],
                 summary=f"OTLP/HTTP export ({signal.path.rsplit('/', 1)[-1]})",
                 response_class=Response,
+                # A protocol endpoint, specified by OTLP/HTTP rather than this API's schema.
+                include_in_schema=False,
             )
         return router
 

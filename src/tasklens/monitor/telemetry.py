@@ -1,0 +1,121 @@
+"""The monitor's telemetry side: OTLP receiver, embedded store, dashboard API, broker history.
+
+``TelemetryService.open(settings)`` builds what the settings ask for: the store (unless
+``--no-store``), the task metrics for ``/metrics``, the forwarder (with ``--forward``), the
+receiver's and the dashboard's routers; ``start(reader)`` begins recording broker snapshots
+(depth per queue and state, live workers) into the store every ``SNAPSHOT_INTERVAL`` seconds, and
+``close()`` flushes and stops everything.
+
+The receiver is guarded like ``/metrics`` (open on loopback; the token when exposed, which
+exporters send with ``OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer%20<token>``); the
+dashboard data like the REST API's reads.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import APIRouter, Depends
+
+from tasklens.monitor.auth import public_access, read_access
+from tasklens.monitor.dashboard_api import dashboard_router
+from tasklens.monitor.forwarder import OtlpForwarder
+from tasklens.monitor.received_metrics import ReceivedMetrics
+from tasklens.monitor.receiver import OtlpReceiver
+from tasklens.monitor.settings import MonitorSettings
+from tasklens.monitor.snapshots import SnapshotReader
+from tasklens.monitor.store import RetentionPolicy, StoreBusy, TelemetryStore
+
+__all__ = ["SNAPSHOT_INTERVAL", "TelemetryService"]
+
+logger = logging.getLogger(__name__)
+
+#: How often the broker's depth per queue and state is recorded for its history, in seconds.
+SNAPSHOT_INTERVAL = 10.0
+
+
+@dataclass
+class TelemetryService:
+    """What the monitor receives over OTLP, and where it keeps it.
+
+    Parameters:
+      store(TelemetryStore|None): The embedded store; ``None`` with ``--no-store``.
+      metrics(ReceivedMetrics): Task metrics summed across processes, for ``/metrics``.
+      receiver(OtlpReceiver): The OTLP/HTTP receiver.
+      forwarder(OtlpForwarder|None): Sends what is received upstream, with ``--forward``.
+      snapshot_interval(float): How often broker snapshots are recorded, in seconds.
+    """
+
+    store: TelemetryStore | None
+    metrics: ReceivedMetrics
+    receiver: OtlpReceiver
+    forwarder: OtlpForwarder | None
+    snapshot_interval: float = SNAPSHOT_INTERVAL
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._sampler: threading.Thread | None = None
+
+    @classmethod
+    def open(cls, settings: MonitorSettings) -> TelemetryService:
+        """Open the store and build the receiver the settings ask for. Nothing is sent upstream
+        and the broker is not read until ``start``.
+
+        Parameters:
+          settings(MonitorSettings): Store path, retention, size limit and forward URL.
+        """
+        store = None
+        if settings.store_path is not None:
+            retention = RetentionPolicy(max_age=settings.retention, max_size=settings.max_store_size)
+            store = TelemetryStore.open(Path(settings.store_path), retention)
+        forwarder = OtlpForwarder(settings.forward_url) if settings.forward_url else None
+        metrics = ReceivedMetrics()
+        return cls(store, metrics, OtlpReceiver(store, metrics, forwarder), forwarder)
+
+    def routers(self) -> list[APIRouter]:
+        """The receiver's routes, and the dashboard's when there is a store."""
+        routers = [self.receiver.router(dependencies=[Depends(public_access)])]
+        if self.store is not None:
+            routers.append(dashboard_router(self.store.reader, dependencies=[Depends(read_access)]))
+        return routers
+
+    def start(self, reader: SnapshotReader) -> None:
+        """Start forwarding, and recording broker snapshots from ``reader`` into the store.
+
+        Parameters:
+          reader(SnapshotReader): The monitor's bounded, cached broker reads.
+        """
+        if self.forwarder is not None:
+            self.forwarder.start()
+        if self.store is not None:
+            self._sampler = threading.Thread(
+                target=self._record_snapshots, args=(reader,), name="tasklens-broker-history", daemon=True
+            )
+            self._sampler.start()
+
+    def _record_snapshots(self, reader: SnapshotReader) -> None:
+        assert self.store is not None
+        last_read_at = None
+        while not self._stop.wait(self.snapshot_interval):
+            snapshot = reader.result().snapshot
+            if snapshot is None or snapshot.read_at == last_read_at:
+                continue
+            try:
+                self.store.writer.write_broker_snapshot(snapshot)
+            except StoreBusy:
+                logger.debug("Skipped a broker snapshot: the store is behind")
+                continue
+            last_read_at = snapshot.read_at
+
+    def close(self) -> None:
+        """Stop recording, flush the store and the forwarder, and close them."""
+        self._stop.set()
+        if self._sampler is not None:
+            self._sampler.join(self.snapshot_interval + 1)
+        if self.forwarder is not None:
+            self.forwarder.close()
+        if self.store is not None:
+            self.store.close()
