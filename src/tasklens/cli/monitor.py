@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import click
 
@@ -25,6 +26,45 @@ from tasklens.monitor.settings import (
 )
 
 __all__ = ["monitor"]
+
+
+# -- Telemetry: the OTLP receiver's store and forwarding --------------------------------------------
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    from tasklens.monitor.store import parse_duration
+
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _size(ctx: click.Context, param: click.Parameter, value: str) -> int:
+    from tasklens.monitor.store import parse_size
+
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _forward_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from urllib.parse import urlsplit
+
+    if value is not None and (
+        urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).hostname
+    ):
+        raise click.BadParameter("use the upstream's base URL, like http://collector:4318")
+    return value
+
+
+def _store_path(store: Path | None, no_store: bool) -> str | None:
+    from tasklens.monitor.store import default_store_path
+
+    if no_store:
+        return None
+    return str(store or default_store_path())
 
 
 @click.command()
@@ -52,6 +92,32 @@ __all__ = ["monitor"]
 )
 @threshold_options
 @click.option(
+    "--store",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The telemetry store's database file.  [default: tasklens/telemetry.db in the user data directory]",
+)
+@click.option("--no-store", is_flag=True, help="Keep no telemetry: what is received only feeds /metrics.")
+@click.option(
+    "--retention",
+    default="24h",
+    show_default=True,
+    callback=_duration,
+    help="Drop telemetry older than this (s, m, h, d or w).",
+)
+@click.option(
+    "--max-store-size",
+    default="1GB",
+    show_default=True,
+    callback=_size,
+    help="Drop the oldest telemetry beyond this size (MB, GB, GiB...).",
+)
+@click.option(
+    "--forward",
+    metavar="URL",
+    callback=_forward_url,
+    help="Also send what is received to this OTLP/HTTP endpoint.",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
     default="info",
@@ -66,6 +132,11 @@ def monitor(
     public_metrics: bool,
     cache_ttl: float,
     thresholds: HealthThresholds,
+    store: Path | None,
+    no_store: bool,
+    retention: float,
+    max_store_size: int,
+    forward: str | None,
     log_level: str,
 ) -> None:
     """Serve the broker's queues over HTTP: /metrics (Prometheus), /healthz, /readyz,
@@ -74,6 +145,11 @@ def monitor(
     Listens on 127.0.0.1 unless --host says otherwise; any other address needs --auth-token
     (or an explicit --insecure). The gauges are exported over OTLP too when
     OTEL_EXPORTER_OTLP_ENDPOINT is set.
+
+    Workers export to the monitor over OTLP/HTTP (/v1/traces, /v1/metrics, /v1/logs: set
+    OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:9191): their task metrics are summed on /metrics,
+    and everything is kept in the embedded store for the dashboard (--no-store keeps nothing)
+    and sent on to --forward.
 
     \b
     Example:
@@ -94,6 +170,10 @@ def monitor(
         thresholds=thresholds,
         broker_timeout=target.timeout,
         cache_ttl=cache_ttl,
+        store_path=_store_path(store, no_store),
+        retention=retention,
+        max_store_size=max_store_size,
+        forward_url=forward,
     )
     try:
         check_bind(settings)

@@ -32,6 +32,7 @@ from tasklens.monitor.otlp_export import start_otlp_export
 from tasklens.monitor.settings import MonitorSettings
 from tasklens.monitor.snapshots import SnapshotReader
 from tasklens.monitor.state import MonitorState
+from tasklens.monitor.telemetry import TelemetryService
 
 __all__ = ["ROUTERS", "broker_factory", "create_app"]
 
@@ -85,17 +86,25 @@ def create_app(settings: MonitorSettings, *, open_inspector: InspectorFactory | 
         timeout=settings.broker_timeout,
         ttl=settings.cache_ttl,
     )
-    state = MonitorState(settings=settings, broker=broker, reader=reader, actions=SharedInspector(factory))
+    telemetry = TelemetryService.open(settings)
+    state = MonitorState(
+        settings=settings, broker=broker, reader=reader, actions=SharedInspector(factory), telemetry=telemetry
+    )
+    # The OTLP receiver and the dashboard data API come first: ``/api/queues/history`` must be
+    # matched before ``/api/queues/{queue}``.
+    routers = (*telemetry.routers(), *ROUTERS)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         exporter = start_otlp_export(reader)
+        telemetry.start(reader)
         logger.info("Monitoring %s.", broker)
         try:
             yield
         finally:
             if exporter is not None:
                 exporter.shutdown()
+            telemetry.close()
             state.close()
 
     app = FastAPI(
@@ -106,20 +115,20 @@ def create_app(settings: MonitorSettings, *, open_inspector: InspectorFactory | 
     )
     app.state.monitor = state
     install_error_handlers(app)
-    for router in ROUTERS:
+    for router in routers:
         app.include_router(router)
-    _document_access(app, settings)
+    _document_access(app, settings, routers)
     return app
 
 
-def _document_access(app: FastAPI, settings: MonitorSettings) -> None:
+def _document_access(app: FastAPI, settings: MonitorSettings, routers: tuple[APIRouter, ...]) -> None:
     """Make ``/openapi.json`` say which operations need the token with these settings."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = generate()
-            document_security(schema, ROUTERS, settings)
+            document_security(schema, routers, settings)
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -88,14 +88,18 @@ class BrokerCollector(Collector):
         return iter(())
 
 
-def metrics_registry(reader: SnapshotReader) -> CollectorRegistry:
-    """A registry holding only the broker gauges (no process metrics of the monitor itself).
+def metrics_registry(reader: SnapshotReader, *received: Collector) -> CollectorRegistry:
+    """A registry holding the broker gauges (no process metrics of the monitor itself), and the
+    task metrics received over OTLP.
 
     Parameters:
       reader(SnapshotReader): Where snapshots come from.
+      received(Collector): Collectors of the task metrics the workers export to the monitor.
     """
     registry = CollectorRegistry(auto_describe=False)
     registry.register(BrokerCollector(reader))
+    for collector in received:
+        registry.register(collector)
     return registry
 
 
@@ -146,4 +150,5 @@ def metrics(request: Request, state: Annotated[MonitorState, Depends(monitor_sta
     Answers in the OpenMetrics format when the scraper asks for it, else the text format 0.0.4.
     """
     encoder, content_type = choose_encoder(request.headers.get("accept", ""))
-    return Response(encoder(metrics_registry(state.reader)), media_type=content_type)
+    received = () if state.telemetry is None else (state.telemetry.metrics,)
+    return Response(encoder(metrics_registry(state.reader, *received)), media_type=content_type)

@@ -6,6 +6,8 @@ import ipaddress
 import os
 from dataclasses import dataclass
 
+from tasklens.monitor.store.retention import DEFAULT_MAX_SIZE, DEFAULT_RETENTION
+
 __all__ = [
     "AUTH_TOKEN_ENV",
     "BROKER_URL_ENV",
@@ -88,6 +90,11 @@ class MonitorSettings:
       thresholds(HealthThresholds): When ``/api/health`` says degraded.
       broker_timeout(float): Longest one broker read may take, in seconds.
       cache_ttl(float): How long a broker read is reused, in seconds.
+      store_path(str|None): The embedded telemetry store's database file (``--store``);
+        ``None`` keeps nothing (``--no-store``): the OTLP receiver still feeds ``/metrics``.
+      retention(float|None): Oldest telemetry kept, in seconds (``--retention``).
+      max_store_size(int|None): Most bytes the store may hold (``--max-store-size``).
+      forward_url(str|None): Upstream OTLP/HTTP endpoint everything received is forwarded to.
 
     Example:
 
@@ -106,6 +113,10 @@ class MonitorSettings:
     thresholds: HealthThresholds = HealthThresholds()
     broker_timeout: float = DEFAULT_BROKER_TIMEOUT
     cache_ttl: float = DEFAULT_CACHE_TTL
+    store_path: str | None = None
+    retention: float | None = DEFAULT_RETENTION
+    max_store_size: int | None = DEFAULT_MAX_SIZE
+    forward_url: str | None = None
 
     @property
     def loopback(self) -> bool:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from fastapi import Request
 
 from tasklens.monitor.inspectors import SharedInspector
 from tasklens.monitor.settings import MonitorSettings
 from tasklens.monitor.snapshots import SnapshotReader
+
+if TYPE_CHECKING:
+    from tasklens.monitor.telemetry import TelemetryService
 
 __all__ = ["MonitorState", "monitor_state"]
 
@@ -22,12 +26,14 @@ class MonitorState:
       broker(str): The broker URL without credentials: the only form ever shown.
       reader(SnapshotReader): Bounded, cached broker snapshots.
       actions(SharedInspector): The inspector used for dead-letter reads and actions.
+      telemetry(TelemetryService|None): The OTLP receiver, the store and the task metrics.
     """
 
     settings: MonitorSettings
     broker: str
     reader: SnapshotReader
     actions: SharedInspector
+    telemetry: TelemetryService | None = None
 
     def close(self) -> None:
         """Release the broker connections."""
