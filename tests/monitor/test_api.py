@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
+from tasklens.monitor import MonitorSettings, create_app
 from tests.monitor.conftest import AUTH, ClientFactory
-from tests.monitor.fake_broker import FakeInspector
+from tests.monitor.fake_broker import FAKE_URL, FakeInspector
 
 
 def test_queues_lists_every_queue_with_unknown_counts_as_null(client: TestClient) -> None:
@@ -194,6 +195,29 @@ def test_purge(token_client: TestClient, fake: FakeInspector) -> None:
 
     assert response.json() == {"purged": 4}
     assert fake.dead["default"] == []
+
+
+def test_counts_show_an_action_at_once_despite_the_cache(make_client: ClientFactory) -> None:
+    client = make_client(auth_token="t", cache_ttl=60.0)
+    headers = {"Authorization": "Bearer t"}
+    assert client.get("/api/queues/default", headers=headers).json()["dead"] == 4
+
+    client.post(
+        "/api/queues/default/dead-letters/delete", json={"message_ids": ["default-m0"]}, headers=headers
+    )
+
+    assert client.get("/api/queues/default", headers=headers).json()["dead"] == 3
+
+
+def test_an_unexpected_error_is_500_json_without_a_traceback(fake: FakeInspector) -> None:
+    fake.bug = RuntimeError("secret internals")
+    app = create_app(MonitorSettings(broker_url=FAKE_URL), open_inspector=lambda: fake)
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/api/queues/default/dead-letters")
+
+    assert response.status_code == 500
+    assert response.json() == {"error": "internal error (RuntimeError); the monitor's log has the details"}
 
 
 def test_broker_down_is_503_json_naming_the_redacted_url(client: TestClient, fake: FakeInspector) -> None:

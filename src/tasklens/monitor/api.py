@@ -134,6 +134,7 @@ def requeue_dead_letters(state: State, queue: str, body: RequeueIds | RequeueAll
     message_ids = body.message_ids if isinstance(body, RequeueIds) else None
     with state.actions.borrow() as inspector:
         moved = inspector.requeue_dead(queue, message_ids, reset_retries=body.reset_retries)
+    state.reader.invalidate()
     logger.info("Requeued %d dead letters of %r.", moved, queue)
     return RequeuedOut(requeued=moved)
 
@@ -144,6 +145,7 @@ def requeue_dead_letters(state: State, queue: str, body: RequeueIds | RequeueAll
 def delete_dead_letters(state: State, queue: str, body: DeleteIn) -> DeletedOut:
     with state.actions.borrow() as inspector:
         deleted = inspector.delete_dead(queue, body.message_ids)
+    state.reader.invalidate()
     logger.info("Deleted %d dead letters of %r.", deleted, queue)
     return DeletedOut(deleted=deleted)
 
@@ -152,6 +154,7 @@ def delete_dead_letters(state: State, queue: str, body: DeleteIn) -> DeletedOut:
 def delete_dead_letter(state: State, queue: str, message_id: str) -> DeletedOut:
     with state.actions.borrow() as inspector:
         deleted = inspector.delete_dead(queue, [message_id])
+    state.reader.invalidate()
     return DeletedOut(deleted=deleted)
 
 
@@ -159,5 +162,6 @@ def delete_dead_letter(state: State, queue: str, message_id: str) -> DeletedOut:
 def purge_dead_letters(state: State, queue: str) -> PurgedOut:
     with state.actions.borrow() as inspector:
         purged = inspector.purge_dead(queue)
+    state.reader.invalidate()
     logger.info("Purged %d dead letters of %r.", purged, queue)
     return PurgedOut(purged=purged)

@@ -1,7 +1,8 @@
 """Every error the monitor answers with is JSON: ``{"error": "<what went wrong and what to do>"}``.
 
 Broker errors map to status codes here, once: an unreachable broker is 503, an unknown queue or
-message 404, a malformed request 422 (with the offending fields in ``details``).
+message 404, a malformed request 422 (with the offending fields in ``details``), and anything
+unexpected 500.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(BrokerError, _broker_error)
+    app.add_exception_handler(Exception, _unexpected_error)
 
 
 def error_response(status_code: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -80,3 +82,9 @@ async def _broker_error(request: Request, exc: Exception) -> JSONResponse:
     if status_code >= 500:
         logger.warning("%s %s failed: %s", request.method, request.url.path, exc)
     return error_response(status_code, str(exc))
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    # A bug, not bad input: logged with its traceback, answered without it.
+    logger.error("%s %s failed.", request.method, request.url.path, exc_info=exc)
+    return error_response(500, f"internal error ({type(exc).__name__}); the monitor's log has the details")

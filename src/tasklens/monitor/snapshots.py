@@ -125,6 +125,12 @@ class SnapshotReader:
         except FutureTimeout:
             return self._record_timeout()
 
+    def invalidate(self) -> None:
+        """Forget the last result: the next caller reads the broker (after a dead-letter action,
+        so that the counts show its effect at once)."""
+        with self._lock:
+            self._latest = None
+
     def close(self) -> None:
         """Release the thread and the connection; a read in progress is abandoned. A later read
         starts afresh."""
