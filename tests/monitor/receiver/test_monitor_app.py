@@ -30,7 +30,8 @@ WAIT = 10.0
 
 def _app_client(**overrides: Any) -> TestClient:
     inspector = FakeInspector()
-    inspector.add_queue(QueueStats("default", ready=7, delayed=1, in_flight=0, dead=2, oldest_age=3.0))
+    inspector.add_queue(QueueStats("default", ready=7, delayed=1, in_flight=0, dead=0, oldest_age=3.0))
+    inspector.add_dead("default", 2)
     settings = MonitorSettings(broker_url=FAKE_URL, cache_ttl=0.0, broker_timeout=2.0, **overrides)
     app = create_app(settings, open_inspector=lambda: inspector)
     if app.state.monitor.telemetry is not None:
