@@ -8,6 +8,7 @@ and ``delayed`` ones are scheduled an hour ahead.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +21,8 @@ from dramatiq.brokers.redis import RedisBroker
 
 #: How long the worker may take to dead-letter the failing messages, in seconds.
 DEAD_LETTER_DEADLINE = 30.0
+#: Longest a message is held in flight, in seconds (the test releases it sooner).
+HOLD_LIMIT = 120.0
 #: How far ahead delayed messages are scheduled, in milliseconds.
 DELAY_MS = 3_600_000
 
@@ -61,7 +64,7 @@ def _succeed(number: int) -> None:
 
 @contextmanager
 def populated_queue(
-    redis_url: str, name: str, *, ready: int = 0, delayed: int = 0, dead: int = 0
+    redis_url: str, name: str, *, ready: int = 0, delayed: int = 0, dead: int = 0, in_flight: bool = False
 ) -> Iterator[PopulatedQueue]:
     """A queue named ``name`` in namespace ``name`` with these counts; every key is deleted after.
 
@@ -69,9 +72,13 @@ def populated_queue(
       redis_url(str): The test Redis.
       name(str): A name no other test uses.
       ready(int), delayed(int), dead(int): How many messages to leave in each state.
+      in_flight(bool): Hold one more message in flight: a worker (one thread, one message
+        prefetched) runs an actor that waits until the block ends.
     """
     broker = RedisBroker(url=redis_url, namespace=name)
     client = redis.Redis.from_url(redis_url)
+    release = threading.Event()
+    holder: dramatiq.Worker | None = None
     try:
         fail = dramatiq.actor(
             _fail,
@@ -86,6 +93,8 @@ def populated_queue(
         dead_ids = [fail.send(i).message_id for i in range(dead)]
         if dead:
             _dead_letter(broker, client, f"{name}:{name}.XQ", dead)
+        if in_flight:
+            holder = _hold_one(broker, name, release)
         for i in range(ready):
             succeed.send(i)
         for i in range(delayed):
@@ -100,11 +109,31 @@ def populated_queue(
             dead_ids=dead_ids,
         )
     finally:
+        release.set()
+        if holder is not None:
+            holder.stop(timeout=10_000)
         broker.close()
         keys = list(client.scan_iter(match=f"{name}:*", count=1000))
         if keys:
             client.unlink(*keys)
         client.close()
+
+
+def _hold_one(broker: RedisBroker, name: str, release: threading.Event) -> dramatiq.Worker:
+    started = threading.Event()
+
+    def hold() -> None:
+        started.set()
+        release.wait(timeout=HOLD_LIMIT)
+
+    holding = dramatiq.actor(hold, broker=broker, queue_name=name, actor_name=f"{name}_hold", time_limit=None)
+    worker = dramatiq.Worker(broker, worker_threads=1, worker_timeout=50)
+    # One message fetched at a time: the held one. Ready messages sent later stay ready.
+    worker.queue_prefetch = 1
+    worker.start()
+    holding.send()
+    assert started.wait(timeout=DEAD_LETTER_DEADLINE), "the worker did not start the held message"
+    return worker
 
 
 def _dead_letter(broker: RedisBroker, client: redis.Redis, dead_key: str, count: int) -> None:

@@ -42,17 +42,20 @@ def query(base_url: str, expression: str) -> list[dict[str, object]]:
 
 def test_prometheus_stores_the_true_queue_depth(redis_url: str, unique_name: str, tmp_path: Path) -> None:
     with (
-        populated_queue(redis_url, unique_name, ready=4, delayed=3, dead=2) as queue,
+        populated_queue(redis_url, unique_name, ready=4, delayed=3, dead=2, in_flight=True) as queue,
         running_monitor("--broker", queue.url, "--cache-ttl", "0.5") as monitor_url,
     ):
         client = redis.Redis.from_url(redis_url)
+        keys = f"{queue.namespace}:{queue.queue}"
+        ready = client.llen(keys)
         truth = {
-            "ready": client.llen(f"{queue.namespace}:{queue.queue}"),
-            "delayed": client.hlen(f"{queue.namespace}:{queue.queue}.DQ.msgs"),
-            "dead": client.zcard(f"{queue.namespace}:{queue.queue}.XQ"),
+            "ready": ready,
+            "delayed": client.hlen(f"{keys}.DQ.msgs"),
+            "in_flight": client.hlen(f"{keys}.msgs") - ready,
+            "dead": client.zcard(f"{keys}.XQ"),
         }
         client.close()
-        assert truth == {"ready": 4, "delayed": 3, "dead": 2}
+        assert truth == {"ready": 4, "delayed": 3, "in_flight": 1, "dead": 2}
 
         config = tmp_path / "prometheus.yml"
         config.write_text(prometheus_config(monitor_url.removeprefix("http://")))
@@ -78,7 +81,7 @@ def test_prometheus_stores_the_true_queue_depth(redis_url: str, unique_name: str
             if process.stderr is not None:
                 process.stderr.close()
 
-    assert stored == {**truth, "in_flight": 0}
+    assert stored == truth
     assert up[0]["value"][1] == "1"  # type: ignore[index]
 
 
