@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -11,6 +14,7 @@ from fastapi.testclient import TestClient
 from tasklens.monitor import MonitorSettings, create_app
 from tests.cli.conftest import Invoke
 from tests.monitor.ground_truth import rabbitmq_queue
+from tests.monitor.processes import SUBPROCESS_TIMEOUT
 
 
 @pytest.fixture
@@ -62,3 +66,36 @@ def test_rabbitmq_without_any_queue_names_says_how_to_name_them(invoke: Invoke, 
     (line,) = result.stderr.strip().splitlines()
     assert "amqp://guest:***@127.0.0.1:5672/%2F" in line
     assert "--queue" in line and "--app" in line and "--rabbitmq-management-url" in line
+
+
+def test_queues_from_the_app_module(rabbitmq_url: str, rabbit_queue: str, tmp_path: Path) -> None:
+    module = f"app_{rabbit_queue}"
+    (tmp_path / f"{module}.py").write_text(
+        "import dramatiq\n"
+        "from dramatiq.brokers.rabbitmq import RabbitmqBroker\n"
+        f"broker = RabbitmqBroker(url={rabbitmq_url!r})\n"
+        "dramatiq.set_broker(broker)\n"
+        f"@dramatiq.actor(queue_name={rabbit_queue!r})\n"
+        "def work(n):\n"
+        "    pass\n"
+    )
+
+    result = subprocess.run(
+        [sys.executable, "-m", "tasklens", "queues", "--broker", rabbitmq_url, "--app", module, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_TIMEOUT,
+        cwd=tmp_path,
+    )
+
+    assert result.returncode == 0, result.stderr
+    (stats,) = json.loads(result.stdout)["queues"]
+    assert (stats["name"], stats["ready"], stats["delayed"]) == (rabbit_queue, 2, 1)
+
+
+def test_an_app_module_that_does_not_import_is_one_line_and_exit_2(invoke: Invoke, rabbitmq_url: str) -> None:
+    result = invoke("queues", "--broker", rabbitmq_url, "--app", "no_such_module_here")
+
+    assert result.exit_code == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert "no_such_module_here" in line
