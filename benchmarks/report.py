@@ -252,11 +252,22 @@ def write_chart(path: Path, summary: Summary) -> None:
                 label=title,
                 color=colour,
             )
+        for target in TARGETS:
+            if target.brokers and broker in target.brokers and target.variant in names:
+                position = names.index(target.variant)
+                for offset, bar in zip((-0.2, 0.2), target.brokers[broker], strict=True):
+                    axis.hlines(
+                        bar,
+                        position + offset - 0.2,
+                        position + offset + 0.2,
+                        colors="black",
+                        linestyles="dashed",
+                    )
         axis.axhline(1.0, color="black", linewidth=0.8)
         axis.set_xticks(list(positions))
         axis.set_xticklabels(names, rotation=30, ha="right")
         axis.set_ylim(0, 1.2)
-        axis.set_ylabel("throughput / uninstrumented (median, min-max)")
+        axis.set_ylabel("throughput / uninstrumented (median, min-max; dashed: target)")
         axis.set_title(broker)
         axis.legend(loc="lower left")
     figure.tight_layout()
