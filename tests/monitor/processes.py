@@ -67,10 +67,22 @@ def stop(process: subprocess.Popen[bytes], *, timeout: float = 15.0) -> None:
 
 @contextmanager
 def running_monitor(*args: str, env: dict[str, str] | None = None, host: str = "127.0.0.1") -> Iterator[str]:
-    """``tasklens monitor ARGS --port <free>`` in a subprocess; yields its base URL."""
+    """``tasklens monitor ARGS --port <free>`` in a subprocess; yields its base URL. It keeps no
+    telemetry store, so that monitors started at once do not share the default one."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "tasklens", "monitor", *args, "--host", host, "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "tasklens",
+            "monitor",
+            *args,
+            "--no-store",
+            "--host",
+            host,
+            "--port",
+            str(port),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env={**os.environ, **(env or {})},
