@@ -92,7 +92,8 @@ def test_watch_reads_again_until_interrupted(queue: PopulatedQueue) -> None:
 
 
 def test_help_has_an_example(invoke: Invoke) -> None:
-    for command in (["queues"], ["health"], ["monitor"], ["dlq"], ["dlq", "list"], ["dlq", "requeue"]):
+    commands = [["queues"], ["health"], ["monitor"], ["dlq"]]
+    for command in [*commands, *(["dlq", sub] for sub in ("list", "show", "requeue", "delete", "purge"))]:
         result = invoke(*command, "--help")
         assert result.exit_code == 0
         assert "Example" in result.output and "tasklens " in result.output, command
