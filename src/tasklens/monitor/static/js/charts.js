@@ -16,7 +16,10 @@ const MARGIN = { top: 10, right: 12, bottom: 22, left: 52 };
  *          format?: (v: number) => string, height?: number, empty?: string, yMax?: number}} options
  *   points are [unix seconds, value]; a null value leaves a gap.
  */
-export function lineChart(container, { series, format = String, height = HEIGHT, empty = "No data in this window.", yMax }) {
+export function lineChart(
+  container,
+  { series, format = String, height = HEIGHT, empty = "No data in this window.", yMax, range, integer = false, legend = null },
+) {
   container.classList.add("chart");
   const withData = series.filter((s) => s.points.some(([, v]) => v !== null && v !== undefined));
   if (!withData.length) {
@@ -26,9 +29,12 @@ export function lineChart(container, { series, format = String, height = HEIGHT,
   const width = Math.max(240, container.clientWidth || 480);
   const times = withData.flatMap((s) => s.points.map(([t]) => t));
   const values = withData.flatMap((s) => s.points.map(([, v]) => v)).filter((v) => v !== null && v !== undefined);
-  const t0 = Math.min(...times);
-  const t1 = Math.max(...times, t0 + 1);
-  const top = niceMax(yMax ?? Math.max(...values, 0));
+  // A shared range keeps the charts of one page aligned, however sparse a series is.
+  const t0 = Math.min(...times, ...(range ? [range[0]] : []));
+  const t1 = Math.max(...times, t0 + 1, ...(range ? [range[1]] : []));
+  const highest = yMax ?? Math.max(...values, 0);
+  // Counts never fall between integers: with fewer than 2 at the top, the half line would lie.
+  const top = integer ? Math.max(2, niceMax(Math.ceil(highest))) : niceMax(highest);
   const plotW = width - MARGIN.left - MARGIN.right;
   const plotH = height - MARGIN.top - MARGIN.bottom;
   const x = (t) => MARGIN.left + ((t - t0) / (t1 - t0)) * plotW;
@@ -86,14 +92,14 @@ export function lineChart(container, { series, format = String, height = HEIGHT,
   });
   svg.appendChild(overlay);
 
-  const legend = h(
+  const legendBox = h(
     "div.legend",
     null,
     withData.map((s, index) =>
       h("span.legend-item", null, h("span.swatch", { style: `background:${s.color || PALETTE[index % PALETTE.length]}` }), s.label),
     ),
   );
-  fill(container, svg, readout, withData.length > 1 ? legend : null);
+  fill(container, svg, readout, (legend ?? withData.length > 1) ? legendBox : null);
 }
 
 /** Consecutive stretches of non-null points. */

@@ -60,7 +60,9 @@ export default {
           stat("Dead letters", count(s.dead_letters), { tone: s.dead_letters ? "error" : null }),
         );
         const series = data.series || [];
+        const range = series.length ? [series[0].t, series[series.length - 1].t] : undefined;
         lineChart(throughput, {
+          range,
           series: [
             { label: "runs/s", points: points(series, "throughput"), area: true },
             { label: "errors/s", color: ERROR_COLOR, points: series.map((p) => [p.t, (p.errors || 0) / (data.step || 60)]) },
@@ -68,10 +70,12 @@ export default {
           format: rate,
         });
         lineChart(errors, {
+          range,
           series: [{ label: "error rate", color: ERROR_COLOR, points: points(series, "error_rate"), area: true }],
           format: ratio,
         });
         lineChart(latency, {
+          range,
           series: [
             { label: "p95", points: points(series, "p95") },
             ...(series.some((p) => p.p50 !== undefined) ? [{ label: "p50", points: points(series, "p50") }] : []),

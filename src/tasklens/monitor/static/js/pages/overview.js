@@ -34,18 +34,23 @@ export default {
     );
 
     async function refresh() {
-      const data = await get("/api/overview", { window: timeWindow });
-      if (data.workers === null || data.workers === undefined) {
-        // No broker snapshot stored yet: ask the broker itself.
-        data.workers = (await get("/api/workers").catch(() => ({})))?.workers ?? null;
-      }
+      // The "now" figures come from the broker itself; the history from the store.
+      const [data, broker] = await Promise.all([
+        get("/api/overview", { window: timeWindow }),
+        get("/api/queues").catch(() => null),
+      ]);
+      if (broker && broker.workers !== null && broker.workers !== undefined) data.workers = broker.workers;
       const series = data.series || [];
       const totalRuns = series.reduce((sum, p) => sum + (p.runs || 0), 0);
       const totalErrors = series.reduce((sum, p) => sum + (p.errors || 0), 0);
       const lastP95 = [...series].reverse().find((p) => p.p95 !== null && p.p95 !== undefined);
       const latestDepth = latestByQueueState(data.depth || []);
-      const backlog = sum(latestDepth, (d) => (d.state === "ready" || d.state === "delayed" ? d.value : 0));
-      const dead = sum(latestDepth, (d) => (d.state === "dead" ? d.value : 0));
+      const backlog = broker
+        ? sum(broker.queues || [], (q) => q.pending)
+        : sum(latestDepth, (d) => (d.state === "ready" || d.state === "delayed" ? d.value : 0));
+      const dead = broker
+        ? sum(broker.queues || [], (q) => q.dead)
+        : sum(latestDepth, (d) => (d.state === "dead" ? d.value : 0));
       const span = windowSeconds(data.window || timeWindow);
       fill(
         stats,
@@ -62,7 +67,9 @@ export default {
         stat("Backlog", count(backlog), { hint: "ready + delayed" }),
         stat("Dead letters", count(dead), { tone: dead ? "error" : null }),
       );
+      const range = series.length ? [series[0].t, series[series.length - 1].t] : undefined;
       lineChart(charts.throughput, {
+        range,
         series: [
           { label: "runs/s", points: points(series, "throughput"), area: true },
           { label: "errors/s", color: ERROR_COLOR, points: series.map((p) => [p.t, (p.errors || 0) / (data.step || 60)]) },
@@ -70,13 +77,17 @@ export default {
         format: (v) => rate(v),
       });
       lineChart(charts.errors, {
+        range,
         series: [{ label: "error rate", color: ERROR_COLOR, points: points(series, "error_rate"), area: true }],
         format: (v) => ratio(v),
       });
-      lineChart(charts.p95, { series: [{ label: "p95", points: points(series, "p95") }], format: duration });
+      lineChart(charts.p95, { range, series: [{ label: "p95", points: points(series, "p95") }], format: duration });
       lineChart(charts.depth, {
+        range,
         series: depthSeries(data.depth || []),
         format: count,
+        integer: true,
+        legend: true,
         empty: "No queue snapshots yet.",
       });
       fill(worst, actorTable(data.worst_actors || [], "No actor has run in this window."));

@@ -5,6 +5,7 @@ import { lineChart } from "../charts.js";
 import { fill, h, panel, table } from "../dom.js";
 import { ago, count, duration, shortId, time } from "../format.js";
 import { banner, depthSeries, runsTable, STATE_COLORS } from "../widgets.js";
+import { windowSeconds } from "./overview.js";
 
 /** Dead letters per page of the browser. */
 const DLQ_PAGE_SIZE = 25;
@@ -141,6 +142,8 @@ export default {
         fill(historyPanel, h("p.muted", null, "No queue snapshots yet."));
         return;
       }
+      const now = Date.now() / 1000;
+      const range = [now - windowSeconds(timeWindow), now];
       const charts = names.map((name) => [name, h("div", { dataset: { queue: name } })]);
       fill(historyPanel, charts.map(([name, chart]) => h("section.panel", null, h("h3.queue-name.mono", null, name), chart)));
       // Charts measure their container, so they are drawn once it is in the page.
@@ -148,7 +151,7 @@ export default {
         const series = depthSeries(byQueue.get(name) || [], { limit: STATES.length })
           .map((s) => ({ ...s, label: s.state, color: STATE_COLORS[s.state] }))
           .sort((a, b) => STATES.indexOf(a.label) - STATES.indexOf(b.label));
-        lineChart(chart, { series, format: count, height: 140, empty: "Empty over this window." });
+        lineChart(chart, { series, range, format: count, integer: true, legend: true, height: 140, empty: "Empty over this window." });
       }
     }
 
