@@ -136,3 +136,24 @@ def test_reads_are_cached_for_the_ttl(make_client: ClientFactory, fake: FakeInsp
         assert client.get(path).status_code == 200
 
     assert fake.snapshot_calls == 1
+
+
+def test_an_outage_is_logged_once_and_so_is_the_recovery(
+    client: TestClient, fake: FakeInspector, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="tasklens.monitor.snapshots")
+    fake.down = True
+    for _ in range(3):
+        assert client.get("/readyz").status_code == 503
+    fake.down = False
+    for _ in range(2):
+        assert client.get("/readyz").status_code == 200
+
+    messages = [
+        record.getMessage() for record in caplog.records if record.name == "tasklens.monitor.snapshots"
+    ]
+    assert messages == [
+        "Broker redis://:***@fake-broker:6379/0 unavailable:"
+        " broker redis://:***@fake-broker:6379/0 refused the connection",
+        "Broker redis://:***@fake-broker:6379/0 answers again.",
+    ]

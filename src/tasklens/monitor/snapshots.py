@@ -157,10 +157,17 @@ class SnapshotReader:
         result = ReadResult(snapshot, error, finished - started, finished)
         with self._lock:
             self._pending = None
-            self._latest = result
-        if error is not None:
-            logger.warning("Broker %s unavailable: %s", self._redacted_url, error)
+            previous, self._latest = self._latest, result
+        self._log_change(previous, result)
         return result
+
+    def _log_change(self, previous: ReadResult | None, result: ReadResult) -> None:
+        # Once per outage, not once per scrape.
+        was_up = previous is None or previous.up
+        if was_up and not result.up:
+            logger.warning("Broker %s unavailable: %s", self._redacted_url, result.error)
+        elif not was_up and result.up:
+            logger.info("Broker %s answers again.", self._redacted_url)
 
     def _record_timeout(self) -> ReadResult:
         error = BrokerUnavailable(f"broker {self._redacted_url} did not answer within {self._timeout:g} s")
