@@ -1,0 +1,231 @@
+"""The dashboard in headless Chromium, against a monitor fed by a real instrumented worker.
+
+One monitor and one worker serve the whole module: the worker runs a small shop's traffic (welcome
+emails, payments of which one is declined and retried until it is dead-lettered, a catalog import
+that fails straight to the dead-letter queue), exports it over OTLP/HTTP to the monitor, and the
+tests read it back through the pages as a user would.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from tasklens.monitor import MonitorSettings
+from tests.browser.conftest import screenshot
+from tests.browser.harness import MonitorServer, ShopWorker, wait_until
+
+pytestmark = [pytest.mark.browser, pytest.mark.redis]
+
+#: The monitor's API token in these tests.
+TOKEN = "browser-test-token"
+
+
+@dataclass
+class Shop:
+    monitor: MonitorServer
+    worker: ShopWorker
+    declined_order: int
+    dead_message_id: str
+
+
+@pytest.fixture(scope="module")
+def shop(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
+    namespace = "t" + uuid.uuid4().hex[:10]
+    settings = MonitorSettings(
+        broker_url=f"{redis_url}?namespace={namespace}",
+        auth_token=TOKEN,
+        cache_ttl=0.5,
+        store_path=str(tmp_path_factory.mktemp("store") / "telemetry.db"),
+    )
+    monitor = MonitorServer(settings).start()
+    worker = ShopWorker(
+        redis_url, namespace, monitor.url, headers={"Authorization": f"Bearer {TOKEN}"}
+    ).start()
+    try:
+        for user_id in range(12):
+            worker.send_welcome_email.send(user_id)
+        for order_id in range(100, 108):
+            worker.checkout(order_id, 25)
+        worker.import_feed("https://example.test/feed.xml")
+        declined = worker.checkout(42, -1)
+        dead = worker.import_catalog.send("s3://catalogs/spring.csv")
+        wait_until(
+            lambda: (
+                monitor.get(f"/api/queues/{worker.queues['imports']}")["dead"] == 1
+                and monitor.get(f"/api/queues/{worker.queues['payments']}")["dead"] == 1
+            ),
+            what="the failing messages to reach the dead-letter queues",
+        )
+        worker.flush()
+        wait_until(
+            lambda: len(monitor.get("/api/runs", status="error", limit=10)["items"]) >= 3,
+            what="the failed runs to reach the monitor's store",
+        )
+        assert declined.message_id
+        yield Shop(monitor, worker, declined_order=42, dead_message_id=dead.message_id)
+    finally:
+        worker.stop()
+        monitor.stop()
+
+
+def save_token(page, token: str = TOKEN) -> None:
+    """Type the token into the top bar's field, as a user does once per browser."""
+    from playwright.sync_api import expect
+
+    page.locator("#token").fill(token)
+    page.locator("#token-save").click()
+    expect(page.locator("#token-form")).to_have_attribute("data-state", "set" if token else "unset")
+
+
+def test_overview_shows_throughput_errors_and_worst_actors(shop: Shop, page) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(shop.monitor.url + "/")
+    save_token(page)
+    expect(page.locator("#live")).to_have_attribute("data-state", "ok")
+    runs = page.locator('[data-stat="Runs"] .stat-value')
+    expect(runs).not_to_have_text(re.compile(r"^(0|—)$"))
+    expect(page.locator('[data-stat="Error rate"] .stat-value')).to_have_text(re.compile(r"%$"))
+    expect(page.locator("#chart-throughput svg path").first).to_be_attached()
+    worst = page.locator("#worst-actors")
+    expect(worst).to_contain_text("charge_payment")
+    expect(worst).to_contain_text("import_catalog")
+
+    page.goto(shop.monitor.url + "/actors")
+    row = page.locator('#actors-table tr[data-actor="charge_payment"]')
+    expect(row).to_contain_text(shop.worker.queues["payments"])
+    screenshot(page, "actors")
+    row.get_by_role("link", name="charge_payment").click()
+    expect(page).to_have_url(re.compile(r"/actors/charge_payment"))
+    expect(page.locator("#recent-runs tbody tr[data-status='error']").first).to_be_visible()
+    screenshot(page, "actor")
+
+
+def test_searching_a_failed_run_opens_its_waterfall_with_the_exception(shop: Shop, page) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(shop.monitor.url + "/runs")
+    save_token(page)
+    page.get_by_label("Search runs").fill(f"declined for order {shop.declined_order}")
+    page.get_by_label("Search runs").press("Enter")
+    failed = page.locator("#runs-table tbody tr[data-status='error']")
+    expect(failed).to_have_count(2)  # the first attempt and its retry
+    expect(page.locator("#runs-table tbody tr[data-status='ok']")).to_have_count(0)
+    screenshot(page, "runs")
+
+    failed.first.locator("a.run-link").click()
+    expect(page).to_have_url(re.compile(r"/runs/[0-9a-f]{32}"))
+    waterfall = page.locator("#waterfall")
+    expect(waterfall).to_contain_text("POST /checkout")
+    payments = shop.worker.queues["payments"]
+    # The checkout's send, the first attempt, the retry's send and the second attempt.
+    expect(waterfall.locator(".wf-row", has_text=f"send {payments}")).to_have_count(2)
+    expect(waterfall.locator(".wf-row", has_text=f"process {payments}")).to_have_count(2)
+    expect(waterfall).to_contain_text("call payment provider")
+    exception = page.locator("#span-details .exception")
+    expect(exception).to_contain_text("CardDeclined")
+    expect(exception).to_contain_text(f"card declined for order {shop.declined_order}")
+    expect(exception.locator("pre.traceback")).to_contain_text("raise CardDeclined")
+    expect(page.locator("#trace-logs")).to_contain_text(f"charging order {shop.declined_order}")
+    screenshot(page, "trace")
+
+
+def test_a_pipeline_trace_nests_each_step_under_the_one_that_sent_it(shop: Shop, page) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(f"{shop.monitor.url}/runs?actor=store_feed")
+    save_token(page)
+    page.locator("#runs-table a.run-link").first.click()
+    waterfall = page.locator("#waterfall")
+    imports = shop.worker.queues["imports"]
+    rows = {
+        "request": waterfall.locator(".wf-row", has_text="POST /feeds"),
+        "fetch": waterfall.locator(".wf-row", has_text=f"process {imports}").first,
+        "download": waterfall.locator(".wf-row", has_text="download"),
+        "store": waterfall.locator(".wf-row", has_text=f"process {imports}").last,
+    }
+    expect(rows["request"]).to_have_attribute("aria-level", "1")
+    # request > send > fetch > download, and fetch > send > store.
+    expect(rows["fetch"]).to_have_attribute("aria-level", "3")
+    expect(rows["download"]).to_have_attribute("aria-level", "4")
+    expect(rows["store"]).to_have_attribute("aria-level", "5")
+    expect(page.locator("#trace-logs")).to_contain_text("storing")
+    screenshot(page, "trace-pipeline")
+
+
+def test_dead_letter_is_refused_without_the_token_then_requeued_with_it(shop: Shop, page) -> None:
+    from playwright.sync_api import expect
+
+    queue = shop.worker.queues["imports"]
+    page.goto(f"{shop.monitor.url}/queues?dlq={queue}")
+    save_token(page)
+    row = page.locator(f'#dlq-list tr[data-message-id="{shop.dead_message_id}"]')
+    expect(row).to_be_visible()
+    expect(row).to_contain_text("import_catalog")
+    row.get_by_role("button", name="Inspect").click()
+    inspected = page.locator("#dlq-inspect")
+    expect(inspected).to_contain_text("s3://catalogs/spring.csv")
+    expect(inspected.locator("tr[data-status='error']")).to_contain_text("ValueError")
+    screenshot(page, "queues")
+
+    # Without the token: the action is refused, the API's reason is shown, the letter stays.
+    save_token(page, "")
+    row.get_by_role("checkbox").check()
+    page.locator("#dlq-requeue").click()
+    outcome = page.locator("#dlq-outcome")
+    expect(outcome).to_contain_text("Requeue refused")
+    expect(outcome).to_contain_text("401")
+    expect(outcome).to_contain_text("bearer token")
+    expect(page.locator("#app-notice")).to_contain_text("Enter its API token")
+    assert shop.monitor.get(f"/api/queues/{queue}")["dead"] == 1
+    screenshot(page, "queues-refused")
+
+    # With the token, once the bug is fixed: requeued, and the worker processes it.
+    shop.worker.fixed.set()
+    save_token(page)
+    row.get_by_role("checkbox").check()
+    page.locator("#dlq-requeue").click()
+    expect(outcome).to_contain_text("Requeued 1 message")
+    expect(page.locator("#dlq-list")).to_contain_text(f"No dead letters in {queue}.")
+    page.goto(f"{shop.monitor.url}/runs?q={shop.dead_message_id}")
+    expect(page.locator("#runs-table tbody tr[data-status='ok']")).to_have_count(1)
+
+
+def test_workers_page_lists_the_worker_processes(shop: Shop, page) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(shop.monitor.url + "/workers")
+    save_token(page)
+    expect(page.locator('[data-stat="Live workers"] .stat-value')).to_have_text(re.compile(r"^[1-9]"))
+    process = page.locator("#processes tbody tr", has_text="shop-worker").first
+    expect(process).to_contain_text(re.compile(r"\d+(\.\d+)? MiB"))
+    screenshot(page, "workers")
+
+
+def test_runs_page_shows_new_runs_without_a_reload(shop: Shop, page) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(shop.monitor.url + "/runs")
+    save_token(page)
+    expect(page.locator("#runs-table tbody tr[data-trace-id]").first).to_be_visible()
+    message = shop.worker.send_welcome_email.send(4242)
+    fresh = page.locator("#runs-table tbody tr", has_text=message.message_id[:13])
+    expect(fresh).to_be_visible()
+    expect(fresh).to_contain_text("send_welcome_email")
+
+
+def test_overview_charts_queue_depth_from_the_broker_snapshots(shop: Shop, page) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(shop.monitor.url + "/")
+    save_token(page)
+    # The monitor stores a broker snapshot every few seconds; the chart draws them by queue and state.
+    legend = page.locator("#chart-depth .legend, #chart-depth svg")
+    expect(legend.first).to_be_visible(timeout=30_000)
+    expect(page.locator('[data-stat="Dead letters"] .stat-value')).to_have_text("1")
+    screenshot(page, "overview")
