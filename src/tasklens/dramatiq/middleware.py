@@ -270,16 +270,28 @@ class OpenTelemetryMiddleware(dramatiq.Middleware):
         _thread_role.consumer = True
 
     def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
-        for provider in (
+        # The SDK's force_flush exports synchronously and ignores its timeout, retrying each
+        # batch for the exporter's whole timeout when the collector is down: flush on a thread
+        # of its own and stop waiting after FLUSH_TIMEOUT_MS, so a shutdown is never held up.
+        providers = (
             self.tracer_provider or trace.get_tracer_provider(),
             self.meter_provider or metrics.get_meter_provider(),
-        ):
+        )
+        flusher = threading.Thread(target=self._flush, args=(providers,), name="tasklens-flush", daemon=True)
+        flusher.start()
+        flusher.join(FLUSH_TIMEOUT_MS / 1000)
+        if flusher.is_alive():
+            self.logger.warning("Telemetry was not flushed within %d ms; going on.", FLUSH_TIMEOUT_MS)
+
+    def _flush(self, providers: tuple[Any, ...]) -> None:
+        for provider in providers:
             force_flush = getattr(provider, "force_flush", None)
-            if force_flush is not None:
-                try:
-                    force_flush(FLUSH_TIMEOUT_MS)
-                except Exception:  # shutdown goes on whatever the exporter does
-                    self.logger.debug("Flushing telemetry failed.", exc_info=True)
+            if force_flush is None:
+                continue
+            try:
+                force_flush(FLUSH_TIMEOUT_MS)
+            except Exception:  # shutdown goes on whatever the exporter does
+                self.logger.debug("Flushing telemetry failed.", exc_info=True)
 
     def _carry_context_into_async(self, actor: dramatiq.Actor[Any, Any]) -> None:
         # Async actors run as tasks on Dramatiq's event-loop thread, which does not inherit the
