@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
+import pytest
 
 #: How long a process may take to start answering, in seconds.
 START_DEADLINE = 30.0
@@ -28,6 +30,18 @@ def run_tasklens(*args: str, env: dict[str, str] | None = None) -> subprocess.Co
         timeout=SUBPROCESS_TIMEOUT,
         env={**os.environ, "COLUMNS": "200", **(env or {})},
     )
+
+
+def require_program(name: str) -> str:
+    """The path of program ``name``; the test is skipped when it is absent, or fails under
+    ``CI=true`` (``make system-deps`` installs Prometheus and promtool)."""
+    path = shutil.which(name)
+    if path is not None:
+        return path
+    message = f"{name} is not installed (make system-deps installs it)"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message}; CI=true: a missing program is a failure", pytrace=False)
+    pytest.skip(message)
 
 
 def free_port() -> int:

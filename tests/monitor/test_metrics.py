@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import pytest
@@ -10,8 +9,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.monitor.fake_broker import FakeInspector
-
-PROMTOOL = shutil.which("promtool")
+from tests.monitor.processes import require_program
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -83,14 +81,14 @@ def test_openmetrics_when_the_scraper_asks(client: TestClient) -> None:
     assert response.text.endswith("# EOF\n")
 
 
-@pytest.mark.skipif(PROMTOOL is None, reason="promtool is not installed (make system-deps installs it)")
 @pytest.mark.parametrize("down", [False, True])
 def test_promtool_check_metrics_passes(client: TestClient, fake: FakeInspector, down: bool) -> None:
+    promtool = require_program("promtool")
     fake.down = down
     text = client.get("/metrics").text
 
     checked = subprocess.run(
-        [PROMTOOL or "promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
     )
 
     assert checked.returncode == 0, checked.stdout + checked.stderr

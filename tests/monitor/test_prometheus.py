@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 from pathlib import Path
 
 import httpx
-import pytest
 import redis
 
 from tests.monitor.ground_truth import populated_queue
-from tests.monitor.processes import free_port, running_monitor, stop, wait_for_http
+from tests.monitor.processes import free_port, require_program, running_monitor, stop, wait_for_http
 
-PROMETHEUS = shutil.which("prometheus")
 #: How long Prometheus may take to scrape and store the first samples, in seconds.
 QUERY_DEADLINE = 45.0
-
-pytestmark = pytest.mark.skipif(PROMETHEUS is None, reason="prometheus is not installed (make system-deps)")
 
 
 def prometheus_config(target: str) -> str:
@@ -41,6 +36,7 @@ def query(base_url: str, expression: str) -> list[dict[str, object]]:
 
 
 def test_prometheus_stores_the_true_queue_depth(redis_url: str, unique_name: str, tmp_path: Path) -> None:
+    prometheus = require_program("prometheus")
     with (
         populated_queue(redis_url, unique_name, ready=4, delayed=3, dead=2, in_flight=True) as queue,
         running_monitor("--broker", queue.url, "--cache-ttl", "0.5") as monitor_url,
@@ -62,7 +58,7 @@ def test_prometheus_stores_the_true_queue_depth(redis_url: str, unique_name: str
         port = free_port()
         process = subprocess.Popen(
             [
-                PROMETHEUS or "prometheus",
+                prometheus,
                 f"--config.file={config}",
                 f"--storage.tsdb.path={tmp_path / 'data'}",
                 f"--web.listen-address=127.0.0.1:{port}",
