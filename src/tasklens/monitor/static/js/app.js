@@ -88,7 +88,7 @@ function setUpToken() {
   const show = () => {
     const saved = getToken();
     input.value = saved;
-    input.placeholder = "not set";
+    input.placeholder = "API token";
     save.textContent = "Save";
     form.dataset.state = saved ? "set" : "unset";
     form.title = saved ? "A token is saved in this browser." : "No token saved: the monitor may refuse protected calls.";
