@@ -52,3 +52,11 @@ def test_a_forked_child_starts_from_zero() -> None:
     os.waitpid(pid, 0)
     assert child_totals == "{'k': 1}"
     assert tally.totals() == {"k": 1}
+
+
+def test_keys_with_equal_attributes_are_reported_as_one_series() -> None:
+    tally = Tally("test")
+    tally.add("first", {"queue": "q"}, 2)
+    tally.add("second", {"queue": "q"}, 3)
+    [observation] = tally.observe(None)  # type: ignore[arg-type]
+    assert observation.value == 5 and dict(observation.attributes) == {"queue": "q"}

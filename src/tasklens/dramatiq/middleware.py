@@ -315,8 +315,9 @@ class OpenTelemetryMiddleware(dramatiq.Middleware):
         if route is None:
             server = self._servers.get(broker)
             if server is None:
-                server = self._servers[broker] = _server_attributes(broker)
-            route = self._routes[key] = _Route(q_name(queue_name), actor_name, server)
+                server = self._servers.setdefault(broker, _server_attributes(broker))
+            # setdefault: two threads meeting a new route at once must share one.
+            route = self._routes.setdefault(key, _Route(q_name(queue_name), actor_name, server))
         return route
 
     def before_enqueue(

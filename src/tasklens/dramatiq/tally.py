@@ -81,8 +81,14 @@ class Tally:
         return totals
 
     def observe(self, options: CallbackOptions) -> Iterable[Observation]:
-        """Callback for an observable counter or up-down counter."""
-        return [Observation(count, self._attributes[key]) for key, count in self.totals().items()]
+        """Callback for an observable counter or up-down counter: one observation per attribute set."""
+        sums: dict[frozenset[tuple[str, Any]], int] = {}
+        attributes: dict[frozenset[tuple[str, Any]], Mapping[str, Any]] = {}
+        for key, count in self.totals().items():
+            identity = frozenset(self._attributes[key].items())
+            sums[identity] = sums.get(identity, 0) + count
+            attributes.setdefault(identity, self._attributes[key])
+        return [Observation(count, attributes[identity]) for identity, count in sums.items()]
 
     def _reset_after_fork(self) -> None:
         # The child starts counting from zero: the parent's counts are the parent's series.
