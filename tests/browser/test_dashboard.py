@@ -229,3 +229,19 @@ def test_overview_charts_queue_depth_from_the_broker_snapshots(shop: Shop, page)
     expect(legend.first).to_be_visible(timeout=30_000)
     expect(page.locator('[data-stat="Dead letters"] .stat-value')).to_have_text("1")
     screenshot(page, "overview")
+
+
+def test_purging_a_dead_letter_queue_asks_for_confirmation_first(shop: Shop, page) -> None:
+    from playwright.sync_api import expect
+
+    queue = shop.worker.queues["payments"]
+    page.goto(f"{shop.monitor.url}/queues?dlq={queue}")
+    save_token(page)
+    expect(page.locator("#dlq-list tbody tr[data-message-id]")).to_have_count(1)
+    purge = page.locator("#dlq-purge")
+    purge.click()
+    expect(purge).to_have_text("Confirm: purge 1")
+    assert shop.monitor.get(f"/api/queues/{queue}")["dead"] == 1
+    purge.click()
+    expect(page.locator("#dlq-outcome")).to_contain_text(f"Purged 1 dead letter from {queue}.")
+    expect(page.locator("#dlq-list")).to_contain_text(f"No dead letters in {queue}.")
