@@ -1,8 +1,10 @@
 """The dashboard's data API: the JSON routes the web UI reads from the embedded store.
 
 Every route is a GET answering JSON, with times in Unix seconds, durations in seconds and
-``window`` given like ``15m``, ``1h`` or ``24h``. ``docs/dashboard-api.md`` describes each
-response; a parameter that is not acceptable is answered with 400 and ``{"error": "..."}``.
+``window`` given like ``15m``, ``1h`` or ``24h`` (windows beyond ``MAX_WINDOW`` count as it).
+``docs/dashboard-api.md`` describes each response. The OpenAPI schema states what each parameter
+accepts; a request outside it is answered with 422 and ``{"error": "..."}``, as every error of the
+monitor is.
 
 - ``/api/overview``: throughput, error rate and p95 over time, depth over time, live workers,
   the worst actors.
@@ -15,12 +17,14 @@ response; a parameter that is not acceptable is answered with 400 and ``{"error"
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi.routing import APIRoute
 
 from tasklens.monitor.errors import ErrorBody, error_response
 from tasklens.monitor.store import InvalidQuery, RunFilter, StoreReader, parse_duration
+from tasklens.monitor.store.queries import DEFAULT_RUNS_LIMIT, MAX_RUNS_LIMIT
 
 __all__ = ["DEFAULT_PROCESS_WINDOW", "DEFAULT_WINDOW", "MAX_WINDOW", "dashboard_router"]
 
@@ -28,45 +32,51 @@ __all__ = ["DEFAULT_PROCESS_WINDOW", "DEFAULT_WINDOW", "MAX_WINDOW", "dashboard_
 DEFAULT_WINDOW = "1h"
 #: The window of ``/api/processes`` unless ``window`` says otherwise.
 DEFAULT_PROCESS_WINDOW = "15m"
+#: The longest window looked at, in seconds (31 days); a longer one counts as this.
+MAX_WINDOW = 31 * 86400.0
+#: Latest time accepted by ``since`` and ``until``, in Unix seconds (the year 2255: beyond, the
+#: store's nanosecond times overflow).
+MAX_TIME = 9e9
+
+#: A positive number, optionally followed by s, m, h, d or w.
+WINDOW_PATTERN = r"^([0-9]*[1-9][0-9]*(\.[0-9]+)?|[0-9]+\.[0-9]*[1-9][0-9]*)[smhdw]?$"
+#: ``next_cursor`` as ``/api/runs`` returns it.
+CURSOR_PATTERN = r"^[0-9]{1,19}:[0-9]{1,19}$"
+#: A trace id: 32 hexadecimal digits.
+TRACE_ID_PATTERN = r"^[0-9a-fA-F]{32}$"
+
 #: The error responses every route may give.
 ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorBody, "description": "A parameter is not acceptable."},
     401: {"model": ErrorBody, "description": "Missing or wrong bearer token."},
+    422: {"model": ErrorBody, "description": "A parameter is not acceptable."},
 }
 #: ... and those of the routes that read one actor or trace.
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     **ERRORS,
     404: {"model": ErrorBody, "description": "No such actor or trace in the store."},
 }
-#: The longest window accepted, in seconds (31 days).
-MAX_WINDOW = 31 * 86400.0
+
+Window = Annotated[str, Query(pattern=WINDOW_PATTERN, description="How far back, like 15m, 1h or 24h.")]
+Time = Annotated[float | None, Query(ge=0, le=MAX_TIME, description="Unix seconds.")]
 
 
-def _window(text: str) -> float:
-    try:
-        seconds = parse_duration(text)
-    except ValueError as error:
-        raise InvalidQuery(f"window: {error}") from None
-    if seconds > MAX_WINDOW:
-        raise InvalidQuery("window: at most 31d")
-    return seconds
+def known_parameters(request: Request) -> None:
+    """Refuse query parameters the route does not take: a misspelt filter is an error, not a
+    silently unfiltered answer."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    known = {param.alias for param in route.dependant.query_params}
+    for dependency in route.dependant.dependencies:
+        known.update(param.alias for param in dependency.query_params)
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        accepted = ", ".join(sorted(known)) or "none"
+        raise HTTPException(422, f"unknown query parameter {unknown[0]!r}: this route takes {accepted}")
 
 
-def _number(name: str, text: str | None) -> float | None:
-    if text is None or text == "":
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        raise InvalidQuery(f"{name} must be a number (Unix seconds)") from None
-
-
-def _limit(text: str | None) -> int:
-    if text is None or text == "":
-        return RunFilter.limit
-    if not text.isdigit():
-        raise InvalidQuery("limit must be a positive integer")
-    return int(text)
+def _seconds(window: str) -> float:
+    return min(parse_duration(window), MAX_WINDOW)
 
 
 def dashboard_router(reader: StoreReader, dependencies: list[Any] | None = None) -> APIRouter:
@@ -79,86 +89,69 @@ def dashboard_router(reader: StoreReader, dependencies: list[Any] | None = None)
       reader(StoreReader): The store's reader.
       dependencies(list|None): FastAPI dependencies of every route (access checks).
     """
-    router = APIRouter(tags=["dashboard"], dependencies=dependencies or [])
-
-    @router.get(
-        "/api/overview", summary="Throughput, errors, p95, depth, workers, worst actors", responses=ERRORS
+    router = APIRouter(
+        tags=["dashboard"], dependencies=[*(dependencies or []), Depends(known_parameters)], responses=ERRORS
     )
-    def overview(window: str = DEFAULT_WINDOW) -> Any:
-        try:
-            return {"window": window, **reader.overview(_window(window))}
-        except InvalidQuery as error:
-            return error_response(400, str(error))
 
-    @router.get(
-        "/api/actors", summary="Per-actor rate, errors, percentiles, retries, dead letters", responses=ERRORS
-    )
-    def actors(window: str = DEFAULT_WINDOW) -> Any:
-        try:
-            return {"window": window, **reader.actors(_window(window))}
-        except InvalidQuery as error:
-            return error_response(400, str(error))
+    @router.get("/api/overview", summary="Throughput, errors, p95, depth, workers, worst actors")
+    def overview(window: Window = DEFAULT_WINDOW) -> dict[str, Any]:
+        return {"window": window, **reader.overview(_seconds(window))}
+
+    @router.get("/api/actors", summary="Per-actor rate, errors, percentiles, retries, dead letters")
+    def actors(window: Window = DEFAULT_WINDOW) -> dict[str, Any]:
+        return {"window": window, **reader.actors(_seconds(window))}
 
     @router.get(
         "/api/actors/{actor}", summary="One actor: figures, series and recent runs", responses=NOT_FOUND
     )
-    def actor(actor: str, window: str = DEFAULT_WINDOW) -> Any:
-        try:
-            found = reader.actor(actor, _window(window))
-        except InvalidQuery as error:
-            return error_response(400, str(error))
+    def actor(actor: str, window: Window = DEFAULT_WINDOW) -> Any:
+        found = reader.actor(actor, _seconds(window))
         if found is None:
             return error_response(404, f"no runs of actor {actor!r} in the last {window}")
         return {"window": window, **found}
 
-    @router.get("/api/runs", summary="Task executions, newest first", responses=ERRORS)
+    @router.get("/api/runs", summary="Task executions, newest first")
     def runs(
         actor: str | None = None,
         queue: str | None = None,
-        status: str | None = None,
-        q: str | None = None,
-        since: str | None = None,
-        until: str | None = None,
-        limit: str | None = None,
-        cursor: str | None = None,
+        status: Literal["ok", "error"] | None = None,
+        q: Annotated[
+            str | None,
+            Query(description="A message or trace id, or part of an actor, exception type or message."),
+        ] = None,
+        since: Time = None,
+        until: Time = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_RUNS_LIMIT)] = DEFAULT_RUNS_LIMIT,
+        cursor: Annotated[str | None, Query(pattern=CURSOR_PATTERN)] = None,
     ) -> Any:
+        query = RunFilter(
+            actor=actor or None,
+            queue=queue or None,
+            status=status,
+            text=q or None,
+            since=since,
+            until=until,
+            limit=limit,
+            cursor=cursor,
+        )
         try:
-            query = RunFilter(
-                actor=actor or None,
-                queue=queue or None,
-                status=status or None,
-                text=q or None,
-                since=_number("since", since),
-                until=_number("until", until),
-                limit=_limit(limit),
-                cursor=cursor or None,
-            )
             return reader.runs(query)
         except InvalidQuery as error:
-            return error_response(400, str(error))
+            return error_response(422, str(error))
 
     @router.get("/api/traces/{trace_id}", summary="A trace's spans and logs", responses=NOT_FOUND)
-    def trace(trace_id: str) -> Any:
-        try:
-            found = reader.trace(trace_id)
-        except InvalidQuery as error:
-            return error_response(400, str(error))
+    def trace(trace_id: Annotated[str, Path(pattern=TRACE_ID_PATTERN)]) -> Any:
+        found = reader.trace(trace_id)
         if found is None:
             return error_response(404, f"trace {trace_id} is not in the store")
         return found
 
-    @router.get("/api/queues/history", summary="Depth per queue and state over time", responses=ERRORS)
-    def queue_history(queue: str | None = None, window: str = DEFAULT_WINDOW) -> Any:
-        try:
-            return {"window": window, **reader.queue_history(_window(window), queue or None)}
-        except InvalidQuery as error:
-            return error_response(400, str(error))
+    @router.get("/api/queues/history", summary="Depth per queue and state over time")
+    def queue_history(queue: str | None = None, window: Window = DEFAULT_WINDOW) -> dict[str, Any]:
+        return {"window": window, **reader.queue_history(_seconds(window), queue or None)}
 
-    @router.get("/api/processes", summary="CPU, memory and threads of each worker process", responses=ERRORS)
-    def processes(window: str = DEFAULT_PROCESS_WINDOW) -> Any:
-        try:
-            return {"window": window, **reader.processes(_window(window))}
-        except InvalidQuery as error:
-            return error_response(400, str(error))
+    @router.get("/api/processes", summary="CPU, memory and threads of each worker process")
+    def processes(window: Window = DEFAULT_PROCESS_WINDOW) -> dict[str, Any]:
+        return {"window": window, **reader.processes(_seconds(window))}
 
     return router

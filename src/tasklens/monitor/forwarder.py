@@ -78,7 +78,10 @@ class OtlpForwarder:
         self._failing = False
 
     def start(self) -> None:
-        """Start the forwarding thread."""
+        """Start the forwarding thread (again, after ``close``)."""
+        if self._thread.is_alive():
+            return
+        self._thread = threading.Thread(target=self._run, name="tasklens-otlp-forwarder", daemon=True)
         self._thread.start()
 
     def submit(self, path: str, body: bytes, content_type: str, content_encoding: str | None) -> bool:

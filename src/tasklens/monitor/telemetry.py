@@ -83,7 +83,8 @@ class TelemetryService:
         return routers
 
     def start(self, reader: SnapshotReader) -> None:
-        """Start forwarding, and recording broker snapshots from ``reader`` into the store.
+        """Start forwarding, and recording broker snapshots from ``reader`` into the store
+        (again, after ``close``: an app may be started and stopped more than once).
 
         Parameters:
           reader(SnapshotReader): The monitor's bounded, cached broker reads.
@@ -91,15 +92,20 @@ class TelemetryService:
         if self.forwarder is not None:
             self.forwarder.start()
         if self.store is not None:
+            self.store.writer.start()
+            self._stop = threading.Event()
             self._sampler = threading.Thread(
-                target=self._record_snapshots, args=(reader,), name="tasklens-broker-history", daemon=True
+                target=self._record_snapshots,
+                args=(reader, self._stop),
+                name="tasklens-broker-history",
+                daemon=True,
             )
             self._sampler.start()
 
-    def _record_snapshots(self, reader: SnapshotReader) -> None:
+    def _record_snapshots(self, reader: SnapshotReader, stop: threading.Event) -> None:
         assert self.store is not None
         last_read_at = None
-        while not self._stop.wait(self.snapshot_interval):
+        while not stop.wait(self.snapshot_interval):
             snapshot = reader.result().snapshot
             if snapshot is None or snapshot.read_at == last_read_at:
                 continue
@@ -115,6 +121,7 @@ class TelemetryService:
         self._stop.set()
         if self._sampler is not None:
             self._sampler.join(self.snapshot_interval + 1)
+            self._sampler = None
         if self.forwarder is not None:
             self.forwarder.close()
         if self.store is not None:

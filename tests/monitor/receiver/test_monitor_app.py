@@ -72,7 +72,12 @@ def test_spans_sent_to_the_monitor_are_served_by_the_dashboard_api(client: TestC
     assert item["trace_id"] == run.trace_id
     assert client.get("/api/actors").json()["items"][0]["actor"] == "charge_payment"
     assert client.get(f"/api/traces/{run.trace_id}").status_code == 200
-    assert client.get("/api/overview", params={"window": "soon"}).json()["error"].startswith("window")
+    invalid = client.get("/api/overview", params={"window": "soon"})
+    assert invalid.status_code == 422
+    assert "window" in invalid.json()["error"]
+    misspelt = client.get("/api/runs", params={"stauts": "error"})
+    assert misspelt.status_code == 422
+    assert "'stauts'" in misspelt.json()["error"]
 
 
 def test_task_metrics_sent_to_the_monitor_appear_on_its_metrics(client: TestClient) -> None:
@@ -135,3 +140,20 @@ def test_the_command_refuses_invalid_store_options(option: str, value: str, mess
 
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_an_app_started_again_after_stopping_keeps_receiving_and_serving(tmp_path: Path) -> None:
+    client = _app_client(store_path=str(tmp_path / "telemetry.db"))
+    spans = SpanFactory()
+    runs = []
+    for _ in range(2):
+        runs.append(spans.run())
+        with client:
+            response = client.post(
+                "/v1/traces", content=spans.request().SerializeToString(), headers={"Content-Type": PROTOBUF}
+            )
+            assert response.status_code == 200
+    with client:
+        listed = {item["trace_id"] for item in client.get("/api/runs").json()["items"]}
+
+    assert listed == {run.trace_id for run in runs}

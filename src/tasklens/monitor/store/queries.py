@@ -143,22 +143,24 @@ class StoreReader:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
+        self._generation = 0
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
+        if conn is None or self._local.generation != self._generation:
             conn = connect(self.path, readonly=True)
-            self._local.conn = conn
             with self._lock:
                 self._connections.append(conn)
+                self._local.conn, self._local.generation = conn, self._generation
         return conn
 
     def close(self) -> None:
-        """Close every reader connection."""
+        """Close every reader connection; a later query opens a new one."""
         with self._lock:
             for conn in self._connections:
                 conn.close()
             self._connections.clear()
+            self._generation += 1
 
     # -- Overview and actors ----------------------------------------------------------------------
 
@@ -582,10 +584,14 @@ def _memory(by_name: dict[str, dict[str, tuple[int, float]]]) -> float | None:
     return None
 
 
+#: The largest value of an SQLite integer.
+_MAX_INTEGER = 2**63 - 1
+
+
 def _parse_cursor(cursor: str) -> tuple[int, int]:
     try:
         start, _, row_id = cursor.partition(":")
-        return int(start), int(row_id)
+        return min(int(start), _MAX_INTEGER), min(int(row_id), _MAX_INTEGER)
     except ValueError:
         raise InvalidQuery("cursor must be a next_cursor returned by a previous page") from None
 

@@ -125,13 +125,21 @@ class StoreWriter:
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_pending)
         self._conn = connect(path)
         create_schema(self._conn)
+        self._closed = False
         self._thread = threading.Thread(target=self._run, name="tasklens-store-writer", daemon=True)
         self._stopping = False
         self._last_retention = 0.0
         self._retention_due = True
 
     def start(self) -> None:
-        """Start the writer thread."""
+        """Start the writer thread; after ``close``, reopen the store and start anew."""
+        if self._thread.is_alive():
+            return
+        if self._closed:
+            self._conn = connect(self.path)
+            self._closed = False
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="tasklens-store-writer", daemon=True)
         self._thread.start()
 
     def _submit(self, item: Any) -> None:
@@ -214,8 +222,9 @@ class StoreWriter:
             self._stopping = True
             self._queue.put(None, timeout=timeout)
             self._thread.join(timeout)
-        if not self._thread.is_alive():
+        if not self._thread.is_alive() and not self._closed:
             self._conn.close()
+            self._closed = True
 
     # -- The writer thread ------------------------------------------------------------------------
 
