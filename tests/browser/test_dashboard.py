@@ -157,6 +157,13 @@ def test_a_pipeline_trace_nests_each_step_under_the_one_that_sent_it(shop: Shop,
     expect(page.locator("#trace-logs")).to_contain_text("storing")
     screenshot(page, "trace-pipeline")
 
+    # A step folds away with everything it started, and opens again.
+    rows["fetch"].get_by_role("button", name="Hide nested spans").click()
+    expect(waterfall.locator(".wf-row", has_text="download")).to_have_count(0)
+    expect(waterfall.locator(".wf-row", has_text=f"process {imports}")).to_have_count(1)
+    rows["fetch"].get_by_role("button", name="Show 3 nested spans").click()
+    expect(waterfall.locator(".wf-row", has_text=f"process {imports}")).to_have_count(2)
+
 
 def test_dead_letter_is_refused_without_the_token_then_requeued_with_it(shop: Shop, page) -> None:
     from playwright.sync_api import expect

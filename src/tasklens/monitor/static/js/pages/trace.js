@@ -16,6 +16,7 @@ export default {
     let selected = context.query.get("span");
     let trace = null;
     let signature = "";
+    const collapsed = new Set();
 
     const summary = h("div.stats", { id: "trace-summary" });
     const waterfall = h("div.waterfall", { id: "waterfall", role: "tree", "aria-label": "Spans of the trace" });
@@ -81,55 +82,93 @@ export default {
           [0, 0.2, 0.4, 0.6, 0.8, 1].map((f) => h("span.wf-tick", { style: `left:${f * 100}%` }, f ? duration(total * f) : "0")),
         ),
       );
-      const rows = ordered(spans).map(({ span, depth, orphan }) => {
-        const kind = normalKind(span.kind);
-        const failed = normalStatus(span.status) === "ERROR";
-        const exception = (span.events || []).find((e) => e.name === EXCEPTION_EVENT);
-        const end = span.end ?? span.start;
-        const bar = h(
-          "div.wf-bar",
-          {
-            class: `kind-${kind.toLowerCase()}${failed ? " failed" : ""}`,
-            style: `left:${offset(span.start)}%;width:max(2px, ${(((end - span.start) / total) * 100).toFixed(3)}%)`,
-          },
-          (span.events || []).map((event) =>
-            h("span.wf-event", {
-              class: event.name === EXCEPTION_EVENT ? "wf-event-exception" : null,
-              style: `left:${end > span.start ? (((event.time - span.start) / (end - span.start)) * 100).toFixed(2) : 0}%`,
-              title: `${event.name} at +${duration(event.time - t0)}`,
-            }),
-          ),
-        );
-        return h(
-          "div.wf-row",
-          {
-            role: "treeitem",
-            tabindex: 0,
-            "aria-level": depth + 1,
-            "aria-selected": span.span_id === selected ? "true" : "false",
-            class: span.span_id === selected ? "selected" : null,
-            dataset: { spanId: span.span_id, status: normalStatus(span.status).toLowerCase() },
-            onclick: () => select(span.span_id),
-            onkeydown: (event) => {
-              if (event.key === "Enter" || event.key === " ") {
-                event.preventDefault();
-                select(span.span_id);
-              }
-            },
-          },
-          h(
-            "div.wf-label",
-            { style: `padding-left:${8 + depth * 16}px`, title: span.name },
-            h("span.kind", { class: `kind-${kind.toLowerCase()}` }, KIND_LABELS[kind] || kind),
-            h("span.wf-name", null, span.name),
-            span.service ? h("span.wf-service", null, span.service) : null,
-            orphan ? h("span.wf-orphan", { title: "Its parent span was not received." }, "parent missing") : null,
-            exception || failed ? errorLabel(exception) : null,
-          ),
-          h("div.wf-track", null, bar, h("span.wf-duration", { style: `left:calc(${offset(end)}% + 4px)` }, duration(end - span.start))),
-        );
-      });
+      const rows = [];
+      let hiddenBelow = Infinity;
+      for (const { span, depth, orphan, descendants } of ordered(spans)) {
+        if (depth > hiddenBelow) continue;
+        hiddenBelow = collapsed.has(span.span_id) ? depth : Infinity;
+        rows.push(spanRow(span, depth, orphan, descendants, t0, total, offset));
+      }
       fill(waterfall, axis, rows);
+    }
+
+    function toggle(spanId, open) {
+      const isOpen = !collapsed.has(spanId);
+      if (open === isOpen) return;
+      if (isOpen) collapsed.add(spanId);
+      else collapsed.delete(spanId);
+      render();
+      waterfall.querySelector(`[data-span-id="${CSS.escape(spanId)}"]`)?.focus();
+    }
+
+    function spanRow(span, depth, orphan, descendants, t0, total, offset) {
+      const kind = normalKind(span.kind);
+      const failed = normalStatus(span.status) === "ERROR";
+      const exception = (span.events || []).find((e) => e.name === EXCEPTION_EVENT);
+      const end = span.end ?? span.start;
+      const bar = h(
+        "div.wf-bar",
+        {
+          class: `kind-${kind.toLowerCase()}${failed ? " failed" : ""}`,
+          style: `left:${offset(span.start)}%;width:max(2px, ${(((end - span.start) / total) * 100).toFixed(3)}%)`,
+        },
+        (span.events || []).map((event) =>
+          h("span.wf-event", {
+            class: event.name === EXCEPTION_EVENT ? "wf-event-exception" : null,
+            style: `left:${end > span.start ? (((event.time - span.start) / (end - span.start)) * 100).toFixed(2) : 0}%`,
+            title: `${event.name} at +${duration(event.time - t0)}`,
+          }),
+        ),
+      );
+      const folded = collapsed.has(span.span_id);
+      return h(
+        "div.wf-row",
+        {
+          role: "treeitem",
+          tabindex: 0,
+          "aria-level": depth + 1,
+          "aria-selected": span.span_id === selected ? "true" : "false",
+          "aria-expanded": descendants ? String(!folded) : null,
+          class: span.span_id === selected ? "selected" : null,
+          dataset: { spanId: span.span_id, status: normalStatus(span.status).toLowerCase() },
+          onclick: () => select(span.span_id),
+          onkeydown: (event) => {
+            if (event.key === "Enter" || event.key === " ") {
+              event.preventDefault();
+              select(span.span_id);
+            } else if (descendants && (event.key === "ArrowLeft" || event.key === "ArrowRight")) {
+              event.preventDefault();
+              toggle(span.span_id, event.key === "ArrowRight");
+            }
+          },
+        },
+        h(
+          "div.wf-label",
+          { style: `padding-left:${4 + depth * 16}px`, title: span.name },
+          descendants
+            ? h(
+                "button.wf-toggle",
+                {
+                  type: "button",
+                  tabindex: -1,
+                  "aria-label": folded ? `Show ${descendants} nested spans` : "Hide nested spans",
+                  onclick: (event) => {
+                    event.stopPropagation();
+                    toggle(span.span_id);
+                  },
+                },
+                folded ? "▸" : "▾",
+              )
+            : h("span.wf-toggle-space"),
+          h("span.kind", { class: `kind-${kind.toLowerCase()}` }, KIND_LABELS[kind] || kind),
+          h("span.wf-name", null, span.name),
+          span.service ? h("span.wf-service", null, span.service) : null,
+          orphan ? h("span.wf-orphan", { title: "Its parent span was not received." }, "parent missing") : null,
+          exception || failed ? errorLabel(exception) : null,
+          folded ? h("span.wf-folded", null, `+${descendants}`) : null,
+        ),
+        h("div.wf-track", null, bar, h("span.wf-duration", { style: `left:calc(${offset(end)}% + 4px)` }, duration(end - span.start))),
+      );
     }
 
     function spanDetails(span, t0) {
@@ -263,8 +302,10 @@ function ordered(spans) {
   }
   const result = [];
   const visit = (span, depth) => {
-    result.push({ span, depth, orphan: depth === 0 && Boolean(span.parent_span_id) });
-    for (const child of children.get(span.span_id) || []) visit(child, depth + 1);
+    const entry = { span, depth, orphan: depth === 0 && Boolean(span.parent_span_id), descendants: 0 };
+    result.push(entry);
+    for (const child of children.get(span.span_id) || []) entry.descendants += 1 + visit(child, depth + 1);
+    return entry.descendants;
   };
   for (const rootSpan of roots) visit(rootSpan, 0);
   return result;
