@@ -83,9 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'revision':<12}{header}")
     for revision in arguments.revisions:
         cells = "".join(
-            f"{statistics.median(costs[revision][f'{s}|{h}']):>30.1f}"
+            f"{statistics.median(costs[revision][f'{s}|{h}']):>17.1f}"
             if costs[revision][f"{s}|{h}"]
-            else f"{'-':>30}"
+            else f"{'-':>17}"
             for s in SETUPS
             for h in ("send", "process")
         )
