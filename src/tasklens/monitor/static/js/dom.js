@@ -51,11 +51,6 @@ export function fill(el, ...children) {
   return el;
 }
 
-/** A link inside the dashboard. `path` segments given separately are URL-encoded. */
-export function link(text, path, query) {
-  return h("a", { href: href(path, query) }, text);
-}
-
 /**
  * A dashboard URL: `href(["runs", traceId], {span: id})` -> "/runs/<id>?span=<id>".
  * Strings are taken as they are; arrays are encoded segment by segment.

@@ -100,4 +100,3 @@ export function shortId(id, length = 12) {
   return text.length > length ? `${text.slice(0, length)}…` : text;
 }
 
-export { DASH };
