@@ -245,6 +245,8 @@ def test_purging_a_dead_letter_queue_asks_for_confirmation_first(shop: Shop, pag
     page.goto(f"{shop.monitor.url}/queues?dlq={queue}")
     save_token(page)
     expect(page.locator("#dlq-list tbody tr[data-message-id]")).to_have_count(1)
+    page.get_by_role("checkbox", name="Select all on this page").check()
+    expect(page.locator("#dlq-delete")).to_have_text("Delete 1 selected")
     purge = page.locator("#dlq-purge")
     purge.click()
     expect(purge).to_have_text("Confirm: purge 1")

@@ -77,7 +77,7 @@ export function table(columns, rows, { empty = "Nothing yet.", className = "" } 
 }
 
 function headerCell(column) {
-  if (typeof column === "string") return h("th", null, column);
+  if (typeof column === "string" || column instanceof Node) return h("th", null, column);
   return h("th", { class: column.className || null, title: column.title || null }, column.label);
 }
 

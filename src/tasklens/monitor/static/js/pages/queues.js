@@ -191,6 +191,7 @@ export default {
           renderLetters();
         },
       });
+      const withErrors = page.items.some((letter) => letter.traceback);
       const rows = page.items.map((letter) =>
         h(
           "tr",
@@ -212,13 +213,14 @@ export default {
           h("td", null, letter.actor),
           h("td.nowrap", { title: time(letter.died_at) }, letter.died_at ? ago(letter.died_at) : "—"),
           h("td.num", null, String(letter.retries)),
-          h("td.error-line", null, lastLine(letter.traceback)),
+          // Redis keeps a dead letter as it was sent, without the traceback: "Inspect" shows its runs.
+          withErrors ? h("td.error-line", null, lastLine(letter.traceback)) : null,
           h("td", null, h("button.link", { type: "button", onclick: () => inspect(letter.message_id) }, "Inspect")),
         ),
       );
       fill(
         letters,
-        table([h("span", null, allBox), "Message id", "Actor", "Died", { label: "Retries", className: "num" }, "Error", ""], rows, {
+        table([h("span", null, allBox), "Message id", "Actor", "Died", { label: "Retries", className: "num" }, withErrors ? "Error" : null, ""].filter(Boolean), rows, {
           empty: `No dead letters in ${dlq.queue}.`,
           className: "dlq",
         }),
