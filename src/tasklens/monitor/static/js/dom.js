@@ -89,10 +89,10 @@ export function cell(value) {
 }
 
 /** A labelled figure, as shown in the overview's row of key numbers. */
-export function stat(label, value, { hint = null, tone = null } = {}) {
+export function stat(label, value, { hint = null, tone = null, to = null } = {}) {
   return h(
-    "div.stat",
-    { class: tone ? `tone-${tone}` : null, dataset: { stat: label } },
+    to ? "a.stat.stat-link" : "div.stat",
+    { class: tone ? `tone-${tone}` : null, dataset: { stat: label }, href: to },
     h("div.stat-label", null, label),
     h("div.stat-value", null, value),
     hint ? h("div.stat-hint", null, hint) : null,

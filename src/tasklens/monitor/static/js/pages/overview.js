@@ -54,18 +54,20 @@ export default {
       const span = windowSeconds(data.window || timeWindow);
       fill(
         stats,
-        stat("Runs", count(totalRuns), { hint: `in the last ${data.window || timeWindow}` }),
+        stat("Runs", count(totalRuns), { hint: `in the last ${data.window || timeWindow}`, to: "/runs" }),
         stat("Throughput", rate(totalRuns / span), { hint: "average" }),
         stat("Error rate", totalRuns ? ratio(totalErrors / totalRuns) : "—", {
           hint: `${count(totalErrors)} failed`,
           tone: totalErrors ? "error" : null,
+          to: "/runs?status=error",
         }),
         stat("p95 duration", duration(lastP95?.p95), { hint: "latest interval" }),
         stat("Live workers", data.workers === null || data.workers === undefined ? "—" : count(data.workers), {
           tone: data.workers === 0 ? "error" : null,
+          to: "/workers",
         }),
-        stat("Backlog", count(backlog), { hint: "ready + delayed" }),
-        stat("Dead letters", count(dead), { tone: dead ? "error" : null }),
+        stat("Backlog", count(backlog), { hint: "ready + delayed", to: "/queues" }),
+        stat("Dead letters", count(dead), { tone: dead ? "error" : null, to: "/queues" }),
       );
       const range = series.length ? [series[0].t, series[series.length - 1].t] : undefined;
       lineChart(charts.throughput, {
