@@ -10,7 +10,7 @@ import pytest
 
 @pytest.mark.parametrize("where", ["redis", "in-process"])
 def test_demo_prints_the_trace_trees(where: str, request: pytest.FixtureRequest) -> None:
-    args = [sys.executable, "-m", "tasklens", "demo"]
+    args = [sys.executable, "-m", "tasklens", "demo", "--trace-tree"]
     if where == "redis":
         request.getfixturevalue("redis_url")
     else:
@@ -22,9 +22,9 @@ def test_demo_prints_the_trace_trees(where: str, request: pytest.FixtureRequest)
     out = result.stdout
     assert ("Redis at 127.0.0.1:6379" in out) == (where == "redis")
     assert out.count("trace ") >= 3
-    assert "POST /signup" in out and "POST /reminders" in out and "POST /reports" in out
+    assert "POST /signup" in out and "POST /reminders" in out and "POST /etl" in out
     assert "ERROR ConnectionError" in out and "dramatiq.retry.scheduled" in out
     assert "attempt=2" in out and "delay=500 ms" in out
-    for actor in ("fetch_rows", "transform_rows", "store_report"):
+    for actor in ("fetch_rows", "transform_rows", "store_rows"):
         assert f"actor={actor}" in out
     assert "6 messages processed" in out

@@ -20,23 +20,42 @@ REDIS_PROBE_TIMEOUT = 0.5
 
 @dataclass
 class DemoBroker:
-    """A broker and a line saying what it is.
+    """The broker the demo uses, decided before it is made.
 
     Parameters:
-      broker(dramatiq.Broker): The broker, with the AsyncIO middleware.
       description(str): For the terminal, e.g. "Redis at 127.0.0.1:6379 (namespace ...)".
-      url(str|None): The broker URL when it is a real server.
+      url(str|None): The broker URL a monitor reads (with the namespace), or None in process.
+      namespace(str|None): The Redis namespace of the demo's keys.
+      broker(dramatiq.Broker|None): The broker, once ``create()`` made it.
     """
 
-    broker: dramatiq.Broker
     description: str
     url: str | None
+    namespace: str | None
+    broker: dramatiq.Broker | None = None
+
+    def create(self) -> DemoBroker:
+        """Make the broker (with the AsyncIO middleware)."""
+        if self.namespace is not None:
+            from dramatiq.brokers.redis import RedisBroker
+
+            broker: dramatiq.Broker = RedisBroker(
+                url=f"redis://{REDIS_HOST}:{REDIS_PORT}/0", namespace=self.namespace
+            )
+        else:
+            broker = StubBroker()
+            broker.emit_after("process_boot")
+        broker.add_middleware(AsyncIO())
+        self.broker = broker
+        return self
 
     def close(self) -> None:
+        """Close the broker and delete every key the demo made in Redis."""
+        if self.broker is None:
+            return
         client = getattr(self.broker, "client", None)
-        namespace = getattr(self.broker, "namespace", None)
-        if client is not None and namespace:
-            keys = list(client.scan_iter(match=f"{namespace}:*", count=1000))
+        if client is not None and self.namespace:
+            keys = list(client.scan_iter(match=f"{self.namespace}:*", count=1000))
             if keys:
                 client.delete(*keys)
         self.broker.close()
@@ -51,17 +70,20 @@ def _redis_answers() -> bool:
         return False
 
 
-def demo_broker(*, prefer_redis: bool = True) -> DemoBroker:
-    """A broker for the demo, in a namespace of its own so it never touches other data."""
-    if prefer_redis and _redis_answers():
-        from dramatiq.brokers.redis import RedisBroker
+def demo_broker(*, prefer_redis: bool = True, create: bool = True) -> DemoBroker:
+    """The demo's broker, in a Redis namespace of its own so it never touches other data.
 
+    Parameters:
+      prefer_redis(bool): Use the local Redis when it answers.
+      create(bool): Make the broker now; False only decides which (``create()`` makes it).
+    """
+    if prefer_redis and _redis_answers():
         namespace = f"tasklens-demo-{os.getpid()}"
-        url = f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
-        broker: dramatiq.Broker = RedisBroker(url=url, namespace=namespace)
-        broker.add_middleware(AsyncIO())
-        return DemoBroker(broker, f"Redis at {REDIS_HOST}:{REDIS_PORT} (namespace {namespace})", url)
-    broker = StubBroker()
-    broker.add_middleware(AsyncIO())
-    broker.emit_after("process_boot")
-    return DemoBroker(broker, "an in-process broker (no Redis answered on 127.0.0.1:6379)", None)
+        demo = DemoBroker(
+            f"Redis at {REDIS_HOST}:{REDIS_PORT} (namespace {namespace})",
+            f"redis://{REDIS_HOST}:{REDIS_PORT}/0?namespace={namespace}",
+            namespace,
+        )
+    else:
+        demo = DemoBroker("an in-process broker (no Redis answered on 127.0.0.1:6379)", None, None)
+    return demo.create() if create else demo

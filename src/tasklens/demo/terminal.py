@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 
 import dramatiq
 import httpx
-import uvicorn
 from opentelemetry import trace
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.sdk.metrics import MeterProvider
@@ -21,6 +19,7 @@ from rich.console import Console
 
 from tasklens.demo.actors import declare_actors
 from tasklens.demo.broker import demo_broker
+from tasklens.demo.serving import BackgroundServer
 from tasklens.demo.tree import trace_trees
 from tasklens.demo.webapp import create_demo_app
 from tasklens.dramatiq import OpenTelemetryMiddleware
@@ -31,24 +30,6 @@ __all__ = ["run_terminal_demo"]
 EXPECTED_PROCESS_SPANS = 6
 #: How long the demo waits for the worker, in seconds.
 DEADLINE_S = 30.0
-
-
-class _Server(uvicorn.Server):
-    def install_signal_handlers(self) -> None:  # the demo owns Ctrl-C
-        pass
-
-
-def _serve(app: object) -> tuple[_Server, threading.Thread, str]:
-    server = _Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))  # type: ignore[arg-type]
-    thread = threading.Thread(target=server.run, name="demo-web", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the demo web app did not start")
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    return server, thread, f"http://127.0.0.1:{port}"
 
 
 def _wait_for_process_spans(exporter: InMemorySpanExporter, count: int) -> list[ReadableSpan]:
@@ -64,6 +45,8 @@ def run_terminal_demo(console: Console | None = None, *, prefer_redis: bool = Tr
     """Run the demo once and print its traces; return the exit code."""
     console = console or Console()
     demo = demo_broker(prefer_redis=prefer_redis)
+    broker = demo.broker
+    assert broker is not None
     console.print(f"[bold]Broker:[/] {demo.description}")
     exporter = InMemorySpanExporter()
     tracer_provider = TracerProvider(resource=Resource.create({"service.name": "tasklens-demo"}))
@@ -72,28 +55,28 @@ def run_terminal_demo(console: Console | None = None, *, prefer_redis: bool = Tr
     trace.set_tracer_provider(tracer_provider)  # the actors' own spans join the traces
     # The failures are part of the show: they print in the trees, not as log tracebacks.
     logging.getLogger("dramatiq").setLevel(logging.CRITICAL)
-    demo.broker.add_middleware(
+    broker.add_middleware(
         OpenTelemetryMiddleware(tracer_provider=tracer_provider, meter_provider=meter_provider)
     )
-    actors = declare_actors(demo.broker)
+    actors = declare_actors(broker)
     app = create_demo_app(actors)
     FastAPIInstrumentor.instrument_app(
         app, tracer_provider=tracer_provider, exclude_spans=["receive", "send"]
     )
 
-    worker = dramatiq.Worker(demo.broker, worker_threads=4, worker_timeout=100)
+    worker = dramatiq.Worker(broker, worker_threads=4, worker_timeout=100)
     worker.start()
-    server, thread, base_url = _serve(app)
+    server = BackgroundServer(app).start()
+    base_url = server.url
     try:
-        console.print(f"[bold]Web app:[/] {base_url}  (POST /signup, /reminders, /reports)")
+        console.print(f"[bold]Web app:[/] {base_url}  (POST /signup, /reminders, /etl)")
         with httpx.Client(base_url=base_url, timeout=10) as client:
-            for path in ("/signup", "/reminders", "/reports"):
+            for path in ("/signup", "/reminders", "/etl"):
                 response = client.post(path)
                 console.print(f"POST {path} -> {response.status_code} {response.json()}")
         spans = _wait_for_process_spans(exporter, EXPECTED_PROCESS_SPANS)
     finally:
-        server.should_exit = True
-        thread.join(timeout=5)
+        server.stop()
         worker.stop()
         demo.close()
         tracer_provider.shutdown()
