@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 
@@ -254,3 +254,18 @@ def test_purging_a_dead_letter_queue_asks_for_confirmation_first(shop: Shop, pag
     purge.click()
     expect(page.locator("#dlq-outcome")).to_contain_text(f"Purged 1 dead letter from {queue}.")
     expect(page.locator("#dlq-list")).to_contain_text(f"No dead letters in {queue}.")
+
+
+def test_a_monitor_without_a_store_says_so_and_still_shows_the_broker(shop: Shop, page) -> None:
+    from playwright.sync_api import expect
+
+    monitor = MonitorServer(replace(shop.monitor.settings, store_path=None)).start()
+    try:
+        page.goto(monitor.url + "/")
+        save_token(page)
+        expect(page.locator("#page .banner")).to_contain_text("--no-store")
+        expect(page.locator('[data-stat="Live workers"] .stat-value')).to_have_text(re.compile(r"^[1-9]"))
+        page.goto(monitor.url + "/runs")
+        expect(page.locator("#app-notice")).to_contain_text("--no-store")
+    finally:
+        monitor.stop()

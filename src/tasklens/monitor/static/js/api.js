@@ -35,6 +35,18 @@ function statusText(status) {
   );
 }
 
+/**
+ * Whether `error` says the monitor serves no dashboard data: it runs without a telemetry store
+ * (`--no-store`), so the route does not exist at all, which is not the same as "no such run".
+ */
+export function isNoStore(error) {
+  return error instanceof ApiError && error.status === 404 && error.message === "Not Found";
+}
+
+/** What the pages say when the monitor keeps no telemetry. */
+export const NO_STORE_MESSAGE =
+  "This monitor keeps no telemetry (it was started with --no-store): runs, traces and charts need its store. Queues, dead letters and live workers still work.";
+
 /** The token stored in this browser, or "". */
 export function getToken() {
   try {

@@ -1,7 +1,7 @@
 // The dashboard's shell: picks the page for the URL, keeps the time window, polls for updates.
 
 import { fill, h } from "./dom.js";
-import { getToken, setToken } from "./api.js";
+import { getToken, isNoStore, NO_STORE_MESSAGE, setToken } from "./api.js";
 import { time } from "./format.js";
 
 /** How often the visible page asks the monitor for fresh data, in milliseconds. */
@@ -62,7 +62,9 @@ async function refresh() {
     setNotice(
       error.status === 401
         ? `The monitor refused to answer: ${message}. Enter its API token at the top right.`
-        : `The page could not be updated: ${message}`,
+        : isNoStore(error)
+          ? NO_STORE_MESSAGE
+          : `The page could not be updated: ${message}`,
     );
     if (!state.lastOk) console.error(error);
   } finally {

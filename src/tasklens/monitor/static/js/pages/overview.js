@@ -1,10 +1,10 @@
 // Overview: how the whole system does right now and over the window.
 
-import { get } from "../api.js";
+import { get, isNoStore, NO_STORE_MESSAGE } from "../api.js";
 import { ERROR_COLOR, lineChart } from "../charts.js";
 import { fill, h, href, panel, stat, table } from "../dom.js";
 import { count, duration, percent, rate, ratio } from "../format.js";
-import { depthSeries, points } from "../widgets.js";
+import { banner, depthSeries, points } from "../widgets.js";
 
 export default {
   title: () => "Overview",
@@ -18,9 +18,11 @@ export default {
       depth: h("div", { id: "chart-depth" }),
     };
     const worst = h("div", { id: "worst-actors" });
+    const notice = h("div");
     fill(
       root,
       h("h1", null, "Overview"),
+      notice,
       stats,
       h(
         "div.grid-2",
@@ -35,10 +37,15 @@ export default {
 
     async function refresh() {
       // The "now" figures come from the broker itself; the history from the store.
-      const [data, broker] = await Promise.all([
-        get("/api/overview", { window: timeWindow }),
+      const [stored, broker] = await Promise.all([
+        get("/api/overview", { window: timeWindow }).catch((error) => {
+          if (isNoStore(error)) return null;
+          throw error;
+        }),
         get("/api/queues").catch(() => null),
       ]);
+      fill(notice, stored ? null : banner(NO_STORE_MESSAGE, "info"));
+      const data = stored || { window: timeWindow, step: 60, series: [], depth: [], workers: null, worst_actors: [] };
       if (broker && broker.workers !== null && broker.workers !== undefined) data.workers = broker.workers;
       const series = data.series || [];
       const totalRuns = series.reduce((sum, p) => sum + (p.runs || 0), 0);

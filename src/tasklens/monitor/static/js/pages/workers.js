@@ -1,6 +1,6 @@
 // Workers: how many the broker sees alive, and each worker process's CPU, memory and threads.
 
-import { get } from "../api.js";
+import { get, isNoStore, NO_STORE_MESSAGE } from "../api.js";
 import { meter } from "../charts.js";
 import { fill, h, panel, stat, table } from "../dom.js";
 import { ago, bytes, count, percent } from "../format.js";
@@ -22,7 +22,10 @@ export default {
       async refresh() {
         const [workers, reported] = await Promise.all([
           get("/api/workers").catch((error) => ({ error })),
-          get("/api/processes", { window: "15m" }),
+          get("/api/processes", { window: "15m" }).catch((error) => {
+            if (isNoStore(error)) return { items: [], noStore: true };
+            throw error;
+          }),
         ]);
         const items = (reported.items || []).slice().sort((a, b) => (b.cpu_percent ?? -1) - (a.cpu_percent ?? -1));
         const now = Date.now() / 1000;
@@ -71,7 +74,11 @@ export default {
                 h("td.num", null, count(p.threads)),
               );
             }),
-            { empty: "No worker process has sent process metrics yet. Workers started with tasklens.setup() send them." },
+            {
+              empty: reported.noStore
+                ? NO_STORE_MESSAGE
+                : "No worker process has sent process metrics yet. Workers started with tasklens.setup() send them.",
+            },
           ),
         );
       },
