@@ -3,18 +3,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-import redis
-
-
-@pytest.fixture
-def namespace(unique_name: str, redis_url: str) -> Iterator[str]:
-    """A Dramatiq namespace of our own on the shared Redis, deleted afterwards."""
-    yield unique_name
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=f"{unique_name}:*", count=1000))
-    for start in range(0, len(keys), 1000):
-        client.unlink(*keys[start : start + 1000])
-    client.close()
 
 
 @pytest.fixture

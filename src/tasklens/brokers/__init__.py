@@ -32,11 +32,9 @@ from tasklens.brokers.base import (
     QueueNotFound,
     QueueStats,
 )
-from tasklens.brokers.cache import DEFAULT_CACHE_INTERVAL, CachedInspector
 from tasklens.brokers.url import redact_url
 
 __all__ = [
-    "DEFAULT_CACHE_INTERVAL",
     "DEFAULT_TIMEOUT",
     "RABBITMQ_SCHEMES",
     "REDIS_SCHEMES",
@@ -46,7 +44,6 @@ __all__ = [
     "BrokerInspector",
     "BrokerSnapshot",
     "BrokerUnavailable",
-    "CachedInspector",
     "DeadLetter",
     "DeadLetterPage",
     "MessageNotFound",

@@ -1,4 +1,4 @@
-"""CachedInspector: many concurrent snapshots within the interval cost one broker read."""
+"""SnapshotReader: many concurrent scrapes within the interval cost one broker read."""
 
 from __future__ import annotations
 
@@ -13,14 +13,21 @@ import pytest
 from tasklens.brokers import (
     BrokerSnapshot,
     BrokerUnavailable,
-    CachedInspector,
     DeadLetter,
     DeadLetterPage,
     QueueStats,
     open_broker,
 )
 from tasklens.brokers.base import BrokerInspector, Progress
+from tasklens.monitor.inspectors import SharedInspector
+from tasklens.monitor.snapshots import SnapshotReader
 from tests.brokers.wire import recording_proxy
+
+
+def reader_of(inspector: BrokerInspector, ttl: float) -> SnapshotReader:
+    return SnapshotReader(
+        SharedInspector(lambda: inspector), redacted_url=inspector.redacted_url, timeout=10, ttl=ttl
+    )
 
 
 class CountingInspector(BrokerInspector):
@@ -76,13 +83,13 @@ class CountingInspector(BrokerInspector):
         return 1
 
 
-def snapshot_concurrently(inspector: BrokerInspector, callers: int) -> list[Any]:
+def snapshot_concurrently(reader: SnapshotReader, callers: int) -> list[Any]:
     start = threading.Barrier(callers)
 
     def call() -> Any:
         start.wait(5)
         try:
-            return inspector.snapshot()
+            return reader.read()
         except BrokerUnavailable as e:
             return e
 
@@ -92,29 +99,29 @@ def snapshot_concurrently(inspector: BrokerInspector, callers: int) -> list[Any]
 
 def test_concurrent_snapshots_within_the_interval_read_the_broker_once() -> None:
     counting = CountingInspector()
-    cached = CachedInspector(counting, interval=30)
+    cached = reader_of(counting, ttl=30)
 
     results = snapshot_concurrently(cached, 20)
 
     assert counting.reads == 1 and counting.most_in_flight == 1
     assert all(result is results[0] for result in results)
-    assert cached.snapshot() is results[0]
+    assert cached.read() is results[0]
     assert counting.reads == 1
 
 
 def test_the_next_interval_reads_again() -> None:
     counting = CountingInspector(delay=0)
-    cached = CachedInspector(counting, interval=0.2)
-    first = cached.snapshot()
+    cached = reader_of(counting, ttl=0.2)
+    first = cached.read()
     time.sleep(0.25)
-    assert cached.snapshot() is not first
+    assert cached.read() is not first
     assert counting.reads == 2
 
 
 def test_a_failed_read_is_cached_too() -> None:
     counting = CountingInspector()
     counting.down = True
-    cached = CachedInspector(counting, interval=30)
+    cached = reader_of(counting, ttl=30)
 
     results = snapshot_concurrently(cached, 10)
 
@@ -123,20 +130,12 @@ def test_a_failed_read_is_cached_too() -> None:
     assert str(results[0]) == "cannot reach redis://:***@counting:6379/0: Connection refused"
 
 
-@pytest.mark.parametrize(
-    "action",
-    [
-        lambda inspector: inspector.requeue_dead("default"),
-        lambda inspector: inspector.delete_dead("default", ["id"]),
-        lambda inspector: inspector.purge_dead("default"),
-    ],
-)
-def test_dead_letter_actions_clear_the_cache(action: Any) -> None:
+def test_invalidate_makes_the_next_caller_read_again() -> None:
     counting = CountingInspector(delay=0)
-    cached = CachedInspector(counting, interval=30)
-    cached.snapshot()
-    assert action(cached) == 1
-    cached.snapshot()
+    cached = reader_of(counting, ttl=30)
+    cached.read()
+    cached.invalidate()
+    cached.read()
     assert counting.reads == 2
 
 
@@ -146,7 +145,7 @@ def test_concurrent_scrapes_of_real_redis_cost_one_round_of_reads(redis_url: str
         inspector = open_broker(f"redis://127.0.0.1:{proxy.port}/0?namespace={namespace}", queues=["q"])
         inspector.snapshot()  # connection set-up
         proxy.reset()
-        results = snapshot_concurrently(CachedInspector(inspector, interval=30), 20)
+        results = snapshot_concurrently(reader_of(inspector, ttl=30), 20)
         inspector.close()
     assert all(result is results[0] for result in results)
     names = proxy.command_names()
