@@ -139,6 +139,11 @@ TARGETS = (
         "tasklens",
         {"redis": (0.75, 0.85), "rabbitmq": (0.60, 0.75)},
     ),
+    Target(
+        "100% sampling with TASKLENS_SPAN_ENCODER=fast (same bars)",
+        "tasklens-fast-encoder",
+        {"redis": (0.75, 0.85), "rabbitmq": (0.60, 0.75)},
+    ),
     Target("unreachable endpoint no worse than a working one", "tasklens-unreachable", versus="tasklens"),
     Target("metrics only ahead of the Prometheus middleware", "tasklens-metrics", versus="prometheus"),
     Target("full tracing ahead of the community instrumentor", "tasklens", versus="otel-dramatiq"),

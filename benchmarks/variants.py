@@ -123,11 +123,13 @@ class Tasklens(Variant):
       traces(bool): Whether spans are exported (``OTEL_TRACES_EXPORTER``).
       sample_ratio(float | None): ``parentbased_traceidratio`` argument, or ``None`` for 100%.
       reachable(bool): ``False`` points every exporter at a port that refuses connections.
+      extra(dict[str, str]): More environment, such as tasklens's own options.
     """
 
     traces: bool = True
     sample_ratio: float | None = None
     reachable: bool = True
+    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def exports_reach_sink(self) -> bool:
@@ -145,6 +147,7 @@ class Tasklens(Variant):
         if self.sample_ratio is not None:
             env["OTEL_TRACES_SAMPLER"] = "parentbased_traceidratio"
             env["OTEL_TRACES_SAMPLER_ARG"] = str(self.sample_ratio)
+        env.update(self.extra)
         return env
 
     def prepare(self, endpoints: Endpoints) -> None:
@@ -177,12 +180,20 @@ VARIANTS: dict[str, Variant] = {
             "otel-dramatiq", "opentelemetry-instrumentor-dramatiq (peer, traces)", "peer"
         ),
         Tasklens("tasklens", "tasklens traces+metrics, 100%", "tasklens"),
+        Tasklens(
+            "tasklens-fast-encoder",
+            "tasklens 100%, TASKLENS_SPAN_ENCODER=fast",
+            "tasklens",
+            extra={"TASKLENS_SPAN_ENCODER": "fast"},
+        ),
         Tasklens("tasklens-sampled", "tasklens traces+metrics, 10% sampled", "tasklens", sample_ratio=0.1),
         Tasklens("tasklens-metrics", "tasklens metrics only", "tasklens", traces=False),
         Tasklens("tasklens-unreachable", "tasklens 100%, endpoint unreachable", "tasklens", reachable=False),
-        ReferenceMiddlewareVariant("reference", "hand-rolled SDK middleware (reference)", "reference"),
+        ReferenceMiddlewareVariant(
+            "reference", "hand-rolled SDK middleware (yardstick, traces+metrics)", "reference"
+        ),
         TasklensFastEncoder(
-            "tasklens-fast-encoder", "tasklens 100%, experimental span encoder", "experiment"
+            "experimental-encoder", "tasklens 100%, benchmarks/span_encoder.py", "experiment"
         ),
     )
 }
@@ -190,8 +201,8 @@ VARIANTS: dict[str, Variant] = {
 #: The name of the variant every ratio is taken against.
 BASELINE = "uninstrumented"
 
-#: What ``python -m benchmarks`` runs when not told otherwise (reference and experiments are opt-in).
-DEFAULT_VARIANTS = tuple(name for name, v in VARIANTS.items() if v.group not in ("reference", "experiment"))
+#: What ``python -m benchmarks`` runs when not told otherwise (experiments are opt-in).
+DEFAULT_VARIANTS = tuple(name for name, v in VARIANTS.items() if v.group != "experiment")
 
 
 def get_variant(name: str) -> Variant:
