@@ -9,7 +9,9 @@ in a subprocess (so the load generator does not share its interpreter):
    to the store per second, from the first request until the last span is committed.
 2. Latency: a store filled with ``stored_spans`` spans (bulk-inserted with SQL, all within the
    last hour, which is the dashboard's default window) answers every API call the UI makes
-   ``samples`` times; the p50 and p95 of each are reported.
+   ``samples`` times; the p50 and p95 of each are reported. The store also holds what a monitor
+   with eight busy workers records over that hour: queue depth per queue and state, and process
+   and queue-wait metrics every five seconds.
 
 Usage::
 
@@ -230,10 +232,66 @@ def bulk_fill(path: Path, spans: int, *, window: float = 3600.0, now: float | No
         " SELECT start_ns / 60000000000 * 60 AS minute, actor, queue, duration_bin(end_ns - start_ns) AS b,"
         " count(*) FROM spans WHERE operation = 'process' GROUP BY minute, actor, queue, b"
     )
+    _fill_history(conn, first_ns, end_ns)
     conn.execute("COMMIT")
     conn.execute("ANALYZE")
     conn.close()
     return time.perf_counter() - started
+
+
+#: Worker processes whose metrics and queue-depth history the filled store holds.
+HISTORY_WORKERS = 8
+#: How often those workers exported metrics and the monitor recorded depth, in seconds.
+HISTORY_INTERVAL_S = 5
+
+
+def _fill_history(conn: sqlite3.Connection, first_ns: int, end_ns: int) -> None:
+    """Broker depth for every queue and state, and each worker's process and queue-wait metrics,
+    every ``HISTORY_INTERVAL_S`` seconds over the window: what a monitor with busy workers holds."""
+    step_ns = HISTORY_INTERVAL_S * _NS
+    ticks = (
+        f"WITH RECURSIVE tick(t) AS (SELECT {first_ns} UNION ALL SELECT t + {step_ns} FROM tick"
+        f" WHERE t < {end_ns})"
+    )
+    queues = sorted({queue for _, queue, _ in ACTORS})
+    queue_rows = " UNION ALL ".join(f"SELECT '{queue}' AS queue" for queue in queues)
+    conn.execute(
+        f"{ticks}, queues AS ({queue_rows}),"
+        " states(state) AS (VALUES ('ready'), ('delayed'), ('in_flight'), ('dead'))"
+        " INSERT INTO queue_depth (time_ns, queue, state, value)"
+        " SELECT t, queue, state, abs(random()) % 500 FROM tick, queues, states"
+    )
+    conn.execute(
+        f"{ticks} INSERT INTO broker_workers (time_ns, workers) SELECT t, {HISTORY_WORKERS} FROM tick"
+    )
+    workers = " UNION ALL ".join(
+        f"SELECT 'bench-worker-{i}' AS instance, {i} AS w" for i in range(HISTORY_WORKERS)
+    )
+    process = (
+        "VALUES ('process.cpu.utilization', 'gauge', 0), ('process.memory.usage', 'updowncounter', 1),"
+        " ('process.thread.count', 'updowncounter', 2)"
+    )
+    conn.execute(
+        f"{ticks}, workers AS ({workers}), names(name, kind, n) AS ({process})"
+        " INSERT INTO metric_points (time_ns, start_ns, name, series, kind, temporality, service, instance,"
+        " actor, attributes, value) SELECT t, NULL, name, w * 100 + n, kind, 2, 'bench-worker', instance,"
+        " NULL, '{}', abs(random()) % 100 FROM tick, workers, names"
+    )
+    actors = " UNION ALL ".join(
+        f"SELECT '{name}' AS actor, {i} AS a" for i, (name, _, _) in enumerate(ACTORS)
+    )
+    bounds = json.dumps(list(semconv.QUEUE_WAIT_BUCKETS_S))
+    conn.execute(
+        f"{ticks}, workers AS ({workers}), actors AS ({actors})"
+        " INSERT INTO metric_points (time_ns, start_ns, name, series, kind, temporality, service, instance,"
+        " actor, attributes, count, sum, bounds, bucket_counts)"
+        f" SELECT t, {first_ns}, '{semconv.MESSAGE_QUEUE_WAIT.name}', 10000 + w * 100 + a, 'histogram', 2,"
+        " 'bench-worker', instance,"
+        " actor, json_object('dramatiq.actor.name', actor), (t - ?) / 1000000000, 1.0, ?,"
+        " json_array(0, 0, (t - ?) / 2000000000, (t - ?) / 2000000000, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)"
+        " FROM tick, workers, actors",
+        (first_ns, bounds, first_ns, first_ns),
+    )
 
 
 # -- The server under test ------------------------------------------------------------------------

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 
+from tasklens import semconv
 from tasklens.brokers.base import BrokerSnapshot, QueueStats
-from tasklens.monitor.store import InvalidQuery, RunFilter, TelemetryStore, span_rows
+from tasklens.monitor.store import InvalidQuery, RunFilter, TelemetryStore, metric_rows, span_rows
 from tests.monitor.store.conftest import Clock
 from tests.monitor.store.spans import SpanFactory
 
@@ -247,3 +251,56 @@ def test_data_survives_a_restart(tmp_path, spans: SpanFactory) -> None:
         assert second.reader.actors(HOUR)["items"][0]["runs"] == 1
     finally:
         second.close()
+
+
+def _queue_wait_request(
+    at: float, started: float, counts: list[int], *, instance: str = "w1", delta: bool = False
+) -> ExportMetricsServiceRequest:
+    """One process's ``dramatiq.message.queue_wait`` histogram point for ``charge_payment``."""
+    request = ExportMetricsServiceRequest()
+    resource = request.resource_metrics.add()
+    for key, value in (("service.name", "billing-worker"), ("service.instance.id", instance)):
+        resource.resource.attributes.add(key=key, value=AnyValue(string_value=value))
+    metric = resource.scope_metrics.add().metrics.add(name=semconv.MESSAGE_QUEUE_WAIT.name, unit="s")
+    metric.histogram.aggregation_temporality = (
+        AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA
+        if delta
+        else AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
+    )
+    point = metric.histogram.data_points.add(
+        start_time_unix_nano=int(started * 1e9),
+        time_unix_nano=int(at * 1e9),
+        count=sum(counts),
+        explicit_bounds=[1.0, 10.0, 100.0],
+        bucket_counts=counts,
+    )
+    point.attributes.add(key=semconv.DRAMATIQ_ACTOR_NAME, value=AnyValue(string_value="charge_payment"))
+    return request
+
+
+def test_queue_wait_p95_counts_what_each_process_added_within_the_window(
+    store: TelemetryStore, spans: SpanFactory, clock: Clock
+) -> None:
+    spans.run("charge_payment", "payments", start=clock.now - 60)
+    ingest(store, spans)
+    # A process running for three hours: slow waits before the window, fast ones within it.
+    for age, counts in ((2 * HOUR, [0, 0, 50, 0]), (HOUR / 2, [10, 0, 50, 0]), (60, [100, 0, 50, 0])):
+        store.writer.write_metrics(
+            metric_rows(_queue_wait_request(clock.now - age, clock.now - 3 * HOUR, counts))
+        )
+    assert store.writer.flush(timeout=10)
+
+    (row,) = store.reader.actors(HOUR)["items"]
+    assert row["queue_wait_p95"] is not None and row["queue_wait_p95"] <= 1.0
+    (row,) = store.reader.actors(4 * HOUR)["items"]
+    assert row["queue_wait_p95"] > 10.0
+
+    # Delta points within the window are summed: a second process's slow waits now dominate.
+    for age in (600, 300):
+        request = _queue_wait_request(
+            clock.now - age, clock.now - age - 60, [0, 0, 0, 100], instance="w2", delta=True
+        )
+        store.writer.write_metrics(metric_rows(request))
+    assert store.writer.flush(timeout=10)
+    (row,) = store.reader.actors(HOUR)["items"]
+    assert row["queue_wait_p95"] == 100.0

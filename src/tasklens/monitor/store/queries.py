@@ -254,40 +254,47 @@ class StoreReader:
         workers export: what each cumulative series added within the window (all of it when the
         series started within the window), and the sum of delta points."""
         since = int((self._clock() - window) * _NS)
-        where = "name = ? AND time_ns >= ?"
-        params: list[Any] = [semconv.MESSAGE_QUEUE_WAIT.name, since]
-        if actor is not None:
-            where += " AND actor = ?"
-            params.append(actor)
-        first: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-        last: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        conn = self._conn()
+        scan = "FROM metric_points WHERE name = ? AND time_ns >= ?"
+        params = (semconv.MESSAGE_QUEUE_WAIT.name, since)
+        # Found from the index alone: every delta point, and the first and last point of each
+        # cumulative series within the window (the only ones of it that matter).
+        delta_ids = [row[0] for row in conn.execute(f"SELECT id {scan} AND temporality = 1", params)]
+        first_ids, last_ids = (
+            {
+                series: row_id
+                for series, row_id, _ in conn.execute(
+                    f"SELECT series, id, {edge}(time_ns) {scan} AND temporality != 1 GROUP BY series", params
+                )
+            }
+            for edge in ("MIN", "MAX")
+        )
+        wanted = [*delta_ids, *first_ids.values(), *last_ids.values()]
+        points: dict[int, tuple[Any, ...]] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            for row_id, name, start_ns, bounds, counts in conn.execute(
+                "SELECT id, actor, start_ns, bounds, bucket_counts FROM metric_points"
+                f" WHERE id IN ({','.join('?' * len(chunk))}) AND kind = 'histogram' AND actor IS NOT NULL",
+                chunk,
+            ):
+                if actor is None or name == actor:
+                    points[row_id] = (name, start_ns, json.loads(bounds), json.loads(counts))
         deltas: dict[str, tuple[list[float], list[int]]] = {}
-        for name, service, instance, attrs, start_ns, temporality, bounds, counts in self._conn().execute(
-            "SELECT actor, service, instance, attributes, start_ns, temporality, bounds, bucket_counts"
-            f" FROM metric_points WHERE {where} AND kind = 'histogram' ORDER BY time_ns",
-            params,
-        ):
-            if name is None:
+        for row_id in delta_ids:
+            if row_id in points:
+                name, _, bounds, counts = points[row_id]
+                _merge(deltas, name, bounds, counts)
+        for series, last_id in last_ids.items():
+            if last_id not in points:
                 continue
-            point = (name, start_ns, json.loads(bounds), json.loads(counts))
-            if temporality == 1:  # delta: every point is an increment
-                _merge(deltas, name, point[2], point[3])
-                continue
-            key = (service, instance, attrs)
-            first.setdefault(key, point)
-            last[key] = point
-        for key, (name, start_ns, bounds, counts) in last.items():
-            earlier = first[key]
+            name, start_ns, bounds, counts = points[last_id]
+            first = points.get(first_ids.get(series, last_id), points[last_id])
             # A series that started within the window counts whole; an older one counts what it
             # added since its first point in the window.
-            started_before = (start_ns or 0) < since
-            if (
-                started_before
-                and earlier is not last[key]
-                and earlier[1] == start_ns
-                and earlier[2] == bounds
-            ):
-                counts = [now - then for now, then in zip(counts, earlier[3], strict=False)]
+            comparable = first[1:3] == (start_ns, bounds) and len(first[3]) == len(counts)
+            if (start_ns or 0) < since and first is not points[last_id] and comparable:
+                counts = [now - then for now, then in zip(counts, first[3], strict=True)]
             _merge(deltas, name, bounds, counts)
         return {name: _histogram_quantile(bounds, counts, 0.95) for name, (bounds, counts) in deltas.items()}
 

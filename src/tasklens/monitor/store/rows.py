@@ -9,6 +9,7 @@ the dashboard's filters use indexes.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,7 @@ __all__ = [
     "SpanBatch",
     "log_rows",
     "metric_rows",
+    "series_id",
     "span_rows",
 ]
 
@@ -225,6 +227,18 @@ def span_rows(request: ExportTraceServiceRequest) -> SpanBatch:
     return batch
 
 
+def series_id(service: str | None, instance: str | None, attributes_json: str) -> int:
+    """A metric series' 64-bit id: the same for every point of one process's series.
+
+    Parameters:
+      service(str|None): ``service.name`` of the process.
+      instance(str|None): ``service.instance.id`` of the process.
+      attributes_json(str): The point's attributes, as stored.
+    """
+    key = f"{service}\x00{instance}\x00{attributes_json}".encode()
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big", signed=True)
+
+
 def _point_row(
     metric: Any, kind: str, point: Any, service: str | None, instance: str | None
 ) -> tuple[Any, ...]:
@@ -242,16 +256,18 @@ def _point_row(
         bucket_counts = _dumps(list(point.bucket_counts))
     else:
         count, total = point.count, point.sum
+    attributes_json = _dumps(attrs)
     return (
         point.time_unix_nano,
         point.start_time_unix_nano or None,
         metric.name,
+        series_id(service, instance, attributes_json),
         kind,
         temporality,
         service,
         instance,
         _optional_str(attrs.get(semconv.DRAMATIQ_ACTOR_NAME)),
-        _dumps(attrs),
+        attributes_json,
         value,
         count,
         total,

@@ -4,6 +4,9 @@ One SQLite database in WAL mode: one writer connection (owned by the writer thre
 of reader connections, which never block the writer nor each other. Times are Unix nanoseconds
 (``*_ns`` columns); ``minute`` columns are Unix seconds at the start of a minute.
 
+A metric point's ``series`` is a 64-bit hash of its service, instance and attributes: the
+points of one series within a window are found from the index alone.
+
 Runs (``process {queue}`` spans) are also counted per minute, actor and queue in ``run_stats``,
 with their durations in log-scale bins in ``run_durations``, so that the dashboard's rates and
 percentiles read a few thousand rollup rows instead of every span.
@@ -17,7 +20,7 @@ from pathlib import Path
 __all__ = ["SCHEMA_VERSION", "connect", "create_schema"]
 
 #: Bumped when a table changes shape; a store with another version is rebuilt from scratch.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: How long a connection waits for a lock held by another connection, in milliseconds.
 BUSY_TIMEOUT_MS = 5000
@@ -93,6 +96,7 @@ CREATE TABLE IF NOT EXISTS metric_points (
     time_ns INTEGER NOT NULL,
     start_ns INTEGER,
     name TEXT NOT NULL,
+    series INTEGER NOT NULL,
     kind TEXT NOT NULL,
     temporality INTEGER,
     service TEXT,
@@ -105,7 +109,7 @@ CREATE TABLE IF NOT EXISTS metric_points (
     bounds TEXT,
     bucket_counts TEXT
 );
-CREATE INDEX IF NOT EXISTS metric_points_name ON metric_points (name, time_ns);
+CREATE INDEX IF NOT EXISTS metric_points_name ON metric_points (name, time_ns, temporality, series);
 CREATE INDEX IF NOT EXISTS metric_points_time ON metric_points (time_ns);
 
 CREATE TABLE IF NOT EXISTS logs (

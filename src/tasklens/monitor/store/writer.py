@@ -40,8 +40,8 @@ INSERT_SPAN = (
     " error_message, attributes, events, links) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 INSERT_METRIC_POINT = (
-    "INSERT INTO metric_points (time_ns, start_ns, name, kind, temporality, service, instance, actor,"
-    " attributes, value, count, sum, bounds, bucket_counts) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    "INSERT INTO metric_points (time_ns, start_ns, name, series, kind, temporality, service, instance,"
+    " actor, attributes, value, count, sum, bounds, bucket_counts) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 INSERT_LOG = (
     "INSERT INTO logs (time_ns, trace_id, span_id, severity_number, severity_text, body, service,"
