@@ -161,7 +161,7 @@ class ShopWorker:
 
         def send_welcome_email(user_id: int) -> None:
             with tracer.start_as_current_span("render template"):
-                logger.info("rendering the welcome email for user %s", user_id)
+                logger.info("rendering <b>welcome</b> for user %s", user_id)
 
         def charge_payment(order_id: int, amount: int) -> None:
             logger.info("charging order %s", order_id)

@@ -225,6 +225,12 @@ def test_runs_page_shows_new_runs_without_a_reload(shop: Shop, page) -> None:
     expect(fresh).to_be_visible()
     expect(fresh).to_contain_text("send_welcome_email")
 
+    # What the task logged is shown as text, markup and all, never interpreted.
+    fresh.locator("a.run-link").click()
+    logs = page.locator("#trace-logs")
+    expect(logs).to_contain_text("rendering <b>welcome</b> for user 4242")
+    expect(logs.locator("b")).to_have_count(0)
+
 
 def test_overview_charts_queue_depth_from_the_broker_snapshots(shop: Shop, page) -> None:
     from playwright.sync_api import expect

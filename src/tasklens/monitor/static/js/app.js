@@ -108,9 +108,17 @@ function setUpToken() {
   show();
 }
 
+/** Percent-decode a URL part; a malformed one is shown as it is rather than breaking the page. */
+function safeDecode(text) {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
 async function start() {
   setUpToken();
-  const path = decodeURI(location.pathname);
   const route = ROUTES.find(([pattern]) => pattern.test(location.pathname));
   const root = document.getElementById("page");
   const picker = document.getElementById("window");
@@ -134,7 +142,7 @@ async function start() {
   });
 
   if (!route) {
-    fill(root, h("div.banner.error", null, `No page at ${path}.`), h("p", null, h("a", { href: "/" }, "Go to the overview")));
+    fill(root, h("div.banner.error", null, `No page at ${safeDecode(location.pathname)}.`), h("p", null, h("a", { href: "/" }, "Go to the overview")));
     setLive("—", "idle");
     return;
   }
@@ -144,7 +152,7 @@ async function start() {
   }
   const params = {};
   for (const [key, value] of Object.entries(location.pathname.match(pattern).groups || {})) {
-    params[key] = decodeURIComponent(value);
+    params[key] = safeDecode(value);
   }
   const module = await load();
   const page = module.default;

@@ -40,7 +40,7 @@ export function lineChart(
   const x = (t) => MARGIN.left + ((t - t0) / (t1 - t0)) * plotW;
   const y = (v) => MARGIN.top + plotH - (v / top) * plotH;
 
-  const svg = h("svg", { width, height, viewBox: `0 0 ${width} ${height}`, role: "img" });
+  const svg = h("svg", { width, height, viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": withData.map((s) => s.label).join(", ") });
   for (const fraction of [0, 0.5, 1]) {
     const value = top * fraction;
     svg.appendChild(h("line.grid", { x1: MARGIN.left, x2: width - MARGIN.right, y1: y(value), y2: y(value) }));
