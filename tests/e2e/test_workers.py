@@ -147,21 +147,22 @@ def worker_command(zero_code: bool) -> list[str]:
 def worker_env(
     broker: Broker, receiver: OtlpReceiver, redis_url: str, counter_key: str, **variables: str
 ) -> dict[str, str]:
-    defaults = {"OTEL_LOGS_EXPORTER": "none"}
-    return environment(
-        TASKLENS_E2E_BROKER=broker.kind,
-        TASKLENS_E2E_BROKER_URL=broker.url,
-        TASKLENS_E2E_NAMESPACE=broker.namespace,
-        TASKLENS_E2E_QUEUE=broker.queue,
-        TASKLENS_E2E_COUNTER_URL=redis_url,
-        TASKLENS_E2E_COUNTER_KEY=counter_key,
-        OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
+    settings = {
+        "TASKLENS_E2E_BROKER": broker.kind,
+        "TASKLENS_E2E_BROKER_URL": broker.url,
+        "TASKLENS_E2E_NAMESPACE": broker.namespace,
+        "TASKLENS_E2E_QUEUE": broker.queue,
+        "TASKLENS_E2E_COUNTER_URL": redis_url,
+        "TASKLENS_E2E_COUNTER_KEY": counter_key,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
         # opentelemetry-distro would pick gRPC; the receiver speaks OTLP over HTTP.
-        OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
-        OTEL_METRIC_EXPORT_INTERVAL="500",
-        OTEL_BSP_SCHEDULE_DELAY="60000",
-        **{**defaults, **variables},
-    )
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_METRIC_EXPORT_INTERVAL": "500",
+        "OTEL_BSP_SCHEDULE_DELAY": "60000",
+        "OTEL_LOGS_EXPORTER": "none",
+    }
+    settings.update(variables)
+    return environment(**settings)
 
 
 def wait_until(condition: Any, timeout: float, what: str) -> None:
@@ -280,9 +281,19 @@ def processed_count(points: list[ReceivedMetricPoint], instances: set[str]) -> f
     return sum(latest.values())
 
 
+#: Under ``opentelemetry-instrument`` the SDK starts in the CLI's main process, before it forks the
+#: workers: its metric interval stays at the default there, so that the main process has not
+#: exported yet when it forks, as in production. (A child forked while its parent exports would
+#: share the parent's pooled HTTP connection to the collector.)
+ZERO_CODE_ENV = {"OTEL_METRIC_EXPORT_INTERVAL": "60000"}
+
+
 def run_and_check(broker: Broker, redis_url: str, counter: str, zero_code: bool, tmp_path: Path) -> None:
+    variables = ZERO_CODE_ENV if zero_code else {}
     with OtlpReceiver() as receiver:
-        run = run_workers(broker, receiver, redis_url, counter, zero_code, tmp_path / "workers.log")
+        run = run_workers(
+            broker, receiver, redis_url, counter, zero_code, tmp_path / "workers.log", **variables
+        )
         send_span_ids = check_producer_spans(run)
         check_worker_telemetry(receiver, run, send_span_ids)
         assert receiver.rejected == 0

@@ -8,9 +8,7 @@ restarts its export threads in the child and gives it a new instance id).
 
 from __future__ import annotations
 
-import atexit
 import logging
-import multiprocessing.util
 import os
 import threading
 from typing import Any
@@ -22,7 +20,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
-from tasklens.telemetry import logs, providers
+from tasklens.telemetry import lifecycle, logs, providers
 from tasklens.telemetry.process_metrics import start_process_metrics
 from tasklens.telemetry.settings import TelemetrySettings
 
@@ -34,8 +32,6 @@ logger = logging.getLogger(__name__)
 INSTRUMENTATION_OPTIONS = frozenset({"use_links", "capture_args"})
 #: How long :meth:`Telemetry.force_flush` waits per signal by default, in milliseconds.
 FLUSH_TIMEOUT_MS = 10_000
-#: Priority of the exit flush among multiprocessing's finalizers (higher runs earlier).
-EXIT_FINALIZER_PRIORITY = 10
 
 _lock = threading.Lock()
 _telemetry: Telemetry | None = None
@@ -85,8 +81,6 @@ class Telemetry:
         self.logger_provider = logger_provider
         self.resource = resource
         self.instrumented = instrumented
-        self._shutdown_lock = threading.Lock()
-        self._is_shut_down = False
 
     @property
     def enabled(self) -> bool:
@@ -117,15 +111,7 @@ class Telemetry:
         without running ``atexit`` handlers). An unreachable collector delays it by at most the
         exporters' timeout (``OTEL_EXPORTER_OTLP_TIMEOUT``, 10 s by default) per signal.
         """
-        with self._shutdown_lock:
-            if self._is_shut_down:
-                return
-            self._is_shut_down = True
-        for provider in self._providers():
-            try:
-                provider.shutdown()
-            except Exception:
-                logger.exception("Could not shut %s down.", type(provider).__name__)
+        lifecycle.shutdown(self._providers())
 
     def _providers(self) -> list[Any]:
         # Spans first and metrics last: the final metric collection then counts everything.
@@ -212,11 +198,10 @@ def _configure(
     if _attempt("Dramatiq instrumentation", _instrument_dramatiq, tracer_provider, meter_provider, options):
         instrumented.append("dramatiq")
 
-    telemetry = Telemetry(
+    lifecycle.prepare_worker_processes(tracer_provider, meter_provider, logger_provider)
+    return Telemetry(
         tracer_provider, meter_provider, logger_provider, tracer_provider.resource, tuple(instrumented)
     )
-    _flush_at_exit(telemetry)
-    return telemetry
 
 
 def _global_tracer_provider(settings: TelemetrySettings, resource: Resource) -> TracerProvider:
@@ -283,16 +268,3 @@ def _attempt(what: str, function: Any, *args: Any) -> bool:
     except Exception:
         logger.exception("tasklens could not set up %s; continuing without it.", what)
         return False
-
-
-def _flush_at_exit(telemetry: Telemetry) -> None:
-    atexit.register(telemetry.shutdown)
-    _flush_when_worker_process_exits(telemetry)
-    # multiprocessing forgets the finalizers of the parent in each child it forks.
-    multiprocessing.util.register_after_fork(telemetry, _flush_when_worker_process_exits)
-
-
-def _flush_when_worker_process_exits(telemetry: Telemetry) -> None:
-    # Dramatiq's worker processes are multiprocessing children, which end with os._exit():
-    # atexit handlers never run there, multiprocessing's finalizers do.
-    multiprocessing.util.Finalize(None, telemetry.shutdown, exitpriority=EXIT_FINALIZER_PRIORITY)
