@@ -41,6 +41,14 @@ def test_every_page_answers_with_the_shell(client: TestClient, path: str) -> Non
     assert '<script type="module" src="/static/js/app.js">' in response.text
 
 
+def test_pages_may_load_and_call_nothing_but_the_monitor(client: TestClient) -> None:
+    policy = client.get("/").headers["content-security-policy"]
+    assert "default-src 'self'" in policy
+    assert "script-src 'self'" in policy
+    assert "connect-src 'self'" in policy
+    assert "frame-ancestors 'none'" in policy
+
+
 @pytest.mark.parametrize(
     ("path", "media_type"),
     [
