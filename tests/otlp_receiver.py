@@ -84,6 +84,8 @@ class _Store:
     metric_points: list[ReceivedMetricPoint] = field(default_factory=list)
     logs: list[ReceivedLog] = field(default_factory=list)
     rejected: int = 0
+    #: (path, client port) of each request, in arrival order.
+    requests: list[tuple[str, int]] = field(default_factory=list)
 
 
 def any_value(value: AnyValue) -> Any:
@@ -236,6 +238,11 @@ class OtlpReceiver:
         with self._changed:
             return list(self._store.logs)
 
+    def requests(self) -> list[tuple[str, int]]:
+        """The path and client port of each request: one port per connection the client opened."""
+        with self._changed:
+            return list(self._store.requests)
+
     @property
     def rejected(self) -> int:
         """How many requests could not be decoded."""
@@ -260,6 +267,10 @@ class OtlpReceiver:
             getattr(self._store, kind).extend(records)
             self._changed.notify_all()
 
+    def _record_request(self, path: str, port: int) -> None:
+        with self._changed:
+            self._store.requests.append((path, port))
+
     def _reject(self) -> None:
         with self._changed:
             self._store.rejected += 1
@@ -272,6 +283,7 @@ class OtlpReceiver:
             protocol_version = "HTTP/1.1"
 
             def do_POST(self) -> None:
+                receiver._record_request(self.path, int(self.client_address[1]))
                 route = _ROUTES.get(self.path.rstrip("/"))
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 if route is None:

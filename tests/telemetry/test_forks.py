@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.otlp_receiver import OtlpReceiver
 from tests.telemetry.python_process import REPORT, environment, run_python
 
 FORK_DURING_EXPORT = (
@@ -56,3 +57,39 @@ def test_a_child_forked_during_an_export_can_still_flush_its_metrics(guard: bool
     finished = run_python(FORK_DURING_EXPORT.replace("GUARD", str(guard)), environment())
     assert finished.returncode == 0, finished.stderr
     assert finished.result["exitcode"] == 0, "the child's flush finished"
+
+
+def test_a_forked_child_opens_its_own_connection_to_the_collector(receiver: OtlpReceiver) -> None:
+    script = (
+        REPORT
+        + """
+import multiprocessing
+import tasklens
+from opentelemetry import metrics
+telemetry = tasklens.setup(process_metrics=False)
+counter = metrics.get_meter("test").create_counter("work")
+counter.add(1)
+telemetry.force_flush()  # the parent now keeps a connection to the collector open
+
+def child():
+    counter.add(1)
+    telemetry.force_flush()
+
+process = multiprocessing.get_context("fork").Process(target=child)
+process.start()
+process.join(30)
+report({"exitcode": process.exitcode})
+"""
+    )
+    env = environment(
+        OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
+        OTEL_TRACES_EXPORTER="none",
+        OTEL_METRIC_EXPORT_INTERVAL="600000",
+    )
+    finished = run_python(script, env)
+    assert finished.returncode == 0, finished.stderr
+    assert finished.result["exitcode"] == 0
+    ports = [port for path, port in receiver.requests() if path == "/v1/metrics"]
+    parent_port, child_port = ports[0], ports[1]
+    assert child_port != parent_port, "the child did not reuse the parent's connection"
+    assert receiver.rejected == 0

@@ -1,7 +1,7 @@
 """The SDK's providers over the life of worker processes: through forks, and flushed at exit.
 
 Dramatiq's CLI forks its worker processes and ends each one with ``os._exit()``, after its
-multiprocessing finalizers but without ``atexit`` handlers. Two things go wrong with providers
+multiprocessing finalizers but without ``atexit`` handlers. Three things go wrong with providers
 built before such a fork, as ``opentelemetry-instrument`` builds them in the CLI's main process
 (or ``tasklens.setup()`` in any process that forks later):
 
@@ -10,12 +10,14 @@ built before such a fork, as ``opentelemetry-instrument`` builds them in the CLI
   and the child inherits them held by a thread it does not have: its metric exports, and its
   flush at shutdown, then wait forever. Here a fork first waits for the export under way and
   holds those locks across it, releasing them on both sides afterwards.
+- The exporters' pooled HTTP connections to the collector are shared with the parent: the
+  child closes its copies and opens its own.
 - Nothing shuts the providers down when the worker process ends: the buffered logs are lost,
   and an export under way is cut off. Here every process shuts them down on its way out,
   spans first and metrics last, once, whether it exits through ``atexit`` or through
   multiprocessing.
 
-:func:`prepare_worker_processes` does both, and makes the process health metrics measure each
+:func:`prepare_worker_processes` does all this, and makes the process health metrics measure each
 child rather than its parent (:func:`~tasklens.telemetry.process_metrics.follow_forks`).
 """
 
@@ -180,3 +182,38 @@ def _after_fork_in_child() -> None:
     # A fork while another thread held this module's lock would leave it held in the child.
     _lock = threading.Lock()
     _after_fork()
+    for exporter in _exporters():
+        _drop_inherited_connections(exporter)
+
+
+def _exporters() -> Iterator[Any]:
+    """The exporters behind the registered providers (private attributes of the SDK)."""
+    for provider in list(_registered):
+        for reader in getattr(provider, "_metric_readers", ()):
+            yield getattr(reader, "_exporter", None)
+        multi = getattr(provider, "_active_span_processor", None) or getattr(
+            provider, "_multi_log_record_processor", None
+        )
+        processors = getattr(multi, "_span_processors", None) or getattr(
+            multi, "_log_record_processors", None
+        )
+        for processor in processors or ():
+            batch = getattr(processor, "_batch_processor", processor)
+            yield getattr(batch, "_exporter", None) or getattr(processor, "span_exporter", None)
+
+
+def _drop_inherited_connections(exporter: Any) -> None:
+    """Forget the HTTP connections an exporter inherited from the parent.
+
+    Parent and child would otherwise send on the same pooled keep-alive connection and read
+    each other's responses. Closing them here only closes the child's copies of the sockets.
+    """
+    transport = getattr(getattr(exporter, "_client", None), "_transport", None)
+    target = transport if transport is not None else getattr(exporter, "_session", None)
+    close = getattr(target, "close", None)
+    if not callable(close):
+        return
+    try:
+        close()
+    except Exception:
+        logger.debug("Could not drop the connections %r inherited.", exporter, exc_info=True)
