@@ -211,6 +211,8 @@ def test_workers_page_lists_the_worker_processes(shop: Shop, page) -> None:
     expect(page.locator('[data-stat="Live workers"] .stat-value')).to_have_text(re.compile(r"^[1-9]"))
     process = page.locator("#processes tbody tr", has_text="shop-worker").first
     expect(process).to_contain_text(re.compile(r"\d+(\.\d+)? MiB"))
+    # A later reading draws the process's CPU and memory trends.
+    expect(process.locator("svg.sparkline polyline")).to_have_count(2)
     screenshot(page, "workers")
 
 

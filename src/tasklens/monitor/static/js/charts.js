@@ -156,3 +156,21 @@ export function meter(fraction, { tone = null, label = "" } = {}) {
     h("span.meter-fill", { style: `width:${(clamped * 100).toFixed(1)}%` }),
   );
 }
+
+/**
+ * A tiny line without axes, for a table cell: the recent shape of one figure.
+ * @param {number[]} values - oldest first.
+ */
+export function sparkline(values, { width = 90, height = 22, color = PALETTE[0], label = "", from = null } = {}) {
+  const shown = values.filter((v) => v !== null && v !== undefined);
+  const svg = h("svg.sparkline", { width, height, viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": label });
+  if (shown.length < 2) return svg;
+  // From zero for shares like CPU; from the lowest reading for sizes, whose changes are small.
+  const low = from ?? Math.min(...shown);
+  const span = Math.max(...shown) - low || 1;
+  const step = width / (shown.length - 1);
+  const y = (v) => (height - 2 - ((v - low) / span) * (height - 4)).toFixed(1);
+  const line = shown.map((v, i) => `${(i * step).toFixed(1)},${y(v)}`).join(" ");
+  svg.appendChild(h("polyline", { points: line, fill: "none", stroke: color, "stroke-width": 1.4 }));
+  return svg;
+}
