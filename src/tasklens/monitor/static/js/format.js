@@ -100,3 +100,9 @@ export function shortId(id, length = 12) {
   return text.length > length ? `${text.slice(0, length)}…` : text;
 }
 
+/** A window as the API writes it, in seconds: "15m" -> 900, "24h" -> 86400. */
+export function windowSeconds(value) {
+  const match = /^(\d+)([smhd])$/.exec(value || "");
+  if (!match) return 3600;
+  return Number(match[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[match[2]];
+}

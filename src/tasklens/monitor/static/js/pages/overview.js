@@ -3,7 +3,7 @@
 import { get, isNoStore, NO_STORE_MESSAGE } from "../api.js";
 import { ERROR_COLOR, lineChart } from "../charts.js";
 import { fill, h, href, panel, stat, table } from "../dom.js";
-import { count, duration, percent, rate, ratio } from "../format.js";
+import { count, duration, percent, rate, ratio, windowSeconds } from "../format.js";
 import { banner, depthSeries, points } from "../widgets.js";
 
 export default {
@@ -113,7 +113,7 @@ export default {
 };
 
 /** The compact actor table used by the overview. */
-export function actorTable(items, empty) {
+function actorTable(items, empty) {
   return table(
     [
       "Actor",
@@ -148,11 +148,4 @@ function latestByQueueState(depth) {
 
 function sum(items, pick) {
   return items.reduce((total, item) => total + (pick(item) || 0), 0);
-}
-
-/** "15m" -> 900. */
-export function windowSeconds(value) {
-  const match = /^(\d+)([smhd])$/.exec(value || "");
-  if (!match) return 3600;
-  return Number(match[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[match[2]];
 }

@@ -4,9 +4,8 @@ import { get } from "../api.js";
 import { lineChart } from "../charts.js";
 import { deadLetterBrowser } from "../dead-letters.js";
 import { fill, h, panel, table } from "../dom.js";
-import { count, duration } from "../format.js";
+import { count, duration, windowSeconds } from "../format.js";
 import { depthSeries, STATE_COLORS } from "../widgets.js";
-import { windowSeconds } from "./overview.js";
 
 const STATES = ["ready", "delayed", "in_flight", "dead"];
 

@@ -2,9 +2,8 @@
 
 import { get } from "../api.js";
 import { fill, h, panel } from "../dom.js";
-import { count } from "../format.js";
+import { count, windowSeconds } from "../format.js";
 import { runsTable } from "../widgets.js";
-import { windowSeconds } from "./overview.js";
 
 /** Rows asked for per page. */
 const PAGE_SIZE = 50;
