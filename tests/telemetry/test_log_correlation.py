@@ -81,3 +81,46 @@ def test_records_inside_an_actor_carry_trace_span_message_and_actor(receiver: Ot
         )
         assert log.attributes["dramatiq_message_id"] == message_id
         assert log.attributes["dramatiq_actor_name"] == "chatty"
+
+
+def test_message_fields_without_setup() -> None:
+    script = (
+        REPORT
+        + """
+import logging
+import dramatiq
+from dramatiq import Worker
+from dramatiq.brokers.stub import StubBroker
+from tasklens.dramatiq import OpenTelemetryMiddleware
+from tasklens.telemetry import install_message_fields
+
+broker = StubBroker()
+broker.add_middleware(OpenTelemetryMiddleware())
+assert install_message_fields() and install_message_fields()
+seen = []
+
+class Keep(logging.Handler):
+    def emit(self, record):
+        fields = ("dramatiq_message_id", "dramatiq_actor_name")
+        if record.name == "quiet":
+            seen.append([getattr(record, field, None) for field in fields])
+
+logging.getLogger().addHandler(Keep())
+logging.getLogger().setLevel(logging.INFO)
+
+@dramatiq.actor(queue_name="fields", broker=broker)
+def quiet():
+    logging.getLogger("quiet").info("inside")
+
+message = quiet.send()
+worker = Worker(broker, worker_timeout=50)
+worker.start()
+broker.join("fields", timeout=10_000)
+worker.join()
+worker.stop()
+report({"message_id": message.message_id, "seen": seen})
+"""
+    )
+    finished = run_python(script, environment(OTEL_SDK_DISABLED="true"))
+    assert finished.returncode == 0, finished.stderr
+    assert finished.result["seen"] == [[finished.result["message_id"], "quiet"]]

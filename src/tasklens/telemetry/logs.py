@@ -28,12 +28,13 @@ from opentelemetry.trace import TracerProvider
 
 from tasklens import semconv
 
-__all__ = ["install_log_correlation", "install_log_export"]
+__all__ = ["install_log_correlation", "install_log_export", "install_message_fields"]
 
 #: Returns the Dramatiq message being processed on the calling thread, or None.
 CurrentMessage = Callable[[], Any]
 
 _correlation_installed = False
+_message_fields_installed = False
 
 
 def install_log_correlation(tracer_provider: TracerProvider | None = None) -> None:
@@ -61,9 +62,25 @@ def install_log_correlation(tracer_provider: TracerProvider | None = None) -> No
             enable_log_auto_instrumentation=False,
         )
 
+    install_message_fields()
+
+
+def install_message_fields() -> bool:
+    """Add the message id and actor name to every record logged while an actor runs.
+
+    The trace ids are left to opentelemetry-instrumentation-logging (under
+    ``opentelemetry-instrument``, set ``OTEL_PYTHON_LOG_CORRELATION=true``). Calling it again does
+    nothing. Returns False when Dramatiq is not installed.
+    """
+    global _message_fields_installed
+    if _message_fields_installed:
+        return True
     current_message = _current_message_function()
-    if current_message is not None:
-        logging.setLogRecordFactory(_with_message_fields(logging.getLogRecordFactory(), current_message))
+    if current_message is None:
+        return False
+    _message_fields_installed = True
+    logging.setLogRecordFactory(_with_message_fields(logging.getLogRecordFactory(), current_message))
+    return True
 
 
 def install_log_export(logger_provider: LoggerProvider) -> logging.Handler:
