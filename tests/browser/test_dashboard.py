@@ -95,6 +95,9 @@ def test_overview_shows_throughput_errors_and_worst_actors(shop: Shop, page) -> 
     worst = page.locator("#worst-actors")
     expect(worst).to_contain_text("charge_payment")
     expect(worst).to_contain_text("import_catalog")
+    page.get_by_label("Time window").select_option("15m")
+    expect(page.locator('[data-stat="Runs"] .stat-hint')).to_have_text("in the last 15m")
+    expect(page).to_have_url(re.compile(r"window=15m"))
 
     page.goto(shop.monitor.url + "/actors")
     row = page.locator('#actors-table tr[data-actor="charge_payment"]')
