@@ -1,9 +1,9 @@
 """The dashboard in headless Chromium, against a monitor fed by a real instrumented worker.
 
 One monitor and one worker serve the whole module: the worker runs a small shop's traffic (welcome
-emails, payments of which one is declined and retried until it is dead-lettered, a catalog import
-that fails straight to the dead-letter queue), exports it over OTLP/HTTP to the monitor, and the
-tests read it back through the pages as a user would.
+emails; checkouts whose payment task is declined once, retried, and dead-lettered; a two-step feed
+import pipeline; a catalog import that fails straight to the dead-letter queue), exports it over
+OTLP/HTTP to the monitor, and the tests read it back through the pages as a user would.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.redis]
 
 #: The monitor's API token in these tests.
 TOKEN = "browser-test-token"
+#: The order whose card is declined.
+DECLINED_ORDER = 42
 
 
 @dataclass
@@ -52,7 +54,7 @@ def shop(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         for order_id in range(100, 108):
             worker.checkout(order_id, 25)
         worker.import_feed("https://example.test/feed.xml")
-        declined = worker.checkout(42, -1)
+        worker.checkout(DECLINED_ORDER, -1)
         dead = worker.import_catalog.send("s3://catalogs/spring.csv")
         wait_until(
             lambda: (
@@ -66,8 +68,7 @@ def shop(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
             lambda: len(monitor.get("/api/runs", status="error", limit=10)["items"]) >= 3,
             what="the failed runs to reach the monitor's store",
         )
-        assert declined.message_id
-        yield Shop(monitor, worker, declined_order=42, dead_message_id=dead.message_id)
+        yield Shop(monitor, worker, declined_order=DECLINED_ORDER, dead_message_id=dead.message_id)
     finally:
         worker.stop()
         monitor.stop()
