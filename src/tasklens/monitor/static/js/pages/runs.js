@@ -7,6 +7,8 @@ import { runsTable } from "../widgets.js";
 
 /** Rows asked for per page. */
 const PAGE_SIZE = 50;
+/** How long the actor and queue choices are kept before they are read again, in milliseconds. */
+const CHOICES_MAX_AGE_MS = 60_000;
 
 export default {
   title: () => "Runs",
@@ -78,16 +80,18 @@ export default {
 
     async function loadChoices() {
       const data = await get("/api/actors", { window: "24h" });
-      const actors = new Set(query.get("actor") ? [query.get("actor")] : []);
-      const queues = new Set(query.get("queue") ? [query.get("queue")] : []);
+      // Keep what is chosen (from the URL at first, from the user later) even when it is gone.
+      const chosen = { actor: actor.value || query.get("actor") || "", queue: queue.value || query.get("queue") || "" };
+      const actors = new Set(chosen.actor ? [chosen.actor] : []);
+      const queues = new Set(chosen.queue ? [chosen.queue] : []);
       for (const item of data.items || []) {
         actors.add(item.actor);
         if (item.queue) queues.add(item.queue);
       }
       fill(actor, h("option", { value: "" }, "All actors"), [...actors].sort().map((a) => h("option", { value: a }, a)));
       fill(queue, h("option", { value: "" }, "All queues"), [...queues].sort().map((q) => h("option", { value: q }, q)));
-      actor.value = query.get("actor") || "";
-      queue.value = query.get("queue") || "";
+      actor.value = chosen.actor;
+      queue.value = chosen.queue;
     }
 
     function filters() {
@@ -168,14 +172,14 @@ export default {
       }
     }
 
-    let choicesLoaded = false;
+    let choicesLoadedAt = 0;
     return {
       poll: true,
       usesWindow: false,
       async refresh() {
-        if (!choicesLoaded) {
+        if (Date.now() - choicesLoadedAt > CHOICES_MAX_AGE_MS) {
           await loadChoices();
-          choicesLoaded = true;
+          choicesLoadedAt = Date.now();
         }
         if (!browsingOlder) await loadFirstPage();
       },
