@@ -25,8 +25,19 @@ const state = { page: null, timer: null, paused: false, refreshing: false, again
 function currentWindow() {
   const fromUrl = new URLSearchParams(location.search).get("window");
   if (WINDOWS.includes(fromUrl)) return fromUrl;
-  const stored = localStorage.getItem(WINDOW_KEY);
+  const stored = remembered(WINDOW_KEY);
   return WINDOWS.includes(stored) ? stored : "1h";
+}
+
+/** A value kept in this browser, or null when there is none or storage is disabled. */
+function remembered(key, value) {
+  try {
+    if (value === undefined) return localStorage.getItem(key);
+    localStorage.setItem(key, value);
+  } catch {
+    // Without storage the choice lasts as long as the page.
+  }
+  return null;
 }
 
 function setLive(text, tone) {
@@ -124,7 +135,7 @@ async function start() {
   const picker = document.getElementById("window");
   picker.value = currentWindow();
   picker.addEventListener("change", () => {
-    localStorage.setItem(WINDOW_KEY, picker.value);
+    remembered(WINDOW_KEY, picker.value);
     const url = new URL(location.href);
     url.searchParams.set("window", picker.value);
     history.replaceState(null, "", url);
