@@ -61,8 +61,8 @@ Time = Annotated[float | None, Query(ge=0, le=MAX_TIME, description="Unix second
 
 
 def known_parameters(request: Request) -> None:
-    """Refuse query parameters the route does not take: a misspelt filter is an error, not a
-    silently unfiltered answer."""
+    """Refuse query parameters the route does not take, and any given twice: a misspelt or
+    repeated filter is an error, not a silently different answer."""
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):
         return
@@ -73,6 +73,9 @@ def known_parameters(request: Request) -> None:
     if unknown:
         accepted = ", ".join(sorted(known)) or "none"
         raise HTTPException(422, f"unknown query parameter {unknown[0]!r}: this route takes {accepted}")
+    repeated = sorted(key for key in set(request.query_params) if len(request.query_params.getlist(key)) > 1)
+    if repeated:
+        raise HTTPException(422, f"query parameter {repeated[0]!r} given more than once: give it once")
 
 
 def _seconds(window: str) -> float:

@@ -78,6 +78,9 @@ def test_spans_sent_to_the_monitor_are_served_by_the_dashboard_api(client: TestC
     misspelt = client.get("/api/runs", params={"stauts": "error"})
     assert misspelt.status_code == 422
     assert "'stauts'" in misspelt.json()["error"]
+    repeated = client.get("/api/runs?status=ok&status=error")
+    assert repeated.status_code == 422
+    assert "'status'" in repeated.json()["error"]
 
 
 def test_task_metrics_sent_to_the_monitor_appear_on_its_metrics(client: TestClient) -> None:
