@@ -281,19 +281,9 @@ def processed_count(points: list[ReceivedMetricPoint], instances: set[str]) -> f
     return sum(latest.values())
 
 
-#: Under ``opentelemetry-instrument`` the SDK starts in the CLI's main process, before it forks the
-#: workers: its metric interval stays at the default there, so that the main process has not
-#: exported yet when it forks, as in production. (A child forked while its parent exports would
-#: share the parent's pooled HTTP connection to the collector.)
-ZERO_CODE_ENV = {"OTEL_METRIC_EXPORT_INTERVAL": "60000"}
-
-
 def run_and_check(broker: Broker, redis_url: str, counter: str, zero_code: bool, tmp_path: Path) -> None:
-    variables = ZERO_CODE_ENV if zero_code else {}
     with OtlpReceiver() as receiver:
-        run = run_workers(
-            broker, receiver, redis_url, counter, zero_code, tmp_path / "workers.log", **variables
-        )
+        run = run_workers(broker, receiver, redis_url, counter, zero_code, tmp_path / "workers.log")
         send_span_ids = check_producer_spans(run)
         check_worker_telemetry(receiver, run, send_span_ids)
         assert receiver.rejected == 0
