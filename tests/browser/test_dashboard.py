@@ -210,8 +210,10 @@ def test_dead_letter_is_refused_without_the_token_then_requeued_with_it(shop: Sh
 def test_workers_page_lists_the_worker_processes(shop: Shop, page) -> None:
     from playwright.sync_api import expect
 
-    page.goto(shop.monitor.url + "/workers")
-    save_token(page)
+    # A link may carry the token in its fragment, as `tasklens demo` prints it.
+    page.goto(f"{shop.monitor.url}/workers#token={TOKEN}")
+    expect(page.locator("#token-form")).to_have_attribute("data-state", "set")
+    expect(page).to_have_url(f"{shop.monitor.url}/workers")
     expect(page.locator('[data-stat="Live workers"] .stat-value')).to_have_text(re.compile(r"^[1-9]"))
     process = page.locator("#processes tbody tr", has_text="shop-worker").first
     expect(process).to_contain_text(re.compile(r"\d+(\.\d+)? MiB"))

@@ -95,6 +95,15 @@ function schedule() {
 
 /** The token form in the top bar: saved in this browser, sent with every API call. */
 function setUpToken() {
+  // A link may carry the token in its fragment (never sent to the server): keep it, then drop it
+  // from the address bar and the history.
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  if (fragment.has("token")) {
+    setToken(fragment.get("token").trim());
+    fragment.delete("token");
+    const rest = fragment.toString();
+    history.replaceState(null, "", `${location.pathname}${location.search}${rest ? `#${rest}` : ""}`);
+  }
   const form = document.getElementById("token-form");
   const input = document.getElementById("token");
   const save = document.getElementById("token-save");
