@@ -292,6 +292,10 @@ def _fill_history(conn: sqlite3.Connection, first_ns: int, end_ns: int) -> None:
         " FROM tick, workers, actors",
         (first_ns, bounds, first_ns, first_ns),
     )
+    conn.execute(
+        "INSERT INTO metric_series (series, name, temporality, last_ns)"
+        " SELECT series, name, temporality, MAX(time_ns) FROM metric_points GROUP BY series"
+    )
 
 
 # -- The server under test ------------------------------------------------------------------------

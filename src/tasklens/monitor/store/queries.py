@@ -254,32 +254,37 @@ class StoreReader:
         workers export: what each cumulative series added within the window (all of it when the
         series started within the window), and the sum of delta points."""
         since = int((self._clock() - window) * _NS)
+        metric = semconv.MESSAGE_QUEUE_WAIT.name
         conn = self._conn()
-        scan = "FROM metric_points WHERE name = ? AND time_ns >= ?"
-        params = (semconv.MESSAGE_QUEUE_WAIT.name, since)
-        # Found from the index alone: every delta point, and the first and last point of each
-        # cumulative series within the window (the only ones of it that matter).
-        delta_ids = [row[0] for row in conn.execute(f"SELECT id {scan} AND temporality = 1", params)]
-        first_ids, last_ids = (
-            {
-                series: row_id
-                for series, row_id, _ in conn.execute(
-                    f"SELECT series, id, {edge}(time_ns) {scan} AND temporality != 1 GROUP BY series", params
-                )
-            }
-            for edge in ("MIN", "MAX")
-        )
+        # Of a cumulative series only its first and last points within the window matter; every
+        # point of a delta series does. Each is an index lookup by series.
+        delta_ids: list[int] = []
+        first_ids: dict[int, int] = {}
+        last_ids: dict[int, int] = {}
+        for series, temporality in conn.execute(
+            "SELECT series, temporality FROM metric_series WHERE name = ? AND last_ns >= ?", (metric, since)
+        ).fetchall():
+            in_window = "FROM metric_points WHERE series = ? AND time_ns >= ?"
+            if temporality == 1:
+                delta_ids += [row[0] for row in conn.execute(f"SELECT id {in_window}", (series, since))]
+                continue
+            for order, ids in (("", first_ids), (" DESC", last_ids)):
+                row = conn.execute(
+                    f"SELECT id {in_window} ORDER BY time_ns{order} LIMIT 1", (series, since)
+                ).fetchone()
+                if row is not None:
+                    ids[series] = row[0]
         wanted = [*delta_ids, *first_ids.values(), *last_ids.values()]
         points: dict[int, tuple[Any, ...]] = {}
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
-            for row_id, name, start_ns, bounds, counts in conn.execute(
+            for row_id, actor_name, start_ns, bounds, counts in conn.execute(
                 "SELECT id, actor, start_ns, bounds, bucket_counts FROM metric_points"
                 f" WHERE id IN ({','.join('?' * len(chunk))}) AND kind = 'histogram' AND actor IS NOT NULL",
                 chunk,
             ):
-                if actor is None or name == actor:
-                    points[row_id] = (name, start_ns, json.loads(bounds), json.loads(counts))
+                if actor is None or actor_name == actor:
+                    points[row_id] = (actor_name, start_ns, json.loads(bounds), json.loads(counts))
         deltas: dict[str, tuple[list[float], list[int]]] = {}
         for row_id in delta_ids:
             if row_id in points:

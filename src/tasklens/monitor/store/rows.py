@@ -227,15 +227,16 @@ def span_rows(request: ExportTraceServiceRequest) -> SpanBatch:
     return batch
 
 
-def series_id(service: str | None, instance: str | None, attributes_json: str) -> int:
+def series_id(name: str, service: str | None, instance: str | None, attributes_json: str) -> int:
     """A metric series' 64-bit id: the same for every point of one process's series.
 
     Parameters:
+      name(str): The metric's name.
       service(str|None): ``service.name`` of the process.
       instance(str|None): ``service.instance.id`` of the process.
       attributes_json(str): The point's attributes, as stored.
     """
-    key = f"{service}\x00{instance}\x00{attributes_json}".encode()
+    key = f"{name}\x00{service}\x00{instance}\x00{attributes_json}".encode()
     return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big", signed=True)
 
 
@@ -261,7 +262,7 @@ def _point_row(
         point.time_unix_nano,
         point.start_time_unix_nano or None,
         metric.name,
-        series_id(service, instance, attributes_json),
+        series_id(metric.name, service, instance, attributes_json),
         kind,
         temporality,
         service,

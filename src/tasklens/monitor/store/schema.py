@@ -4,8 +4,9 @@ One SQLite database in WAL mode: one writer connection (owned by the writer thre
 of reader connections, which never block the writer nor each other. Times are Unix nanoseconds
 (``*_ns`` columns); ``minute`` columns are Unix seconds at the start of a minute.
 
-A metric point's ``series`` is a 64-bit hash of its service, instance and attributes: the
-points of one series within a window are found from the index alone.
+A metric point's ``series`` is a 64-bit hash of its name, service, instance and attributes;
+``metric_series`` lists each series with when it was last seen, so that the first and last
+points of every series within a window are a few index lookups, however long the window.
 
 Runs (``process {queue}`` spans) are also counted per minute, actor and queue in ``run_stats``,
 with their durations in log-scale bins in ``run_durations``, so that the dashboard's rates and
@@ -20,7 +21,7 @@ from pathlib import Path
 __all__ = ["SCHEMA_VERSION", "connect", "create_schema"]
 
 #: Bumped when a table changes shape; a store with another version is rebuilt from scratch.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 4
 
 #: How long a connection waits for a lock held by another connection, in milliseconds.
 BUSY_TIMEOUT_MS = 5000
@@ -109,7 +110,16 @@ CREATE TABLE IF NOT EXISTS metric_points (
     bounds TEXT,
     bucket_counts TEXT
 );
-CREATE INDEX IF NOT EXISTS metric_points_name ON metric_points (name, time_ns, temporality, series);
+CREATE INDEX IF NOT EXISTS metric_points_name ON metric_points (name, time_ns);
+CREATE INDEX IF NOT EXISTS metric_points_series ON metric_points (series, time_ns);
+
+CREATE TABLE IF NOT EXISTS metric_series (
+    series INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    temporality INTEGER,
+    last_ns INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS metric_series_name ON metric_series (name, last_ns);
 CREATE INDEX IF NOT EXISTS metric_points_time ON metric_points (time_ns);
 
 CREATE TABLE IF NOT EXISTS logs (
@@ -133,7 +143,7 @@ CREATE TABLE IF NOT EXISTS queue_depth (
     state TEXT NOT NULL,
     value INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS queue_depth_time ON queue_depth (time_ns);
+CREATE INDEX IF NOT EXISTS queue_depth_time ON queue_depth (time_ns, queue, state, value);
 CREATE INDEX IF NOT EXISTS queue_depth_queue ON queue_depth (queue, time_ns);
 
 CREATE TABLE IF NOT EXISTS broker_workers (
@@ -149,6 +159,7 @@ TABLES: tuple[str, ...] = (
     "run_stats",
     "run_durations",
     "metric_points",
+    "metric_series",
     "logs",
     "queue_depth",
     "broker_workers",

@@ -43,6 +43,10 @@ INSERT_METRIC_POINT = (
     "INSERT INTO metric_points (time_ns, start_ns, name, series, kind, temporality, service, instance,"
     " actor, attributes, value, count, sum, bounds, bucket_counts) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
+UPSERT_METRIC_SERIES = (
+    "INSERT INTO metric_series (series, name, temporality, last_ns) VALUES (?,?,?,?)"
+    " ON CONFLICT (series) DO UPDATE SET last_ns = max(last_ns, excluded.last_ns)"
+)
 INSERT_LOG = (
     "INSERT INTO logs (time_ns, trace_id, span_id, severity_number, severity_text, body, service,"
     " instance, attributes) VALUES (?,?,?,?,?,?,?,?,?)"
@@ -92,6 +96,15 @@ def rollup(runs: Sequence[tuple[Any, ...]]) -> tuple[list[tuple[Any, ...]], list
         [(*key, *totals) for key, totals in stats.items()],
         [(*key, count) for key, count in durations.items()],
     )
+
+
+def _series(points: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """``(series, name, temporality, last_ns)`` of each series among some metric point rows."""
+    latest: dict[int, tuple[Any, ...]] = {}
+    for time_ns, _start, name, series, _kind, temporality, *_ in points:
+        if series not in latest or latest[series][3] < time_ns:
+            latest[series] = (series, name, temporality, time_ns)
+    return list(latest.values())
 
 
 class StoreWriter:
@@ -279,6 +292,7 @@ class StoreWriter:
                     runs.extend(batch.runs)
                 elif kind == "metrics":
                     conn.executemany(INSERT_METRIC_POINT, batch.points)
+                    conn.executemany(UPSERT_METRIC_SERIES, _series(batch.points))
                 elif kind == "logs":
                     conn.executemany(INSERT_LOG, batch.logs)
                 else:
