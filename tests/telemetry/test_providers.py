@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from opentelemetry.propagate import inject
 from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID, SERVICE_NAME
 
 from tasklens.telemetry.providers import (
@@ -58,10 +59,15 @@ def test_sampler_from_the_environment(name: str, arg: str | None, description: s
     assert build_sampler(TelemetrySettings.from_env(env)).get_description().startswith(description)
 
 
-def test_no_exporter_still_makes_real_spans() -> None:
+def test_no_exporter_still_makes_real_spans_but_records_none() -> None:
     provider = build_tracer_provider(settings(OTEL_TRACES_EXPORTER="none"), build_resource(settings()))
     with provider.get_tracer("test").start_as_current_span("quiet") as span:
         assert span.get_span_context().is_valid
+        assert not span.is_recording()
+        carrier: dict[str, str] = {}
+        inject(carrier)
+        flags = int(carrier["traceparent"].rsplit("-", 1)[1], 16)
+        assert flags & 0x01 == 0  # the context travels, marked not sampled
     provider.shutdown()
 
 

@@ -200,3 +200,28 @@ def test_exporter_reports_failure_when_the_endpoint_refuses() -> None:
     )
     exporter = FastOTLPSpanExporter(endpoint="http://127.0.0.1:1/v1/traces", timeout=1)
     assert exporter.export(spans) is SpanExportResult.FAILURE
+
+
+def test_selected_by_name_as_any_traces_exporter(
+    receivers: tuple[OtlpReceiver, OtlpReceiver], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tasklens.telemetry import span_exporter
+    from tasklens.telemetry.providers import build_resource, build_tracer_provider
+    from tasklens.telemetry.settings import TelemetrySettings
+
+    receiver, _ = receivers
+    batches: list[int] = []
+
+    def counting_encode(spans: list[ReadableSpan]) -> bytes:
+        batches.append(len(spans))
+        return encode_spans(spans)
+
+    monkeypatch.setattr(span_exporter, "encode_spans", counting_encode)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", f"{receiver.endpoint}/v1/traces")
+    settings = TelemetrySettings.from_env({"OTEL_TRACES_EXPORTER": "tasklens_otlp"})
+    provider = build_tracer_provider(settings, build_resource(settings))
+    provider.get_tracer("test").start_span("chosen by name").end()
+    provider.force_flush()
+    assert receiver.wait_for(lambda r: [s.name for s in r.spans()] == ["chosen by name"], timeout=10)
+    assert batches == [1]
+    provider.shutdown()

@@ -121,14 +121,16 @@ def build_tracer_provider(settings: TelemetrySettings, resource: Resource) -> Tr
     """A tracer provider with one batch span processor per exporter.
 
     With no exporter (``OTEL_TRACES_EXPORTER=none``) spans are still made, so that the trace
-    context still travels with the messages and the ids still reach the logs.
+    context still travels with the messages and the ids still reach the logs, but none is
+    recorded: nothing would read their attributes and events, so nobody pays for them.
     """
     exporters = [
         exporter
         for name in settings.traces_exporters
         if (exporter := _build_exporter("traces", name, settings)) is not None
     ]
-    provider = TracerProvider(resource=resource, sampler=build_sampler(settings))
+    sampler = build_sampler(settings) if exporters else ALWAYS_OFF
+    provider = TracerProvider(resource=resource, sampler=sampler)
     for exporter in exporters:
         provider.add_span_processor(BatchSpanProcessor(exporter))
     return provider
