@@ -52,8 +52,9 @@ def test_demo_produces_every_kind_of_run_and_exits_0_on_sigint(
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
         deadline = time.monotonic() + 60
-        url = _read_line(process, r"dashboard: (http://\S+)", deadline).group(1)
-        token = _read_line(process, r"Auth token.*: (\S+)", deadline).group(1)
+        dashboard = _read_line(process, r"dashboard: (http://\S+)/#token=(\S+)", deadline)
+        url, token = dashboard.group(1), dashboard.group(2)
+        assert _read_line(process, r"Auth token.*: (\S+)", deadline).group(1) == token
         assert ("Redis at" in _read_line(process, r"Broker: (.*)", deadline).group(1)) == (where == "redis")
         seen: set[str] = set()
         dead = 0
@@ -64,9 +65,19 @@ def test_demo_produces_every_kind_of_run_and_exits_0_on_sigint(
                 dead = sum(q["dead"] or 0 for q in client.get("/api/queues").json()["queues"])
                 time.sleep(0.5)
             runs = client.get("/api/runs", params={"status": "error", "limit": 5}).json()["items"]
+            logged = False
+            while time.monotonic() < deadline and not logged:
+                emails = client.get(
+                    "/api/runs", params={"actor": "send_welcome_email", "status": "ok"}
+                ).json()
+                for run in emails["items"]:
+                    logs = client.get(f"/api/traces/{run['trace_id']}").json()["logs"]
+                    logged = logged or any("Welcome email sent" in str(log["body"]) for log in logs)
+                time.sleep(0.5)
         assert seen == ACTORS
         assert dead > 0
         assert runs and all(run["status"] == "error" for run in runs)
+        assert logged, "the actors' log lines reach their traces"
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
     finally:

@@ -170,8 +170,9 @@ def run_dashboard_demo(
     """Run the dashboard demo until Ctrl-C (or ``duration`` seconds); return the exit code."""
     console = console or Console()
     logging.getLogger("dramatiq").setLevel(logging.CRITICAL)  # failures are the show, not noise
+    logging.getLogger("tasklens.demo").setLevel(logging.INFO)  # the actors' log lines reach the runs
     demo = start_dashboard_demo(port=port, prefer_redis=prefer_redis)
-    console.print(f"[bold]tasklens dashboard:[/] {demo.url}")
+    console.print(f"[bold]tasklens dashboard:[/] {demo.url}/#token={demo.token}", highlight=False)
     console.print(f"[bold]Auth token[/] (for dead-letter actions): {demo.token}")
     console.print(f"[bold]Broker:[/] {demo.broker_description}")
     console.print("Press Ctrl-C to stop.", highlight=False)
