@@ -140,7 +140,7 @@ TARGETS = (
         {"redis": (0.75, 0.85), "rabbitmq": (0.60, 0.75)},
     ),
     Target(
-        "100% sampling with TASKLENS_SPAN_ENCODER=fast (same bars)",
+        "100% sampling with the fast span encoder (same bars)",
         "tasklens-fast-encoder",
         {"redis": (0.75, 0.85), "rabbitmq": (0.60, 0.75)},
     ),

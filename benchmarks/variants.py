@@ -182,9 +182,9 @@ VARIANTS: dict[str, Variant] = {
         Tasklens("tasklens", "tasklens traces+metrics, 100%", "tasklens"),
         Tasklens(
             "tasklens-fast-encoder",
-            "tasklens 100%, TASKLENS_SPAN_ENCODER=fast",
+            "tasklens 100%, OTEL_TRACES_EXPORTER=tasklens_otlp",
             "tasklens",
-            extra={"TASKLENS_SPAN_ENCODER": "fast"},
+            extra={"OTEL_TRACES_EXPORTER": "tasklens_otlp"},
         ),
         Tasklens("tasklens-sampled", "tasklens traces+metrics, 10% sampled", "tasklens", sample_ratio=0.1),
         Tasklens("tasklens-metrics", "tasklens metrics only", "tasklens", traces=False),
