@@ -27,6 +27,9 @@ from tasklens.monitor.settings import (
 
 __all__ = ["monitor"]
 
+#: Exit status when the telemetry store cannot be opened.
+EXIT_STORE = 1
+
 
 # -- Telemetry: the OTLP receiver's store and forwarding --------------------------------------------
 
@@ -57,6 +60,20 @@ def _forward_url(ctx: click.Context, param: click.Parameter, value: str | None) 
     ):
         raise click.BadParameter("use the upstream's base URL, like http://collector:4318")
     return value
+
+
+def _check_store(path: str | None) -> None:
+    """Exit with a one-line error when the store cannot be opened (or created) at ``path``."""
+    import sqlite3
+
+    from tasklens.monitor.store import TelemetryStore
+
+    if path is None:
+        return
+    try:
+        TelemetryStore.open(path).close()
+    except (OSError, sqlite3.Error) as exc:
+        fail(f"cannot open the telemetry store at {path}: {exc} (choose another with --store)", EXIT_STORE)
 
 
 def _store_path(store: Path | None, no_store: bool) -> str | None:
@@ -182,5 +199,6 @@ def monitor(
     # Opening reads nothing, but rejects an unsupported URL or an app that does not import.
     with broker_errors(target):
         target.open().close()
+    _check_store(settings.store_path)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     serve(settings, log_level=log_level)

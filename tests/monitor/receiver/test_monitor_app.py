@@ -160,3 +160,14 @@ def test_an_app_started_again_after_stopping_keeps_receiving_and_serving(tmp_pat
         listed = {item["trace_id"] for item in client.get("/api/runs").json()["items"]}
 
     assert listed == {run.trace_id for run in runs}
+
+
+def test_the_command_says_so_when_the_store_cannot_be_opened(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+
+    result = CliRunner().invoke(monitor, ["--broker", FAKE_URL, "--store", str(blocker / "telemetry.db")])
+
+    assert result.exit_code == 1
+    assert "cannot open the telemetry store" in result.output
+    assert "--store" in result.output
