@@ -6,12 +6,17 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from tasklens.brokers.base import BrokerSnapshot, QueueStats
 from tasklens.monitor.store import (
     RetentionPolicy,
     RunFilter,
     TelemetryStore,
+    log_rows,
+    metric_rows,
     parse_duration,
     parse_size,
     span_rows,
@@ -28,7 +33,27 @@ def _trace_ids(store: TelemetryStore) -> set[str]:
     return {item["trace_id"] for item in store.reader.runs(RunFilter(limit=500))["items"]}
 
 
-def test_age_retention_drops_spans_logs_rollups_and_snapshots_older_than_the_limit(
+def _log_request(at: float, trace_id: str, body: str) -> ExportLogsServiceRequest:
+    request = ExportLogsServiceRequest()
+    record = (
+        request.resource_logs.add()
+        .scope_logs.add()
+        .log_records.add(time_unix_nano=int(at * 1e9), trace_id=bytes.fromhex(trace_id), severity_text="INFO")
+    )
+    record.body.string_value = body
+    return request
+
+
+def _thread_count_request(at: float, instance: str) -> ExportMetricsServiceRequest:
+    request = ExportMetricsServiceRequest()
+    resource = request.resource_metrics.add()
+    resource.resource.attributes.add(key="service.instance.id", value=AnyValue(string_value=instance))
+    metric = resource.scope_metrics.add().metrics.add(name="process.thread.count")
+    metric.gauge.data_points.add(time_unix_nano=int(at * 1e9), as_int=4)
+    return request
+
+
+def test_age_retention_drops_spans_logs_metrics_rollups_and_snapshots_older_than_the_limit(
     tmp_path: Path, clock: Clock, spans: SpanFactory
 ) -> None:
     store = TelemetryStore.open(tmp_path / "t.db", RetentionPolicy(max_age=HOUR, max_size=None), clock=clock)
@@ -41,6 +66,10 @@ def test_age_retention_drops_spans_logs_rollups_and_snapshots_older_than_the_lim
                 [QueueStats("default", 1, 0, 0, 0, 0.0)], workers=1, read_at=at, duration=0.0
             )
             store.writer.write_broker_snapshot(snapshot)
+        store.writer.write_logs(log_rows(_log_request(clock.now - 2 * HOUR, old.trace_id, "old line")))
+        store.writer.write_logs(log_rows(_log_request(clock.now - 600, new.trace_id, "new line")))
+        store.writer.write_metrics(metric_rows(_thread_count_request(clock.now - 2 * HOUR, "old-worker")))
+        store.writer.write_metrics(metric_rows(_thread_count_request(clock.now - 600, "new-worker")))
 
         assert store.writer.enforce_retention(timeout=30)
 
@@ -50,6 +79,9 @@ def test_age_retention_drops_spans_logs_rollups_and_snapshots_older_than_the_lim
         kept_times = {point["t"] for point in store.reader.queue_history(DAY)["items"]}
         assert len(kept_times) == 1
         assert kept_times.pop() >= clock.now - HOUR - 60
+        new_trace = store.reader.trace(new.trace_id)
+        assert new_trace is not None and [log["body"] for log in new_trace["logs"]] == ["new line"]
+        assert [process["instance"] for process in store.reader.processes(DAY)["items"]] == ["new-worker"]
     finally:
         store.close()
 
