@@ -8,7 +8,9 @@ a stub broker's messages created beforehand, under three set-ups:
   the API calls it makes (an upper bound for "tasklens's own code");
 - ``SDK, nothing exported``: SDK providers with no span processor and no metric reader: adds
   span creation, attribute cleaning, context propagation and metric aggregation;
-- ``SDK, 10% sampled``: as above with ``ParentBased(TraceIdRatioBased(0.1))``.
+- ``SDK, 10% sampled``: as above with ``ParentBased(TraceIdRatioBased(0.1))``;
+- ``SDK, spans not recorded``: with the ``ALWAYS_OFF`` sampler, as for metrics only (the context
+  still travels, nothing is recorded).
 
 It also times the OTLP encoding of finished spans (what the export thread does per span, under
 the GIL), with the stock encoder and with the experimental one in ``benchmarks/span_encoder.py``,
@@ -26,6 +28,9 @@ from typing import Any
 
 __all__ = ["main", "measure_hooks"]
 
+#: The set-ups measured, in order.
+SETUPS = ("no-op providers", "SDK, nothing exported", "SDK, 10% sampled", "SDK, spans not recorded")
+
 #: Messages per repetition.
 DEFAULT_MESSAGES = 20_000
 
@@ -40,9 +45,11 @@ def _providers(setup: str) -> tuple[Any, Any]:
         return trace.NoOpTracerProvider(), metrics.NoOpMeterProvider()
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.sampling import ParentBasedTraceIdRatio
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBasedTraceIdRatio
 
-    sampler = ParentBasedTraceIdRatio(0.1) if setup == "SDK, 10% sampled" else None
+    sampler = {"SDK, 10% sampled": ParentBasedTraceIdRatio(0.1), "SDK, spans not recorded": ALWAYS_OFF}.get(
+        setup
+    )
     tracer_provider = TracerProvider(sampler=sampler) if sampler else TracerProvider()
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
@@ -214,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     print(f"µs per message, fastest of {REPEATS} x {arguments.messages:,}")
     print(f"{'set-up':<24}{'send hooks':>12}{'process hooks':>15}")
-    for setup in ("no-op providers", "SDK, nothing exported", "SDK, 10% sampled"):
+    for setup in SETUPS:
         costs = measure_hooks(setup, arguments.messages)
         print(f"{setup:<24}{costs['send']:>12.1f}{costs['process']:>15.1f}")
     encoding = measure_encoding(arguments.messages)

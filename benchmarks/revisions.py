@@ -24,7 +24,12 @@ from benchmarks.runner import PROJECT_ROOT
 __all__ = ["main"]
 
 #: The set-ups of ``benchmarks.hooks`` compared here, with their column titles.
-SETUPS = {"no-op providers": "no-op", "SDK, nothing exported": "SDK", "SDK, 10% sampled": "SDK 10%"}
+SETUPS = {
+    "no-op providers": "no-op",
+    "SDK, nothing exported": "SDK",
+    "SDK, 10% sampled": "SDK 10%",
+    "SDK, spans not recorded": "unrecorded",
+}
 
 #: Runs in each revision's process: prints the hook costs as JSON.
 _PROBE = """
