@@ -33,6 +33,8 @@ DEFAULT_MAX_PENDING = 512
 MAX_ROWS_PER_TRANSACTION = 50_000
 #: How often retention runs when nothing asks for it, in seconds.
 RETENTION_INTERVAL = 30.0
+#: After a write, retention may run for up to this many times as long as the write took.
+RETENTION_BUDGET_RATIO = 2.0
 
 INSERT_SPAN = (
     "INSERT INTO spans (trace_id, span_id, parent_span_id, name, kind, service, instance, start_ns,"
@@ -252,9 +254,14 @@ class StoreWriter:
             barriers = [item for item in items if isinstance(item, _Barrier)]
             batches = [item for item in items if isinstance(item, tuple) and item]
             try:
+                started = time.perf_counter()
                 if batches:
                     self._write(batches)
-                self._maybe_enforce_retention(complete=any(b.retention for b in barriers))
+                # Dropping old rows costs about what writing new ones does: giving it up to twice
+                # as long as the write took keeps a full store at its size however fast data
+                # comes in.
+                budget = RETENTION_BUDGET_RATIO * (time.perf_counter() - started)
+                self._maybe_enforce_retention(complete=any(b.retention for b in barriers), budget=budget)
             except Exception:
                 logger.exception("Writing to the telemetry store at %s failed", self.path)
             for barrier in barriers:
@@ -310,14 +317,15 @@ class StoreWriter:
         if self.retention.max_size is not None:
             self._retention_due = True
 
-    def _maybe_enforce_retention(self, *, complete: bool) -> None:
+    def _maybe_enforce_retention(self, *, complete: bool, budget: float) -> None:
         now = self._clock()
         if now - self._last_retention >= RETENTION_INTERVAL:
             self._retention_due = True
         if not (self._retention_due or complete):
             return
+        deadline = time.perf_counter() + budget
         more = enforce_step(self._conn, self.retention, int(now * 1e9))
-        while more and complete:
+        while more and (complete or time.perf_counter() < deadline):
             more = enforce_step(self._conn, self.retention, int(now * 1e9))
         self._retention_due = more
         if not more:
