@@ -7,9 +7,10 @@ Python CPU time, not a thread waiting for its turn) and splits the samples:
 - by path: the producer's ``actor.send`` (enqueue), the worker threads' ``process_message``
   (process), the SDK's export threads (export), Dramatiq's consumer threads (fetch and ack),
   everything else (start-up, flushes, ...);
-- by owner, from the innermost frame that belongs to a known package: tasklens's own code,
-  the OpenTelemetry API/SDK, the exporter (OTLP encoding, protobuf, requests/urllib3),
-  Dramatiq and the broker clients, the harness.
+- by owner, from the innermost frame that belongs to a known package: tasklens's optional span
+  encoder and exporter, the rest of tasklens's own code, the OpenTelemetry API/SDK, the stock
+  exporter (OTLP encoding, protobuf, requests/urllib3), Dramatiq and the broker clients, the
+  harness.
 
 Each cell is microseconds per message: samples / rate / messages. The tasklens lines at the
 end are the hot spots in tasklens's own code, by innermost tasklens frame (file:line). The raw
@@ -37,6 +38,7 @@ __all__ = ["Profile", "attribute", "main", "parse_collapsed"]
 
 #: Owners, as (name, path fragments); the first match from the innermost frame outwards wins.
 OWNERS = (
+    ("tasklens export", ("/tasklens/telemetry/span_encoder.py", "/tasklens/telemetry/span_exporter.py")),
     ("tasklens", ("/src/tasklens/", "/site-packages/tasklens/")),
     (
         "exporter",
@@ -112,7 +114,7 @@ def attribute(stacks: list[tuple[list[Frame], int]]) -> tuple[Profile, Counter[s
     for stack, count in stacks:
         path, owner = _path(stack), _owner(stack)
         owners[path][owner] += count
-        if owner == "tasklens":
+        if owner.startswith("tasklens"):
             function, location = next(f for f in reversed(stack) if "tasklens/" in f[1])
             file, _, line = location.split("/src/", 1)[-1].split("/site-packages/", 1)[-1].rpartition(":")
             hot[f"{path:<8} {function} ({file})"] += count
@@ -164,7 +166,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--rate", type=int, default=1000, help="py-spy samples per second")
     parser.add_argument("--output", type=Path, default=PROFILES)
+    parser.add_argument(
+        "--resummarize", action="store_true", help="rewrite every summary in --output from its kept stacks"
+    )
     arguments = parser.parse_args(argv)
+    if arguments.resummarize:
+        for raw in sorted(arguments.output.glob("*.collapsed.txt")):
+            summary = raw.with_name(raw.name.replace(".collapsed.txt", ".summary.txt"))
+            title = "\n".join(summary.read_text().splitlines()[:2]) if summary.exists() else raw.stem
+            messages = int(title.split(": ", 1)[1].split(" messages", 1)[0].replace(",", ""))
+            profile, hot, lines_of = attribute(parse_collapsed(raw.read_text().splitlines()))
+            summary.write_text(
+                _format(profile, hot, lines_of, rate=arguments.rate, messages=messages, title=title)
+            )
+        return 0
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     arguments.output.mkdir(parents=True, exist_ok=True)
     stem = arguments.output / f"{arguments.variant}-{arguments.broker}"
