@@ -159,3 +159,28 @@ def test_no_span_or_context_is_left_behind(rig: BrokerRig, telemetry: Telemetry)
         worker.stop()
     assert leftovers and all(ctx == {} or not ctx for ctx in leftovers)
     assert telemetry.counter.started == telemetry.counter.ended
+
+
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("__str__ is broken too")
+
+
+def test_an_exception_that_cannot_describe_itself_still_ends_the_span(
+    rig: BrokerRig, telemetry: Telemetry
+) -> None:
+    @rig.actor(max_retries=0)
+    def strange() -> None:
+        raise Unprintable()
+
+    @rig.actor
+    def after() -> None:
+        pass
+
+    strange.send()
+    after.send()
+    spans = rig.process(telemetry, 2)
+    [failed] = [s for s in spans if s.attributes[semconv.DRAMATIQ_ACTOR_NAME] == "strange"]
+    assert failed.status.status_code is StatusCode.ERROR
+    assert failed.attributes[semconv.ERROR_TYPE] == "Unprintable"
+    assert telemetry.counter.started == telemetry.counter.ended

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import threading
@@ -133,6 +134,20 @@ def _server_attributes(broker: dramatiq.Broker) -> dict[str, Any]:
 
 def _error_type(exception: BaseException) -> str:
     return type(exception).__name__
+
+
+def _record_exception(span: Span, exception: BaseException) -> None:
+    """The span's ``exception`` event; an exception that cannot describe itself gets none."""
+    with contextlib.suppress(Exception):
+        span.record_exception(exception)
+
+
+def _describe(exception: BaseException) -> str:
+    """``str(exception)``, even when the exception's ``__str__`` itself fails."""
+    try:
+        return str(exception)
+    except Exception:
+        return f"<{type(exception).__name__}: str() failed>"
 
 
 class OpenTelemetryMiddleware(dramatiq.Middleware):
@@ -406,8 +421,10 @@ class OpenTelemetryMiddleware(dramatiq.Middleware):
         if span.is_recording():
             span.set_attribute(semconv.ERROR_TYPE, error_type)
             if exception is not None:
-                span.record_exception(exception)
-            span.set_status(Status(StatusCode.ERROR, str(exception) if exception is not None else error_type))
+                _record_exception(span, exception)
+            span.set_status(
+                Status(StatusCode.ERROR, _describe(exception) if exception is not None else error_type)
+            )
         elapsed = time.perf_counter() - pending.started
         span.end()
         attributes = {**pending.route.send_metric_attributes, semconv.ERROR_TYPE: error_type}
@@ -464,6 +481,12 @@ class OpenTelemetryMiddleware(dramatiq.Middleware):
         dead_letter_reason: str | None,
         skipped: bool = False,
     ) -> None:
+        # The context goes first: whatever happens below, nothing stays attached to the thread.
+        if state.state_token is not None:
+            _processing.reset(state.state_token)
+        if state.context_token is not None:
+            otel_context.detach(state.context_token)  # type: ignore[arg-type]
+
         span = state.span
         route = state.route
         attributes = route.process_metric_attributes
@@ -474,8 +497,8 @@ class OpenTelemetryMiddleware(dramatiq.Middleware):
             consumed_key = (route, error_type)
             if span.is_recording():
                 span.set_attribute(semconv.ERROR_TYPE, error_type)
-                span.record_exception(exception)
-                span.set_status(Status(StatusCode.ERROR, f"{error_type}: {exception}"))
+                span.set_status(Status(StatusCode.ERROR, f"{error_type}: {_describe(exception)}"))
+                _record_exception(span, exception)
         if span.is_recording():
             if skipped:
                 span.add_event(semconv.EVENT_SKIPPED)
@@ -485,11 +508,6 @@ class OpenTelemetryMiddleware(dramatiq.Middleware):
                 )
         elapsed = time.perf_counter() - state.started
         span.end()
-
-        if state.state_token is not None:
-            _processing.reset(state.state_token)
-        if state.context_token is not None:
-            otel_context.detach(state.context_token)  # type: ignore[arg-type]
 
         self._in_flight.add(route, route.process_metric_attributes, -1)
         self._process_duration.record(elapsed, attributes)
