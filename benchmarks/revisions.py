@@ -84,13 +84,13 @@ def main(argv: list[str] | None = None) -> int:
                     for hook, value in result.items():
                         costs[revision][f"{setup}|{hook}"].append(value)
     print(f"CPU µs per message, median of {arguments.rounds} interleaved rounds (benchmarks.hooks)")
-    header = "".join(f"{title + ' ' + hook:>17}" for title in SETUPS.values() for hook in ("send", "process"))
+    header = "".join(f"{title + ' ' + hook:>19}" for title in SETUPS.values() for hook in ("send", "process"))
     print(f"{'revision':<12}{header}")
     for revision in arguments.revisions:
         cells = "".join(
-            f"{statistics.median(costs[revision][f'{s}|{h}']):>17.1f}"
+            f"{statistics.median(costs[revision][f'{s}|{h}']):>19.1f}"
             if costs[revision][f"{s}|{h}"]
-            else f"{'-':>17}"
+            else f"{'-':>19}"
             for s in SETUPS
             for h in ("send", "process")
         )
