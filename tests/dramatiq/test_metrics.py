@@ -48,3 +48,27 @@ def test_counters_and_histograms_match_the_scenario(rig: BrokerRig, telemetry: T
             assert point.attributes[semconv.MESSAGING_SYSTEM] == "dramatiq"
     [duration] = telemetry.metric_points(semconv.PROCESS_DURATION.name)[:1]
     assert tuple(duration.explicit_bounds) == semconv.DURATION_BUCKETS_S
+
+
+def test_in_flight_counts_the_messages_being_processed(rig: BrokerRig, telemetry: Telemetry) -> None:
+    import threading
+
+    started, release = threading.Event(), threading.Event()
+
+    @rig.actor
+    def hold() -> None:
+        started.set()
+        release.wait(10)
+
+    hold.send()
+    worker = rig.worker()
+    try:
+        assert started.wait(10)
+        assert telemetry.metric_total(semconv.MESSAGES_IN_FLIGHT.name, dramatiq__actor__name="hold") == 1
+        release.set()
+        telemetry.wait_for_spans("process ", 1)
+        worker.join()
+        assert telemetry.metric_total(semconv.MESSAGES_IN_FLIGHT.name, dramatiq__actor__name="hold") == 0
+    finally:
+        release.set()
+        worker.stop()

@@ -20,6 +20,7 @@ from dramatiq.logging import get_logger
 from dramatiq.middleware import AgeLimit
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, propagate, trace
+from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 from tasklens import semconv
@@ -99,9 +100,17 @@ class _Route:
 _processing: ContextVar[_Processing | None] = ContextVar("tasklens_processing", default=None)
 #: The send span of the enqueue under way on the current thread.
 _sending: ContextVar[_Sending | None] = ContextVar("tasklens_sending", default=None)
-#: Marks Dramatiq's consumer threads: the only enqueues they make are delayed messages moving
-#: to their ready queue, which are not sends.
-_thread_role = threading.local()
+
+
+class _ThreadRole(threading.local):
+    """Marks Dramatiq's consumer threads: the only enqueues they make are delayed messages moving
+    to their ready queue, which are not sends. (A class default keeps the check on every send to
+    an attribute read, not a failed lookup.)"""
+
+    consumer = False
+
+
+_thread_role = _ThreadRole()
 
 
 def current_message() -> dramatiq.broker.MessageProxy | None:
@@ -197,7 +206,14 @@ class OpenTelemetryMiddleware(dramatiq.Middleware):
         self._consumed = self._counter(meter, semconv.CONSUMED_MESSAGES)
         self._retries = self._counter(meter, semconv.MESSAGE_RETRIES)
         self._dead_lettered = self._counter(meter, semconv.MESSAGE_DEAD_LETTERED)
-        self._in_flight = self._counter(meter, semconv.MESSAGES_IN_FLIGHT)
+        # In flight = started - consumed: one tally add per message instead of two.
+        self._started = Tally("started")
+        meter.create_observable_up_down_counter(
+            semconv.MESSAGES_IN_FLIGHT.name,
+            [self._observe_in_flight],
+            semconv.MESSAGES_IN_FLIGHT.unit,
+            semconv.MESSAGES_IN_FLIGHT.description,
+        )
         self._send_duration = self._histogram(meter, semconv.CLIENT_OPERATION_DURATION)
         self._process_duration = self._histogram(meter, semconv.PROCESS_DURATION)
         self._queue_wait = self._histogram(meter, semconv.MESSAGE_QUEUE_WAIT)
@@ -217,6 +233,18 @@ class OpenTelemetryMiddleware(dramatiq.Middleware):
         else:
             meter.create_observable_up_down_counter(spec.name, [tally.observe], spec.unit, spec.description)
         return tally
+
+    def _observe_in_flight(self, options: CallbackOptions) -> list[Observation]:
+        # Consumed first: every message it counts was started before, so the difference is
+        # never below zero.
+        finished: dict[Hashable, int] = {}
+        for key, count in self._consumed.totals().items():
+            route = key[0] if isinstance(key, tuple) else key
+            finished[route] = finished.get(route, 0) + count
+        return [
+            Observation(count - finished.get(route, 0), route.process_metric_attributes)  # type: ignore[attr-defined]
+            for route, count in self._started.totals().items()
+        ]
 
     @staticmethod
     def _histogram(meter: metrics.Meter, spec: semconv.MetricSpec) -> metrics.Histogram:
@@ -339,7 +367,7 @@ class OpenTelemetryMiddleware(dramatiq.Middleware):
         self, broker: dramatiq.Broker, message: dramatiq.Message[Any], delay: int | None
     ) -> None:
         options = message.options
-        if getattr(_thread_role, "consumer", False):
+        if _thread_role.consumer:
             # A delayed message moving to its ready queue: same message, same context, no span.
             options[semconv.READY_AT_OPTION] = int(time.time() * 1000)
             return
@@ -460,7 +488,7 @@ class OpenTelemetryMiddleware(dramatiq.Middleware):
         state.context_token = otel_context.attach(trace.set_span_in_context(span, parent))
         state.state_token = _processing.set(state)
 
-        self._in_flight.add(route, route.process_metric_attributes)
+        self._started.add(route, route.process_metric_attributes)
         ready_at = options.get(semconv.READY_AT_OPTION) or message.message_timestamp
         if isinstance(ready_at, (int, float)):
             wait = max(0.0, time.time() - ready_at / 1000)
@@ -509,7 +537,6 @@ class OpenTelemetryMiddleware(dramatiq.Middleware):
         elapsed = time.perf_counter() - state.started
         span.end()
 
-        self._in_flight.add(route, route.process_metric_attributes, -1)
         self._process_duration.record(elapsed, attributes)
         self._consumed.add(consumed_key, attributes)
         if dead_letter_reason is not None:
