@@ -6,7 +6,10 @@ Nothing here touches global state: the functions return new objects and
 Exporter names (``OTEL_TRACES_EXPORTER`` and friends):
 
 - ``otlp`` (the default for traces and metrics): OTLP over HTTP with protobuf bodies, or gRPC
-  when ``OTEL_EXPORTER_OTLP_PROTOCOL=grpc`` and the gRPC exporter is installed;
+  when ``OTEL_EXPORTER_OTLP_PROTOCOL=grpc`` and the gRPC exporter is installed; spans over HTTP
+  go through tasklens's cheaper encoder (``tasklens_otlp``, the same bytes for a quarter of the
+  CPU on the export thread);
+- ``otlp_proto_http``: OTLP over HTTP exactly as the SDK exports it, stock encoder included;
 - ``console``: the SDK's console exporters, handy while developing;
 - ``none``: nothing;
 - any other name: the exporter registered under that name in the SDK's entry point groups
@@ -217,6 +220,8 @@ def _otlp_factory(signal: str, name: str, settings: TelemetrySettings) -> Callab
         )
     elif protocol not in ("http/protobuf", "grpc"):
         logger.warning("OTLP protocol %r is not supported for %s; using http/protobuf.", protocol, signal)
+    if signal == "traces" and name == "otlp":
+        return _tasklens_span_exporter
     return _OTLP_HTTP_EXPORTERS[signal]
 
 
@@ -231,6 +236,12 @@ def _otlp_http_span_exporter() -> SpanExporter:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     return OTLPSpanExporter()
+
+
+def _tasklens_span_exporter() -> SpanExporter:
+    from tasklens.telemetry.span_exporter import FastOTLPSpanExporter
+
+    return FastOTLPSpanExporter()
 
 
 def _otlp_http_metric_exporter() -> MetricExporter:
