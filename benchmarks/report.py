@@ -140,8 +140,8 @@ TARGETS = (
         {"redis": (0.75, 0.85), "rabbitmq": (0.60, 0.75)},
     ),
     Target(
-        "100% sampling with the fast span encoder (same bars)",
-        "tasklens-fast-encoder",
+        "100% sampling with the SDK's own span exporter (same bars)",
+        "tasklens-stock-exporter",
         {"redis": (0.75, 0.85), "rabbitmq": (0.60, 0.75)},
     ),
     Target("unreachable endpoint no worse than a working one", "tasklens-unreachable", versus="tasklens"),

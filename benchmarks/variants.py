@@ -181,10 +181,10 @@ VARIANTS: dict[str, Variant] = {
         ),
         Tasklens("tasklens", "tasklens traces+metrics, 100%", "tasklens"),
         Tasklens(
-            "tasklens-fast-encoder",
-            "tasklens 100%, OTEL_TRACES_EXPORTER=tasklens_otlp",
+            "tasklens-stock-exporter",
+            "tasklens 100%, SDK's own span exporter",
             "tasklens",
-            extra={"OTEL_TRACES_EXPORTER": "tasklens_otlp"},
+            extra={"OTEL_TRACES_EXPORTER": "otlp_proto_http"},
         ),
         Tasklens("tasklens-sampled", "tasklens traces+metrics, 10% sampled", "tasklens", sample_ratio=0.1),
         Tasklens("tasklens-metrics", "tasklens metrics only", "tasklens", traces=False),
