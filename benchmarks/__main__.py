@@ -1,13 +1,15 @@
 """``python -m benchmarks``: the whole benchmark in one run (this is what ``make bench`` runs).
 
 Prints one table per broker and the targets, writes ``<output>/latest.json``, ``latest.md`` and
-``ratios.png``, then runs the memory check. ``--quick`` is a small run for trying the harness out;
-its numbers mean little.
+``ratios.png``, then runs the memory check and the dashboard store's benchmark (ingest rate and
+API latency with a million stored spans, ``store.json``). ``--quick`` is a small run for trying
+the harness out; its numbers mean little.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -25,6 +27,7 @@ from benchmarks.report import (
 )
 from benchmarks.runner import Outcome, closed_port_endpoint, run_rounds, run_trial_process, trial_environment
 from benchmarks.sink import SinkProcess
+from benchmarks.store_bench import format_store_bench, run_store_bench
 from benchmarks.variants import BASELINE, DEFAULT_VARIANTS, VARIANTS, Endpoints, get_variant
 
 #: Messages per timed window on each broker in a full run (about 13 minutes on 2 cores in all).
@@ -50,6 +53,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--memory-every", type=int, default=10_000, help="messages between memory samples")
     parser.add_argument("--memory-variant", default="tasklens", help="variant the memory check runs")
+    parser.add_argument(
+        "--store-spans",
+        type=int,
+        default=1_000_000,
+        help="spans in the dashboard store for its latency measurement; 0 skips the store benchmark",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS, help="directory for latest.json, .md, .png")
     parser.add_argument("--quick", action="store_true", help="500 messages, 1 round, 20k memory check")
     arguments = parser.parse_args(argv)
@@ -58,6 +67,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         arguments.rounds = 1
         arguments.memory_messages = min(arguments.memory_messages, 20_000)
         arguments.memory_every = min(arguments.memory_every, 5_000)
+        arguments.store_spans = min(arguments.store_spans, 100_000)
     return arguments
 
 
@@ -101,6 +111,17 @@ def _memory_check(arguments: argparse.Namespace) -> dict | None:
     return summarize_memory(result)
 
 
+def _store_bench(arguments: argparse.Namespace) -> dict | None:
+    if arguments.store_spans <= 0:
+        return None
+    print(
+        f"dashboard store: ingest, then {arguments.store_spans:,} stored spans", file=sys.stderr, flush=True
+    )
+    return run_store_bench(
+        stored_spans=arguments.store_spans, ingest_spans=min(200_000, arguments.store_spans)
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     arguments = _arguments(argv)
     brokers = [b for b in arguments.brokers.split(",") if b]
@@ -121,11 +142,14 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarize(outcomes)
     checks = check_targets(summary)
     memory = _memory_check(arguments)
+    store = _store_bench(arguments)
 
     print_tables(summary, messages, arguments.rounds)
     print(format_checks(checks))
     if memory and "samples" in memory:
         print("\nMemory check (" + memory["spec"]["variant"] + ", redis)\n" + format_memory(memory))
+    if store is not None:
+        print("\n" + format_store_bench(store))
     elapsed = time.perf_counter() - started
     print(f"\nTotal {elapsed / 60:.1f} min.")
 
@@ -149,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
         memory=memory,
     )
     markdown = markdown_tables(summary, messages, arguments.rounds)
+    if store is not None:
+        (arguments.output / "store.json").write_text(json.dumps(store, indent=2))
+        markdown += "\n```\n" + format_store_bench(store) + "\n```\n"
     (arguments.output / "latest.md").write_text(markdown)
     write_chart(arguments.output / "ratios.png", summary)
     print(f"Wrote {arguments.output}/latest.json, latest.md, ratios.png")

@@ -542,6 +542,29 @@ def run_store_bench(
     }
 
 
+def format_store_bench(result: dict[str, Any]) -> str:
+    """The result as a short table, with each target and whether it is met."""
+    ingest = result["ingest"]
+    poll_p95 = (ingest["poll"] or {}).get("p95_ms")
+    polled = f"poll p95 {poll_p95:.0f} ms" if poll_p95 is not None else "too short to poll"
+    lines = [
+        f"Dashboard store (SQLite, {result['stored_spans']:,} stored spans)",
+        f"  ingest: {ingest['spans_per_second']:,.0f} spans/s while the API is polled "
+        f"({polled}); target >= {TARGET_SPANS_PER_SECOND:,}: "
+        + ("met" if result["targets"]["ingest"] else "NOT met"),
+        f"  {'route':<52} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}",
+    ]
+    for route, timing in result["latency"].items():
+        lines.append(
+            f"  {route:<52} {timing['p50_ms']:>8.1f} {timing['p95_ms']:>8.1f} {timing['max_ms']:>8.1f}"
+        )
+    lines.append(
+        f"  worst p95 {result['worst_p95_ms']:.1f} ms; target < {TARGET_P95_MS} ms: "
+        + ("met" if result["targets"]["latency"] else "NOT met")
+    )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else argv
     if arguments[:1] == ["serve"]:
@@ -562,10 +585,9 @@ def main(argv: list[str] | None = None) -> int:
         samples=options.samples,
         clients=options.clients,
     )
-    text = json.dumps(result, indent=2)
     if options.output:
-        options.output.write_text(text)
-    print(text)
+        options.output.write_text(json.dumps(result, indent=2))
+    print(format_store_bench(result))
     return 0 if all(result["targets"].values()) else 1
 
 

@@ -18,7 +18,8 @@ def test_a_tiny_run_prints_a_table_and_writes_results(redis_url: str, tmp_path: 
     command = [
         sys.executable, "-m", "benchmarks",
         "--brokers", "redis", "--variants", "tasklens-metrics",
-        "--messages", "50", "--rounds", "1", "--memory-messages", "0", "--output", str(tmp_path),
+        "--messages", "50", "--rounds", "1", "--memory-messages", "0", "--store-spans", "2000",
+        "--output", str(tmp_path),
     ]  # fmt: skip
     completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
 
@@ -28,3 +29,6 @@ def test_a_tiny_run_prints_a_table_and_writes_results(redis_url: str, tmp_path: 
     results = json.loads((tmp_path / "latest.json").read_text())
     assert set(results["summary"]["redis"]) == {"uninstrumented", "tasklens-metrics"}
     assert (tmp_path / "ratios.png").stat().st_size > 0
+    assert "Dashboard store (SQLite, 2,000 stored spans)" in completed.stdout
+    store = json.loads((tmp_path / "store.json").read_text())
+    assert store["stored_spans"] == 2000 and store["ingest"]["spans_per_second"] > 0
