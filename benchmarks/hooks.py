@@ -13,7 +13,7 @@ a stub broker's messages created beforehand, under three set-ups:
   still travels, nothing is recorded).
 
 It also times the OTLP encoding of finished spans (what the export thread does per span, under
-the GIL), with the stock encoder and with the experimental one in ``benchmarks/span_encoder.py``,
+the GIL), with the SDK's encoder and with tasklens's (``tasklens.telemetry.span_encoder``),
 after checking that both produce the same request. Every figure is CPU time of the calling thread
 (``time.thread_time``), the fastest of several repetitions, in microseconds per message: on a
 shared machine other processes take the CPU away but do not add to this thread's CPU time.
@@ -160,44 +160,17 @@ def _finished_spans(count: int) -> list[Any]:
 
 
 def measure_encoding(spans: int) -> dict[str, float]:
-    """Microseconds per span to encode finished spans to OTLP bytes: stock, experimental, tasklens's.
+    """Microseconds per span to encode finished spans to OTLP bytes: the SDK's and tasklens's.
 
     Raises:
-      AssertionError: if the experimental encoder's request differs from the stock one.
+      AssertionError: if tasklens's request differs from the SDK's.
     """
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-    from benchmarks.span_encoder import SpanEncoder
+    from tasklens.telemetry.span_encoder import encode_spans as tasklens_encode
 
     finished = _finished_spans(spans)
-    encoder = SpanEncoder()
-    for start in range(0, len(finished), 512):
-        batch = finished[start : start + 512]
-        stock = ExportTraceServiceRequest.FromString(encode_spans(batch).SerializeToString())
-        ours = ExportTraceServiceRequest.FromString(encoder.encode(batch))
-        assert stock == ours, "the experimental encoder's request differs from the stock one"
-
-    def stock_run() -> float:
-        started = time.thread_time()
-        for start in range(0, len(finished), 512):
-            encode_spans(finished[start : start + 512]).SerializePartialToString()
-        return time.thread_time() - started
-
-    def fast_run() -> float:
-        started = time.thread_time()
-        for start in range(0, len(finished), 512):
-            encoder.encode(finished[start : start + 512])
-        return time.thread_time() - started
-
-    costs = {
-        "stock": _fastest_per_message(stock_run, len(finished)),
-        "experimental": _fastest_per_message(fast_run, len(finished)),
-    }
-    try:
-        from tasklens.telemetry.span_encoder import encode_spans as tasklens_encode
-    except ImportError:  # a tasklens without the optional encoder
-        return costs
     for start in range(0, len(finished), 512):
         batch = finished[start : start + 512]
         stock = ExportTraceServiceRequest.FromString(encode_spans(batch).SerializeToString())
@@ -205,14 +178,22 @@ def measure_encoding(spans: int) -> dict[str, float]:
             "tasklens's encoder differs"
         )
 
+    def stock_run() -> float:
+        started = time.thread_time()
+        for start in range(0, len(finished), 512):
+            encode_spans(finished[start : start + 512]).SerializePartialToString()
+        return time.thread_time() - started
+
     def tasklens_run() -> float:
         started = time.thread_time()
         for start in range(0, len(finished), 512):
             tasklens_encode(finished[start : start + 512])
         return time.thread_time() - started
 
-    costs["tasklens"] = _fastest_per_message(tasklens_run, len(finished))
-    return costs
+    return {
+        "stock": _fastest_per_message(stock_run, len(finished)),
+        "tasklens": _fastest_per_message(tasklens_run, len(finished)),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -227,8 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     encoding = measure_encoding(arguments.messages)
     print(
         f"OTLP encoding of a finished span (export thread), µs per span: stock {encoding['stock']:.1f}, "
-        f"benchmarks/span_encoder.py {encoding['experimental']:.1f}"
-        + (f", tasklens.telemetry.span_encoder {encoding['tasklens']:.1f}" if "tasklens" in encoding else "")
+        f"tasklens.telemetry.span_encoder {encoding['tasklens']:.1f}"
     )
     return 0
 

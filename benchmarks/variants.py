@@ -160,16 +160,6 @@ class Tasklens(Variant):
             instrumentor.instrument()
 
 
-class TasklensFastEncoder(Tasklens):
-    """tasklens at 100% with the experimental span encoder of ``benchmarks/span_encoder.py``."""
-
-    def prepare(self, endpoints: Endpoints) -> None:
-        from benchmarks.span_encoder import install
-
-        install()
-        super().prepare(endpoints)
-
-
 #: Every variant, in the order a round runs them; the first is the baseline.
 VARIANTS: dict[str, Variant] = {
     v.name: v
@@ -191,9 +181,6 @@ VARIANTS: dict[str, Variant] = {
         Tasklens("tasklens-unreachable", "tasklens 100%, endpoint unreachable", "tasklens", reachable=False),
         ReferenceMiddlewareVariant(
             "reference", "hand-rolled SDK middleware (yardstick, traces+metrics)", "reference"
-        ),
-        TasklensFastEncoder(
-            "experimental-encoder", "tasklens 100%, benchmarks/span_encoder.py", "experiment"
         ),
     )
 }
