@@ -17,7 +17,7 @@ import pytest
 
 from tasklens.brokers import BrokerUnavailable, MessageNotFound, QueueNotFound, open_broker
 from tasklens.brokers.rabbitmq import NoQueuesKnown, RabbitmqInspector
-from tests.brokers.workers import running_worker, wait_until
+from tests.brokers.workers import closed_port, dead_count, make_dead, running_worker, wait_until
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -33,21 +33,6 @@ def inspector(rabbitmq_url: str, queue: str) -> Iterator[RabbitmqInspector]:
     assert isinstance(broker, RabbitmqInspector)
     yield broker
     broker.close()
-
-
-def dead_count(inspector: RabbitmqInspector, queue: str) -> int | None:
-    return inspector.snapshot().queue(queue).dead
-
-
-def make_dead(broker: Any, inspector: RabbitmqInspector, queue: str, count: int) -> list[str]:
-    @dramatiq.actor(broker=broker, queue_name=queue, actor_name=f"{queue}-fail", max_retries=0)
-    def fail(number: int, *, label: str = "") -> None:
-        raise RuntimeError(f"failed {number}")
-
-    ids = [fail.send_with_options(args=(n,), kwargs={"label": f"n{n}"}).message_id for n in range(count)]
-    with running_worker(broker):
-        wait_until(lambda: dead_count(inspector, queue), lambda dead: dead == count)
-    return ids
 
 
 def fix_actor(broker: Any, queue: str, processed: list[str]) -> None:
@@ -211,12 +196,6 @@ def test_queues_come_from_the_app_module(
     with open_broker(rabbitmq_url, app=f"{module}:broker") as inspector:
         names = [q.name for q in inspector.snapshot().queues]
     assert names == [f"{unique_name}-emails", f"{unique_name}-reports"]
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_a_down_broker_is_named_with_its_password_redacted() -> None:

@@ -15,7 +15,7 @@ from dramatiq.middleware import CurrentMessage
 from tasklens.brokers import BrokerUnavailable, MessageNotFound, QueueNotFound, open_broker
 from tasklens.brokers.redis import RedisInspector
 from tests.brokers.wire import recording_proxy
-from tests.brokers.workers import running_worker, wait_until
+from tests.brokers.workers import closed_port, dead_count, make_dead, running_worker, wait_until
 
 pytestmark = pytest.mark.redis
 
@@ -31,23 +31,6 @@ def inspector(redis_url: str, namespace: str) -> Iterator[RedisInspector]:
 @pytest.fixture
 def queue(unique_name: str) -> str:
     return f"{unique_name}-q"
-
-
-def dead_count(inspector: RedisInspector, queue: str) -> int | None:
-    return inspector.snapshot().queue(queue).dead
-
-
-def make_dead(broker: Any, inspector: RedisInspector, queue: str, count: int, **options: Any) -> list[str]:
-    """Send ``count`` messages to an actor that always fails, run a worker until all are dead."""
-
-    @dramatiq.actor(broker=broker, queue_name=queue, actor_name=f"{queue}-fail", max_retries=0, **options)
-    def fail(number: int, *, label: str = "") -> None:
-        raise RuntimeError(f"failed {number}")
-
-    ids = [fail.send_with_options(args=(n,), kwargs={"label": f"n{n}"}).message_id for n in range(count)]
-    with running_worker(broker):
-        wait_until(lambda: dead_count(inspector, queue), lambda dead: dead == count)
-    return ids
 
 
 def test_every_count_matches_the_ground_truth(
@@ -344,14 +327,6 @@ def test_requeue_of_a_missing_id_changes_nothing(
         inspector.requeue_dead(queue, [ids[0], "no-such-id"])
     stats = inspector.snapshot().queue(queue)
     assert (stats.ready, stats.dead) == (0, 2)
-
-
-def closed_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_a_down_broker_is_named_with_its_password_redacted() -> None:
