@@ -228,10 +228,7 @@ class OpenTelemetryMiddleware(dramatiq.Middleware):
     @staticmethod
     def _counter(meter: metrics.Meter, spec: semconv.MetricSpec) -> Tally:
         tally = Tally(spec.name)
-        if spec.instrument == "counter":
-            meter.create_observable_counter(spec.name, [tally.observe], spec.unit, spec.description)
-        else:
-            meter.create_observable_up_down_counter(spec.name, [tally.observe], spec.unit, spec.description)
+        meter.create_observable_counter(spec.name, [tally.observe], spec.unit, spec.description)
         return tally
 
     def _observe_in_flight(self, options: CallbackOptions) -> list[Observation]:
