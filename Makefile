@@ -10,11 +10,11 @@ BENCH_STAMP := $(VENV)/.installed-bench
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dramatiq,rabbitmq,dev]'
+	$(PY) -m pip install --quiet -e '.[dramatiq,celery,rabbitmq,dev]'
 	touch $(STAMP)
 
 $(BENCH_STAMP): $(STAMP)
-	$(PY) -m pip install --quiet -e '.[dramatiq,rabbitmq,dev,bench]'
+	$(PY) -m pip install --quiet -e '.[dramatiq,celery,rabbitmq,dev,bench]'
 	touch $(BENCH_STAMP)
 
 system-deps:
