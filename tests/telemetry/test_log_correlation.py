@@ -92,11 +92,9 @@ import dramatiq
 from dramatiq import Worker
 from dramatiq.brokers.stub import StubBroker
 from tasklens.dramatiq import OpenTelemetryMiddleware
-from tasklens.telemetry import install_message_fields
 
 broker = StubBroker()
 broker.add_middleware(OpenTelemetryMiddleware())
-assert install_message_fields() and install_message_fields()
 seen = []
 
 class Keep(logging.Handler):

@@ -59,12 +59,11 @@ class DramatiqInstrumentor(BaseInstrumentor):
         )
         self._brokers = weakref.WeakSet()
         # Under opentelemetry-instrument nothing else prepares the SDK for Dramatiq's forked
-        # worker processes (metric reader locks, per-process flush at exit) or adds the message
-        # fields to log records; tasklens.setup() does both too, and twice does nothing.
-        from tasklens.telemetry import install_message_fields, prepare_worker_processes
+        # worker processes (metric reader locks, per-process flush at exit); tasklens.setup()
+        # does it too, and twice does nothing.
+        from tasklens.telemetry import prepare_worker_processes
 
         prepare_worker_processes(kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
-        install_message_fields()
         wrap_function_wrapper("dramatiq.broker", "Broker.__init__", self._after_broker_init)
         if dramatiq.broker.global_broker is not None:
             self._attach(dramatiq.broker.global_broker)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
 import threading
@@ -19,16 +18,19 @@ from dramatiq.errors import ActorNotFound
 from dramatiq.logging import get_logger
 from dramatiq.middleware import AgeLimit
 from opentelemetry import context as otel_context
-from opentelemetry import metrics, propagate, trace
+from opentelemetry import metrics, trace
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 from tasklens import semconv
-from tasklens.dramatiq.arguments import ArgsCapture, format_arguments
-from tasklens.dramatiq.tally import Tally
+from tasklens.messaging import log_fields as log_records
+from tasklens.messaging import propagation
+from tasklens.messaging.arguments import ArgsCapture, format_arguments
+from tasklens.messaging.errors import describe, error_type, record_exception
+from tasklens.messaging.tally import Tally
 from tasklens.version import __version__
 
-__all__ = ["OpenTelemetryMiddleware", "current_message"]
+__all__ = ["OpenTelemetryMiddleware", "current_message", "log_fields"]
 
 #: How long a graceful worker shutdown waits for spans and metrics to be exported, in milliseconds.
 FLUSH_TIMEOUT_MS = 5_000
@@ -119,6 +121,15 @@ def current_message() -> dramatiq.broker.MessageProxy | None:
     return state.message if state is not None else None
 
 
+def log_fields() -> dict[str, str] | None:
+    """The message id and actor name for log records made while an actor runs, else None."""
+    state = _processing.get()
+    if state is None:
+        return None
+    message = state.message
+    return {semconv.LOG_MESSAGE_ID: message.message_id, semconv.LOG_ACTOR_NAME: message.actor_name}
+
+
 def _server_attributes(broker: dramatiq.Broker) -> dict[str, Any]:
     """``server.address``/``server.port`` of the broker connection, never credentials."""
     host: Any = None
@@ -139,24 +150,6 @@ def _server_attributes(broker: dramatiq.Broker) -> dict[str, Any]:
     if isinstance(port, int):
         attributes[semconv.SERVER_PORT] = port
     return attributes
-
-
-def _error_type(exception: BaseException) -> str:
-    return type(exception).__name__
-
-
-def _record_exception(span: Span, exception: BaseException) -> None:
-    """The span's ``exception`` event; an exception that cannot describe itself gets none."""
-    with contextlib.suppress(Exception):
-        span.record_exception(exception)
-
-
-def _describe(exception: BaseException) -> str:
-    """``str(exception)``, even when the exception's ``__str__`` itself fails."""
-    try:
-        return str(exception)
-    except Exception:
-        return f"<{type(exception).__name__}: str() failed>"
 
 
 class OpenTelemetryMiddleware(dramatiq.Middleware):
@@ -224,6 +217,7 @@ class OpenTelemetryMiddleware(dramatiq.Middleware):
         self._async_actors: dict[dramatiq.Actor[Any, Any], Callable[..., Any]] = {}
         self._lock = threading.Lock()
         self.logger = get_logger(__name__, type(self))
+        log_records.register(log_fields)
 
     @staticmethod
     def _counter(meter: metrics.Meter, spec: semconv.MetricSpec) -> Tally:
@@ -377,8 +371,7 @@ class OpenTelemetryMiddleware(dramatiq.Middleware):
 
         sending = self._start_send(broker, message, delay)
         span = sending.span
-        carrier: dict[str, str] = {}
-        propagate.inject(carrier, context=trace.set_span_in_context(span))
+        carrier = propagation.inject(span)
         if carrier:
             options[semconv.CONTEXT_OPTION] = carrier
         else:
@@ -441,19 +434,19 @@ class OpenTelemetryMiddleware(dramatiq.Middleware):
             pending = self._start_send(broker, message, delay)
         else:
             return
-        error_type = _error_type(exception) if exception is not None else "EnqueueAborted"
+        failure = error_type(exception) if exception is not None else "EnqueueAborted"
         span = pending.span
         if span.is_recording():
-            span.set_attribute(semconv.ERROR_TYPE, error_type)
+            span.set_attribute(semconv.ERROR_TYPE, failure)
             if exception is not None:
-                _record_exception(span, exception)
+                record_exception(span, exception)
             span.set_status(
-                Status(StatusCode.ERROR, _describe(exception) if exception is not None else error_type)
+                Status(StatusCode.ERROR, describe(exception) if exception is not None else failure)
             )
         elapsed = time.perf_counter() - pending.started
         span.end()
-        attributes = {**pending.route.send_metric_attributes, semconv.ERROR_TYPE: error_type}
-        self._sent.add((pending.route, error_type), attributes)
+        attributes = {**pending.route.send_metric_attributes, semconv.ERROR_TYPE: failure}
+        self._sent.add((pending.route, failure), attributes)
         self._send_duration.record(elapsed, attributes)
 
     # -- consumer side ---------------------------------------------------------------------------
@@ -472,7 +465,7 @@ class OpenTelemetryMiddleware(dramatiq.Middleware):
             if captured is not None:
                 attributes[semconv.DRAMATIQ_MESSAGE_ARGS] = captured
 
-        parent = _extract(options.get(semconv.CONTEXT_OPTION))
+        parent = propagation.extract(options.get(semconv.CONTEXT_OPTION))
         links: list[Link] | None = None
         if self.use_links and parent is not None:
             remote = trace.get_current_span(parent).get_span_context()
@@ -517,13 +510,13 @@ class OpenTelemetryMiddleware(dramatiq.Middleware):
         attributes = route.process_metric_attributes
         consumed_key: Hashable = route
         if exception is not None:
-            error_type = _error_type(exception)
-            attributes = {**attributes, semconv.ERROR_TYPE: error_type}
-            consumed_key = (route, error_type)
+            failure = error_type(exception)
+            attributes = {**attributes, semconv.ERROR_TYPE: failure}
+            consumed_key = (route, failure)
             if span.is_recording():
-                span.set_attribute(semconv.ERROR_TYPE, error_type)
-                span.set_status(Status(StatusCode.ERROR, f"{error_type}: {_describe(exception)}"))
-                _record_exception(span, exception)
+                span.set_attribute(semconv.ERROR_TYPE, failure)
+                span.set_status(Status(StatusCode.ERROR, f"{failure}: {describe(exception)}"))
+                record_exception(span, exception)
         if span.is_recording():
             if skipped:
                 span.add_event(semconv.EVENT_SKIPPED)
@@ -577,19 +570,6 @@ class OpenTelemetryMiddleware(dramatiq.Middleware):
         # processing it: give it a process span all the same, so the failure is visible.
         state = self._start_processing(broker, message)
         self._finish_processing(state, ActorNotFound(message.actor_name), semconv.REASON_ACTOR_NOT_FOUND)
-
-
-def _extract(carrier: Any) -> otel_context.Context | None:
-    """The producer's context from a message's carrier; None when absent or unusable."""
-    if not isinstance(carrier, dict) or not carrier:
-        return None
-    try:
-        extracted = propagate.extract(carrier)
-    except Exception:  # a foreign carrier never breaks processing
-        return None
-    if not trace.get_current_span(extracted).get_span_context().is_valid:
-        return None
-    return extracted
 
 
 def _dead_letter_reason(

@@ -24,12 +24,10 @@ from tasklens.telemetry import lifecycle, logs, providers
 from tasklens.telemetry.process_metrics import start_process_metrics
 from tasklens.telemetry.settings import TelemetrySettings
 
-__all__ = ["INSTRUMENTATION_OPTIONS", "Telemetry", "setup"]
+__all__ = ["Telemetry", "setup"]
 
 logger = logging.getLogger(__name__)
 
-#: Keyword options of :func:`setup` that are passed on to ``DramatiqInstrumentor.instrument``.
-INSTRUMENTATION_OPTIONS = frozenset({"use_links", "capture_args"})
 #: How long :meth:`Telemetry.force_flush` waits per signal by default, in milliseconds.
 FLUSH_TIMEOUT_MS = 10_000
 
@@ -58,8 +56,8 @@ class Telemetry:
       meter_provider(MeterProvider): the SDK meter provider, now the global one.
       logger_provider(LoggerProvider): the SDK logger provider, when logs are exported.
       resource(Resource): the resource the signals carry.
-      instrumented(tuple[str, ...]): what setup instrumented: ``dramatiq``, ``process_metrics``,
-        ``logging``.
+      instrumented(tuple[str, ...]): what setup instrumented: ``process_metrics``, ``logging``,
+        and the task libraries ``tasklens.setup`` instrumented (``dramatiq``, ``celery``).
 
     Example:
 
@@ -124,14 +122,13 @@ def setup(
     *,
     process_metrics: bool = True,
     log_correlation: bool = True,
-    **options: Any,
 ) -> Telemetry:
     """Configure OpenTelemetry for this process from the ``OTEL_*`` environment.
 
     Builds the resource, the tracer, meter and (when asked) logger providers with their
-    exporters, makes them global, starts the process health metrics, adds trace and message ids
-    to log records, instruments Dramatiq when it is installed, and flushes everything when the
-    process exits. The first call does the work; later calls return the same :class:`Telemetry`.
+    exporters, makes them global, starts the process health metrics, adds trace ids to log
+    records, and flushes everything when the process exits. The first call does the work; later
+    calls return the same :class:`Telemetry`.
     Nothing here connects to the collector, so an unreachable one never makes it fail.
 
     When another configuration already installed SDK providers (``opentelemetry-instrument``),
@@ -142,12 +139,8 @@ def setup(
         ``service.name`` in ``OTEL_RESOURCE_ATTRIBUTES`` nor ``DRAMATIQ_SERVICE_NAME`` is set.
         The environment wins so that one image can run as several services.
       process_metrics(bool): report this process's CPU, memory, threads and GC.
-      log_correlation(bool): add ``otelTraceID``, ``otelSpanID``, message id and actor name to
-        log records (and export them when ``OTEL_LOGS_EXPORTER`` asks).
-      **options: passed to ``DramatiqInstrumentor.instrument``: ``use_links``, ``capture_args``.
-
-    Raises:
-      TypeError: for an option not listed above.
+      log_correlation(bool): add ``otelTraceID`` and ``otelSpanID`` to log records (and export
+        them when ``OTEL_LOGS_EXPORTER`` asks).
 
     Example:
 
@@ -155,11 +148,6 @@ def setup(
       >>> dramatiq.set_broker(broker)
       >>> tasklens.setup(service_name="billing-worker")
     """
-    unknown = set(options) - INSTRUMENTATION_OPTIONS
-    if unknown:
-        raise TypeError(
-            f"setup() got unexpected options {sorted(unknown)}; expected {sorted(INSTRUMENTATION_OPTIONS)}"
-        )
     global _telemetry
     with _lock:
         if _telemetry is None:
@@ -168,7 +156,6 @@ def setup(
                 service_name,
                 process_metrics=process_metrics,
                 log_correlation=log_correlation,
-                options=options,
             )
         return _telemetry
 
@@ -179,7 +166,6 @@ def _configure(
     *,
     process_metrics: bool,
     log_correlation: bool,
-    options: dict[str, Any],
 ) -> Telemetry:
     if settings.sdk_disabled:
         return Telemetry()
@@ -189,14 +175,12 @@ def _configure(
     logger_provider, export_logs = _global_logger_provider(settings, resource, log_correlation)
 
     instrumented: list[str] = []
-    if process_metrics and _attempt("process metrics", start_process_metrics, meter_provider):
+    if process_metrics and attempt("process metrics", start_process_metrics, meter_provider):
         instrumented.append("process_metrics")
-    if log_correlation and _attempt(
+    if log_correlation and attempt(
         "log correlation", _correlate_logs, tracer_provider, logger_provider if export_logs else None
     ):
         instrumented.append("logging")
-    if _attempt("Dramatiq instrumentation", _instrument_dramatiq, tracer_provider, meter_provider, options):
-        instrumented.append("dramatiq")
 
     lifecycle.prepare_worker_processes(tracer_provider, meter_provider, logger_provider)
     return Telemetry(
@@ -245,23 +229,7 @@ def _correlate_logs(tracer_provider: TracerProvider, logger_provider: LoggerProv
     return True
 
 
-def _instrument_dramatiq(
-    tracer_provider: TracerProvider, meter_provider: MeterProvider, options: dict[str, Any]
-) -> bool:
-    try:
-        import dramatiq  # noqa: F401
-    except ImportError:
-        return False
-    from tasklens.dramatiq import DramatiqInstrumentor
-
-    instrumentor = DramatiqInstrumentor()
-    if instrumentor.is_instrumented_by_opentelemetry:  # opentelemetry-instrument got there first
-        return False
-    instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider, **options)
-    return True
-
-
-def _attempt(what: str, function: Any, *args: Any) -> bool:
+def attempt(what: str, function: Any, *args: Any) -> bool:
     """Run one optional part of the setup; a failure is logged and the rest carries on."""
     try:
         return bool(function(*args))

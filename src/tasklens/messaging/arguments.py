@@ -12,7 +12,7 @@ __all__ = ["REDACTED", "ArgsCapture", "format_arguments"]
 #: Replaces the value of every key that looks like a secret.
 REDACTED = "[REDACTED]"
 
-#: The longest ``dramatiq.message.args`` value recorded, in characters.
+#: The longest value of captured arguments recorded, in characters.
 MAX_ARGS_LENGTH = 1024
 
 #: Containers nested deeper than this are recorded as ``"..."``.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 
-from tasklens.dramatiq.tally import Tally
+from tasklens.messaging.tally import Tally
 
 
 def test_concurrent_adds_lose_nothing() -> None:

@@ -1,0 +1,96 @@
+"""``tasklens.setup()``: the SDK for this process, then every supported task library installed.
+
+The SDK bootstrap (:mod:`tasklens.telemetry`) knows no task library; this step, above both,
+instruments each library of :data:`LIBRARIES` that can be imported, with the same options.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+from typing import Any
+
+from tasklens.telemetry import Telemetry
+from tasklens.telemetry import setup as setup_sdk
+from tasklens.telemetry.bootstrap import attempt
+
+__all__ = ["INSTRUMENTATION_OPTIONS", "LIBRARIES", "Library", "setup"]
+
+#: Keyword options of :func:`setup` that are passed on to every library's instrumentor.
+INSTRUMENTATION_OPTIONS = frozenset({"use_links", "capture_args"})
+
+
+@dataclasses.dataclass(frozen=True)
+class Library:
+    """A task library tasklens instruments.
+
+    Parameters:
+      name(str): The name in ``Telemetry.instrumented`` and in log lines.
+      module(str): The library's top-level module; instrumented only when it can be imported.
+      instrumentor(str): ``module:Class`` of its ``BaseInstrumentor``.
+    """
+
+    name: str
+    module: str
+    instrumentor: str
+
+    def installed(self) -> bool:
+        return importlib.util.find_spec(self.module) is not None
+
+    def instrument(self, telemetry: Telemetry, options: dict[str, Any]) -> bool:
+        """Instrument the library; False when it is absent or already instrumented elsewhere."""
+        if not self.installed():
+            return False
+        module_name, class_name = self.instrumentor.split(":")
+        instrumentor = getattr(importlib.import_module(module_name), class_name)()
+        if instrumentor.is_instrumented_by_opentelemetry:  # opentelemetry-instrument got there first
+            return False
+        instrumentor.instrument(
+            tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider, **options
+        )
+        return True
+
+
+#: Every library :func:`setup` instruments when it is installed.
+LIBRARIES: tuple[Library, ...] = (Library("dramatiq", "dramatiq", "tasklens.dramatiq:DramatiqInstrumentor"),)
+
+_instrumented: dict[str, bool] = {}
+
+
+def setup(
+    service_name: str | None = None,
+    *,
+    process_metrics: bool = True,
+    log_correlation: bool = True,
+    **options: Any,
+) -> Telemetry:
+    """Configure the SDK from ``OTEL_*`` (:func:`tasklens.telemetry.setup`), then instrument
+    every installed library of :data:`LIBRARIES`. Idempotent; a library that fails to instrument
+    is logged and the others carry on.
+
+    Parameters:
+      service_name(str): the ``service.name`` to use when the environment names none.
+      process_metrics(bool): report this process's CPU, memory, threads and GC.
+      log_correlation(bool): trace ids (and task ids inside tasks) on log records.
+      **options: passed to every instrumentor: ``use_links``, ``capture_args``.
+
+    Raises:
+      TypeError: for an option not listed above.
+    """
+    unknown = set(options) - INSTRUMENTATION_OPTIONS
+    if unknown:
+        raise TypeError(
+            f"setup() got unexpected options {sorted(unknown)}; expected {sorted(INSTRUMENTATION_OPTIONS)}"
+        )
+    telemetry = setup_sdk(service_name, process_metrics=process_metrics, log_correlation=log_correlation)
+    if not telemetry.enabled:
+        return telemetry
+    for library in LIBRARIES:
+        if library.name in _instrumented:
+            continue
+        done = attempt(f"{library.name} instrumentation", library.instrument, telemetry, options)
+        _instrumented[library.name] = done
+        if done:
+            telemetry.instrumented = (*telemetry.instrumented, library.name)
+    return telemetry
