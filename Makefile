@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: demo test lint format bench system-deps clean
+.PHONY: demo test lint format bench system-deps clean dashboards
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(VENV)/bin/ruff format src tests benchmarks
 	$(VENV)/bin/ruff check --fix src tests benchmarks
+
+# deploy/grafana/dashboards/*.json are generated: edit deploy/grafana/generate.py, then run this.
+dashboards: $(STAMP)
+	$(PY) deploy/grafana/generate.py
 
 bench: $(BENCH_STAMP)
 	$(PY) -m benchmarks
