@@ -619,6 +619,9 @@ def render(name: str) -> str:
     """The JSON of dashboard ``name`` (a key of ``DASHBOARDS``), as committed."""
     model = DASHBOARDS[name]().build()
     model.schema_version = SCHEMA_VERSION
+    # Stable panel ids keep links to one panel (viewPanel=N) working across regenerations.
+    for number, panel in enumerate(model.panels or [], start=1):
+        panel.id_val = number
     return json.dumps(model, cls=JSONEncoder, indent=2, sort_keys=True) + "\n"
 
 

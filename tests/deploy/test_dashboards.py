@@ -112,6 +112,10 @@ def test_there_are_an_overview_a_per_task_and_a_worker_processes_dashboard() -> 
     assert variables["tasklens-overview.json"] >= {"datasource", "library", "queue"}
     assert variables["tasklens-task.json"] >= {"datasource", "traces", "library", "queue", "task"}
     assert variables["tasklens-worker-processes.json"] >= {"datasource", "service", "instance"}
+    for name, board in boards.items():
+        ids = [panel["id"] for panel in _panels(board)]
+        assert len(ids) == len(set(ids)), f"{name}: panel ids repeat"
+        assert len({board["uid"] for board in boards.values()}) == len(boards)
 
 
 def test_every_panel_reads_a_data_source_chosen_by_a_variable() -> None:
