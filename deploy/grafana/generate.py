@@ -6,7 +6,8 @@ what this file generates (a test runs it).
 
 Every query reads the series names of docs/telemetry.md ("Prometheus names"), the same whether
 Prometheus scrapes ``tasklens monitor`` or a Collector's prometheus exporter. The data sources
-are variables: ``datasource`` (Prometheus) and ``traces`` (Tempo).
+are variables: ``datasource`` (Prometheus), ``traces`` (Tempo) and ``jaeger`` (Jaeger, in a row
+of its own that queries nothing until it is opened).
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from pathlib import Path
 from grafana_foundation_sdk.builders import common as common_builder
 from grafana_foundation_sdk.builders import dashboard as builder
 from grafana_foundation_sdk.builders import prometheus, stat, table, tempo, timeseries
+from grafana_foundation_sdk.cog import builder as cogbuilder
+from grafana_foundation_sdk.cog import variants as cogvariants
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.cog.runtime import UnknownDataquery
 from grafana_foundation_sdk.models import common, dashboard
 
 #: Where the generated dashboards are written.
@@ -31,6 +35,7 @@ SCHEMA_VERSION = 39
 
 PROMETHEUS = dashboard.DataSourceRef(type_val="prometheus", uid="${datasource}")
 TEMPO = dashboard.DataSourceRef(type_val="tempo", uid="${traces}")
+JAEGER = dashboard.DataSourceRef(type_val="jaeger", uid="${jaeger}")
 
 #: Matchers every worker-side query of the overview carries.
 QUEUE_FILTER = 'messaging_system=~"$library", messaging_destination_name=~"$queue"'
@@ -82,9 +87,35 @@ def single(title: str, unit: str, expr: str, *, width: int = 6, description: str
         .unit(unit)
         .height(4)
         .span(width)
+        .graph_mode(common.BigValueGraphMode.NONE)
+        .color_mode(common.BigValueColorMode.VALUE)
+        .reduce_options(common_builder.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
         .with_target(query(expr).instant())
     )
     return panel.description(description) if description else panel
+
+
+class JaegerSearch(cogbuilder.Builder[cogvariants.Dataquery]):
+    """A Jaeger trace search (the SDK has no Jaeger types; this is the data source's query model).
+
+    Parameters:
+      service(str): The service whose traces to search.
+      tags(str): Span tags to match, in logfmt (``error=true``).
+      limit(int): How many traces at most.
+    """
+
+    def __init__(self, service: str, tags: str, limit: int) -> None:
+        self._query = {
+            "refId": "A",
+            "datasource": JAEGER.to_json(),
+            "queryType": "search",
+            "service": service,
+            "tags": tags,
+            "limit": limit,
+        }
+
+    def build(self) -> cogvariants.Dataquery:
+        return UnknownDataquery(dict(self._query))
 
 
 def datasource_variable(name: str, label: str, plugin: str) -> builder.DatasourceVariable:
@@ -365,9 +396,20 @@ def per_task() -> builder.Dashboard:
             " retries, dead letters and its traces.",
         )
         .with_variable(datasource_variable("traces", "Traces", "tempo"))
+        .with_variable(datasource_variable("jaeger", "Jaeger", "jaeger"))
         .with_variable(library_variable())
         .with_variable(queue_variable())
         .with_variable(task_variable())
+        .with_variable(
+            label_variable(
+                "service",
+                "Service (Jaeger)",
+                f"messaging_client_consumed_messages_total{{{QUEUE_FILTER}}}",
+                "service_name",
+            )
+            .multi(False)
+            .include_all(False)
+        )
         .with_panel(
             graph(
                 "Processed, by outcome",
@@ -480,6 +522,7 @@ def per_task() -> builder.Dashboard:
             .datasource(TEMPO)
             .height(10)
             .span(24)
+            .show_header(True)
             .with_target(
                 tempo.TempoQuery()
                 .ref_id("A")
@@ -492,6 +535,20 @@ def per_task() -> builder.Dashboard:
                     ' || span.celery.task.name =~ "${task:regex}") }'
                 )
                 .limit(20)
+            )
+        )
+        .with_row(
+            builder.Row("Traces in Jaeger")
+            .collapsed(True)
+            .with_panel(
+                table.Panel()
+                .title("Recent failed runs (Jaeger)")
+                .description("Failed spans of the service that works the task, from Jaeger.")
+                .datasource(JAEGER)
+                .height(10)
+                .span(24)
+                .show_header(True)
+                .with_target(JaegerSearch("${service}", "error=true", 20))
             )
         )
     )
@@ -620,8 +677,11 @@ def render(name: str) -> str:
     model = DASHBOARDS[name]().build()
     model.schema_version = SCHEMA_VERSION
     # Stable panel ids keep links to one panel (viewPanel=N) working across regenerations.
-    for number, panel in enumerate(model.panels or [], start=1):
-        panel.id_val = number
+    number = 0
+    for panel in model.panels or []:
+        for each in (panel, *(getattr(panel, "panels", None) or [])):
+            number += 1
+            each.id_val = number
     return json.dumps(model, cls=JSONEncoder, indent=2, sort_keys=True) + "\n"
 
 

@@ -40,7 +40,7 @@ from tests.telemetry.python_process import ROOT, environment
 GRAFANA = DEPLOY / "grafana"
 DASHBOARD_FILES = sorted((GRAFANA / "dashboards").glob("*.json"))
 #: Data source variables every panel must use, by plugin.
-DATASOURCE_VARIABLES = {"prometheus": "${datasource}", "tempo": "${traces}"}
+DATASOURCE_VARIABLES = {"prometheus": "${datasource}", "tempo": "${traces}", "jaeger": "${jaeger}"}
 
 #: How long the whole pipeline (workers -> OTLP -> monitor -> Prometheus) may take to fill every
 #: panel, in seconds.
@@ -110,7 +110,7 @@ def test_there_are_an_overview_a_per_task_and_a_worker_processes_dashboard() -> 
     assert set(boards) == {"tasklens-overview.json", "tasklens-task.json", "tasklens-worker-processes.json"}
     variables = {name: {v["name"] for v in board["templating"]["list"]} for name, board in boards.items()}
     assert variables["tasklens-overview.json"] >= {"datasource", "library", "queue"}
-    assert variables["tasklens-task.json"] >= {"datasource", "traces", "library", "queue", "task"}
+    assert variables["tasklens-task.json"] >= {"datasource", "traces", "jaeger", "library", "queue", "task"}
     assert variables["tasklens-worker-processes.json"] >= {"datasource", "service", "instance"}
     for name, board in boards.items():
         ids = [panel["id"] for panel in _panels(board)]
