@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 from dramatiq.brokers.redis import RedisBroker
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.sdk.metrics import MeterProvider
@@ -294,25 +296,28 @@ def producing(redis_url: str, namespace: str, queue: str, backlog: str, monitor:
         broker.close()
 
 
-@pytest.fixture
-def stack(redis_url: str, redis_client: Any, unique_name: str, tmp_path: Path) -> Iterator[Stack]:
-    queue, backlog = f"{unique_name}_work", f"{unique_name}_backlog"
+@pytest.fixture(scope="module")
+def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The whole pipeline, started once for the module's tests (it takes the longest to fill)."""
+    name = "t" + uuid.uuid4().hex[:10]
+    folder = tmp_path_factory.mktemp("dashboards")
+    queue, backlog = f"{name}_work", f"{name}_backlog"
     try:
-        with running_monitor(
-            "--broker", f"{redis_url}?namespace={unique_name}", "--cache-ttl", "0.5"
-        ) as monitor:
-            config = tmp_path / "prometheus.yml"
+        with running_monitor("--broker", f"{redis_url}?namespace={name}", "--cache-ttl", "0.5") as monitor:
+            config = folder / "prometheus.yml"
             config.write_text(prometheus_config(monitor.removeprefix("http://")))
             with (
-                running_workers(redis_url, unique_name, queue, backlog, monitor, tmp_path / "workers.log"),
-                producing(redis_url, unique_name, queue, backlog, monitor),
-                running_prometheus(config, tmp_path / "data") as prometheus,
+                running_workers(redis_url, name, queue, backlog, monitor, folder / "workers.log"),
+                producing(redis_url, name, queue, backlog, monitor),
+                running_prometheus(config, folder / "data") as prometheus,
             ):
                 yield Stack(prometheus, queue, backlog)
     finally:
-        keys = list(redis_client.scan_iter(match=f"{unique_name}:*", count=500))
+        client = redis.Redis.from_url(redis_url)
+        keys = list(client.scan_iter(match=f"{name}:*", count=500))
         if keys:
-            redis_client.delete(*keys)
+            client.delete(*keys)
+        client.close()
 
 
 def _prometheus_queries(stack: Stack) -> dict[str, str]:
