@@ -87,8 +87,17 @@ COLLECTOR_NAMES: dict[str, set[str]] = {
 #: Served by a Collector only (see docs/telemetry.md): a gauge of unit ``1`` is ``..._ratio``.
 COLLECTOR_ONLY = {"process.cpu.utilization": {"process_cpu_utilization_ratio"}}
 
-#: Worker-side metrics: their Prometheus names never depend on the broker-side gauges.
-WORKER_METRICS = [spec.name for spec in semconv.METRICS if spec.name in COLLECTOR_NAMES]
+#: The instrument and unit each tasklens row of ``COLLECTOR_NAMES`` was derived from.
+DERIVED_FROM: dict[str, tuple[str, str]] = {
+    "messaging.client.sent.messages": ("counter", "{message}"),
+    "messaging.client.operation.duration": ("histogram", "s"),
+    "messaging.process.duration": ("histogram", "s"),
+    "messaging.client.consumed.messages": ("counter", "{message}"),
+    "dramatiq.message.retries": ("counter", "{retry}"),
+    "dramatiq.message.dead_lettered": ("counter", "{message}"),
+    "dramatiq.messages.in_flight": ("updowncounter", "{message}"),
+    "dramatiq.message.queue_wait": ("histogram", "s"),
+}
 SERVICE, INSTANCE = "billing-worker", "billing-worker-1"
 QUEUE = "payments"
 #: Longest the worker may take to finish the test's messages, in milliseconds.
@@ -156,6 +165,11 @@ def scraped() -> Iterator[Scraped]:
     with serving(app) as url:
         _run_workers(url)
         yield _scrape(url)
+
+
+def test_the_table_was_derived_from_the_current_specs() -> None:
+    specs = {spec.name: (spec.instrument, spec.unit) for spec in semconv.METRICS}
+    assert {name: specs[name] for name in DERIVED_FROM} == DERIVED_FROM
 
 
 def test_the_table_covers_every_worker_metric_and_process_metric() -> None:
