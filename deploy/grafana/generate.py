@@ -136,20 +136,18 @@ def label_variable(name: str, label: str, selector: str, label_name: str) -> bui
     )
 
 
+#: Series that name every library and queue: the broker knows idle queues too, the workers'
+#: metrics know queues where no monitor runs.
+QUEUE_SERIES = '__name__=~"tasklens_queue_depth|messaging_client_consumed_messages_total"'
+
+
 def library_variable() -> builder.QueryVariable:
-    return label_variable(
-        "library", "Library", "messaging_client_consumed_messages_total", "messaging_system"
-    )
+    return label_variable("library", "Library", f"{{{QUEUE_SERIES}}}", "messaging_system")
 
 
 def queue_variable() -> builder.QueryVariable:
-    # The broker knows idle queues too; the workers' metrics know queues with no monitor.
     return label_variable(
-        "queue",
-        "Queue",
-        '{__name__=~"tasklens_queue_depth|messaging_client_consumed_messages_total",'
-        ' messaging_system=~"$library"}',
-        "messaging_destination_name",
+        "queue", "Queue", f'{{{QUEUE_SERIES}, messaging_system=~"$library"}}', "messaging_destination_name"
     )
 
 
