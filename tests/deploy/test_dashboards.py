@@ -328,7 +328,9 @@ def _prometheus_queries(stack: Stack) -> dict[str, str]:
             if panel.get("datasource", {}).get("type") != "prometheus":
                 continue
             for target in panel["targets"]:
-                queries[f"{name} / {panel['title']} / {target['refId']}"] = stack.fill(target["expr"])
+                queries[f"{name} / panel {panel['id']} {panel['title']} / {target['refId']}"] = stack.fill(
+                    target["expr"]
+                )
     return queries
 
 
@@ -336,7 +338,13 @@ def _prometheus_queries(stack: Stack) -> dict[str, str]:
 @pytest.mark.redis
 def test_every_panel_query_parses_and_returns_data(stack: Stack) -> None:
     queries = _prometheus_queries(stack)
-    assert len(queries) > 30
+    targets = sum(
+        len(panel["targets"])
+        for board in _dashboards().values()
+        for panel in _panels(board)
+        if panel.get("datasource", {}).get("type") == "prometheus"
+    )
+    assert len(queries) == targets > 30
     deadline = time.monotonic() + DATA_DEADLINE
     empty = dict(queries)
     while empty:
