@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: demo test lint format bench system-deps clean
+.PHONY: demo test lint format bench system-deps clean dashboards
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,13 +27,17 @@ test: $(STAMP) system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks deploy
+	$(VENV)/bin/ruff format --check src tests benchmarks deploy
 	$(VENV)/bin/mypy
 
 format: $(STAMP)
-	$(VENV)/bin/ruff format src tests benchmarks
-	$(VENV)/bin/ruff check --fix src tests benchmarks
+	$(VENV)/bin/ruff format src tests benchmarks deploy
+	$(VENV)/bin/ruff check --fix src tests benchmarks deploy
+
+# deploy/grafana/dashboards/*.json are generated: edit deploy/grafana/generate.py, then run this.
+dashboards: $(STAMP)
+	$(PY) deploy/grafana/generate.py
 
 bench: $(BENCH_STAMP)
 	$(PY) -m benchmarks

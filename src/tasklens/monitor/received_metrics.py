@@ -8,6 +8,13 @@ boundaries are merged bucket by bucket, and up-down counters are summed over the
 from recently. Names follow the OpenTelemetry-to-Prometheus translation of ``/metrics``:
 ``messaging.process.duration`` (``s``) becomes ``messaging_process_duration_seconds_bucket`` and
 so on, with each point's attributes as labels plus ``service_name``.
+
+The workers' process health metrics (CPU time, memory, threads, garbage collection) are served
+per process instead, labelled ``service_name`` and ``service_instance_id`` as a Collector's
+``prometheus`` exporter labels them with ``resource_to_telemetry_conversion``; a process not heard
+from for ``STALE_AFTER`` seconds is dropped. ``process.cpu.utilization`` is not served: a Collector
+names it ``process_cpu_utilization_ratio`` (gauges of unit ``1`` get ``_ratio``), a rule the
+broker gauges do not follow, and a rate of ``process_cpu_time_seconds_total`` tells the same.
 """
 
 from __future__ import annotations
@@ -27,8 +34,9 @@ from prometheus_client.registry import Collector
 from tasklens import semconv
 from tasklens.monitor.metrics import prometheus_label, prometheus_name
 from tasklens.monitor.store.rows import SERVICE_INSTANCE_ID, SERVICE_NAME, attributes
+from tasklens.telemetry.process_metrics import PROCESS_METRICS
 
-__all__ = ["TASK_METRICS", "ReceivedMetrics"]
+__all__ = ["PROCESS_METRIC_NAMES", "TASK_METRICS", "ReceivedMetrics"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,11 +54,15 @@ TASK_METRICS: dict[str, semconv.MetricSpec] = {
         semconv.MESSAGE_QUEUE_WAIT,
     )
 }
+#: The process health metrics served again on ``/metrics``, one series per process.
+PROCESS_METRIC_NAMES: frozenset[str] = frozenset(PROCESS_METRICS) - {"process.cpu.utilization"}
 #: An up-down counter of a process not heard from for this long no longer counts, in seconds
 #: (its process is gone; its messages are no longer in flight).
 STALE_AFTER = 300.0
 #: Label holding the ``service.name`` of the processes summed into a series.
-SERVICE_LABEL = "service_name"
+SERVICE_LABEL = prometheus_label(SERVICE_NAME)
+#: Label telling apart the processes of a service, on the process health metrics.
+INSTANCE_LABEL = prometheus_label(SERVICE_INSTANCE_ID)
 
 _DELTA = AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA
 
@@ -75,6 +87,8 @@ class _ProcessState:
 class _Family:
     spec: semconv.MetricSpec
     bounds: list[float] | None = None
+    #: One series per process (``service_instance_id`` label) rather than summed over them.
+    per_process: bool = False
     series: dict[Labels, dict[str, _ProcessState]] = field(default_factory=dict)
 
 
@@ -119,12 +133,23 @@ class ReceivedMetrics(Collector):
                         spec = TASK_METRICS.get(metric.name)
                         if spec is not None:
                             self._update_metric(spec, metric, service, instance, now)
+                        elif metric.name in PROCESS_METRIC_NAMES:
+                            spec = _spec_of(metric)
+                            if spec is not None:
+                                self._update_metric(spec, metric, service, instance, now, per_process=True)
 
     def _update_metric(
-        self, spec: semconv.MetricSpec, metric: Any, service: str, instance: str, now: float
+        self,
+        spec: semconv.MetricSpec,
+        metric: Any,
+        service: str,
+        instance: str,
+        now: float,
+        *,
+        per_process: bool = False,
     ) -> None:
         kind = metric.WhichOneof("data")
-        family = self._families.setdefault(spec.name, _Family(spec))
+        family = self._families.setdefault(spec.name, _Family(spec, per_process=per_process))
         if kind == "histogram" and spec.instrument == "histogram":
             temporality = metric.histogram.aggregation_temporality
             for point in metric.histogram.data_points:
@@ -140,6 +165,8 @@ class ReceivedMetrics(Collector):
             sorted((prometheus_label(key), str(value)) for key, value in attributes(point.attributes).items())
         )
         labels += ((SERVICE_LABEL, service),)
+        if family.per_process:
+            labels = (*labels, (INSTANCE_LABEL, instance))
         return family.series.setdefault(labels, {}).setdefault(instance, _ProcessState())
 
     def _update_number(
@@ -195,6 +222,8 @@ class ReceivedMetrics(Collector):
 
     def _collect_family(self, family: _Family, now: float) -> Metric | None:
         spec = family.spec
+        if family.per_process:
+            self._forget_stale(family, now)
         name = prometheus_name(spec)
         label_names = sorted({key for labels in family.series for key, _ in labels})
         metric: Any
@@ -218,6 +247,13 @@ class ReceivedMetrics(Collector):
         return metric
 
     @staticmethod
+    def _forget_stale(family: _Family, now: float) -> None:
+        # Each worker process has its own series; a restarted process comes back as a new one.
+        for labels, processes in list(family.series.items()):
+            if all(now - state.seen > STALE_AFTER for state in processes.values()):
+                del family.series[labels]
+
+    @staticmethod
     def _add_histogram(
         metric: HistogramMetricFamily, values: list[str], bounds: list[float], states: list[_ProcessState]
     ) -> None:
@@ -234,6 +270,20 @@ class ReceivedMetrics(Collector):
             cumulative += count
             buckets.append((bound, float(cumulative)))
         metric.add_metric(values, buckets, total)
+
+
+def _spec_of(metric: Any) -> semconv.MetricSpec | None:
+    """The spec of a metric named elsewhere (the process health metrics), from what it says of
+    itself: a monotonic sum is a counter, another sum an up-down counter."""
+    kind = metric.WhichOneof("data")
+    instrument: semconv.Instrument
+    if kind == "sum":
+        instrument = "counter" if metric.sum.is_monotonic else "updowncounter"
+    elif kind in ("gauge", "histogram"):
+        instrument = kind
+    else:
+        return None
+    return semconv.MetricSpec(metric.name, instrument, metric.unit, metric.description)
 
 
 def _format_bound(bound: float) -> str:
