@@ -196,9 +196,10 @@ class Evaluator:
                 )
             elif rule == "dead_letters_growing" and stats.dead is not None:
                 before = self._since(now, self._rules[rule].window).dead
-                if before is None or stats.name not in before:
+                if before is None:
                     continue
-                growth = stats.dead - before[stats.name]
+                # A queue the earlier read did not find did not exist then: it had no dead letters.
+                growth = stats.dead - before.get(stats.name, 0)
                 if growth > threshold:
                     window = self._rules[rule].window
                     yield Finding(
