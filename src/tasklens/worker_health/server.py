@@ -1,0 +1,110 @@
+"""The worker's own health endpoint: ``GET /healthz`` on a loopback port, from a daemon thread.
+
+It answers 200 with ``{"status": "healthy", ...}`` or 503 with ``"unhealthy"`` and the reasons,
+from the probes of the task libraries running in this process. Any other path is 404.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from tasklens.worker_health.verdict import WorkerProbe, WorkerVerdict
+
+__all__ = ["HEALTH_PATH", "WorkerHealthServer"]
+
+logger = logging.getLogger(__name__)
+
+#: The endpoint's path.
+HEALTH_PATH = "/healthz"
+
+
+class WorkerHealthServer:
+    """Serves ``GET /healthz`` for the probes registered with ``add``.
+
+    Parameters:
+      host(str): The address to bind (loopback unless told otherwise).
+      port(int): The TCP port (0: any free one, see ``port`` once started).
+
+    Example:
+
+      >>> server = WorkerHealthServer("127.0.0.1", 8099)
+      >>> server.add(probe)
+      >>> server.start()
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.requested_port = port
+        self._probes: list[WorkerProbe] = []
+        self._lock = threading.Lock()
+        self._httpd: ThreadingHTTPServer | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1]) if self._httpd is not None else self.requested_port
+
+    def add(self, probe: WorkerProbe) -> None:
+        """Judge ``probe`` too."""
+        with self._lock:
+            if probe not in self._probes:
+                self._probes.append(probe)
+
+    def verdict(self) -> WorkerVerdict:
+        """Healthy when the probe of every worker started in this process is; unhealthy before any
+        has started."""
+        with self._lock:
+            probes = [probe for probe in self._probes if probe.started]
+        if not probes:
+            return WorkerVerdict(False, "none", ["no worker has started in this process"], {})
+        verdicts = [probe.verdict() for probe in probes]
+        if len(verdicts) == 1:
+            return verdicts[0]
+        reasons = [f"{v.library}: {reason}" for v in verdicts for reason in v.reasons]
+        checks = {v.library: v.checks for v in verdicts}
+        return WorkerVerdict(not reasons, "+".join(v.library for v in verdicts), reasons, checks)
+
+    def start(self) -> None:
+        """Bind and serve on a daemon thread.
+
+        Raises:
+          OSError: When the port cannot be bound.
+        """
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path.split("?")[0] != HEALTH_PATH:
+                    self._answer(404, {"error": f"not found; the worker's health is at {HEALTH_PATH}"})
+                    return
+                try:
+                    verdict = server.verdict()
+                except Exception as exc:  # a probe bug must still answer, as unhealthy
+                    logger.exception("The worker health probe failed.")
+                    verdict = WorkerVerdict(False, "unknown", [f"the probe failed: {type(exc).__name__}"])
+                self._answer(200 if verdict.healthy else 503, verdict.to_json())
+
+            def _answer(self, status: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # probes every few seconds would flood the worker's log
+
+        httpd = ThreadingHTTPServer((self.host, self.requested_port), Handler)
+        httpd.daemon_threads = True
+        self._httpd = httpd
+        threading.Thread(target=httpd.serve_forever, name="tasklens-worker-health", daemon=True).start()
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
