@@ -179,3 +179,25 @@ def test_an_alert_fires_only_after_its_for_duration_and_unknown_is_not_resolved(
     finally:
         dispatcher.close()
     assert [n.event for n in recorder.sent] == ["firing", "resolved"]
+
+
+def test_an_alert_of_a_rule_switched_off_resolves_after_a_restart(tmp_path) -> None:
+    state = str(tmp_path / "alerts.json")
+    recorder = Recorder()
+    first = build_alert_config(rules=[("backlog", {"threshold": "0", "for": "0s"})], state_path=state)
+    engine = AlertEngine(first, broker="redis://x", dispatcher=Dispatcher([]))
+    engine.evaluate(read(stats(ready=1)), TaskCounts())
+    assert [a.key for a in engine.firing()] == ["backlog:q"]
+
+    # Restarted with the rule off and the broker down: the alert cannot fire any more.
+    second = build_alert_config(rules=[("backlog", {"enabled": "false"})], state_path=state)
+    dispatcher = Dispatcher([recorder])
+    restarted = AlertEngine(second, broker="redis://x", dispatcher=dispatcher)
+    assert [a.key for a in restarted.firing()] == ["backlog:q"]
+    dispatcher.start()
+    try:
+        restarted.evaluate(ReadResult(None, BrokerUnavailable("down"), 1.0, time.monotonic()), TaskCounts())
+    finally:
+        dispatcher.close()
+    assert restarted.firing() == []
+    assert [n.event for n in recorder.sent] == ["resolved"]

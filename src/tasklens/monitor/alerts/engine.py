@@ -172,7 +172,12 @@ class AlertEngine:
             for key in [k for k in self._pending if k not in holding]:
                 del self._pending[key]
             for key, record in list(self._firing.items()):
-                if key in holding or record.rule not in evaluation.evaluated:
+                # An alert of a rule switched off since it fired resolves; one whose rule could
+                # not be evaluated this time (the broker did not answer) stays as it was.
+                disabled = (
+                    not self.config.rules[record.rule].enabled if record.rule in self.config.rules else True
+                )
+                if key in holding or (record.rule not in evaluation.evaluated and not disabled):
                     continue
                 del self._firing[key]
                 record.resolved_at = now
