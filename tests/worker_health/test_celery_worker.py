@@ -13,6 +13,7 @@ import pytest
 import redis
 from celery import Celery
 
+from tests.services import REDIS_HOST, REDIS_PORT
 from tests.worker_health.workers import DEADLINE, MAX_BUSY, running_worker, tasklens_health
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -97,3 +98,22 @@ def test_a_busy_prefork_worker_passes(app: dict[str, object], tmp_path: Path) ->
             time.sleep(0.1)
         client.close()
         assert body["checks"]["seconds_since_last_message"] is not None
+
+
+def test_a_worker_that_lost_its_broker_fails_until_it_is_back(app: dict[str, object], tmp_path: Path) -> None:
+    from tests.monitor.tcp_proxy import TcpProxy
+
+    env = dict(app["env"])  # type: ignore[call-overload]
+    proxy = TcpProxy((REDIS_HOST, REDIS_PORT))
+    proxy.start()
+    env["HEALTH_TEST_REDIS_URL"] = f"redis://{REDIS_HOST}:{proxy.port}/0"
+    try:
+        with start({**app, "env": env}, tmp_path) as worker:
+            worker.wait_for(lambda status, body: status == 200, "the worker to start")
+            proxy.stop()
+            down = worker.wait_for(lambda status, body: status == 503, "the lost broker to fail the worker")
+            assert any("no connection to the broker" in reason for reason in down["reasons"]), down
+            proxy.start()
+            worker.wait_for(lambda status, body: status == 200, "the worker to recover with its broker")
+    finally:
+        proxy.stop()
