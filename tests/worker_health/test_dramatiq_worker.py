@@ -40,16 +40,16 @@ def app(redis_url: str) -> Iterator[dict[str, object]]:
     broker.close()
 
 
-def start(app: dict[str, object], tmp_path: Path):
+def start(app: dict[str, object], tmp_path: Path, *, processes: int = 1, threads: int = THREADS):
     command = [
         sys.executable,
         "-m",
         "dramatiq",
         "tests.worker_health.apps.dramatiq_app",
         "--processes",
-        "1",
+        str(processes),
         "--threads",
-        str(THREADS),
+        str(threads),
     ]
     return running_worker(command, app["env"], tmp_path / "worker.log")  # type: ignore[arg-type]
 
@@ -125,3 +125,21 @@ def test_a_worker_that_lost_its_broker_fails_until_it_is_back(app: dict[str, obj
             worker.wait_for(lambda status, body: status == 200, "the worker to recover with its broker")
     finally:
         proxy.stop()
+
+
+def test_one_endpoint_answers_for_every_worker_process(app: dict[str, object], tmp_path: Path) -> None:
+    actors = app["actors"]
+    with start(app, tmp_path, processes=2, threads=1) as worker:
+        idle = worker.wait_for(
+            lambda status, body: status == 200 and len(body["checks"]["sibling_processes"]) == 1,
+            "both worker processes to report healthy",
+        )
+        [sibling] = idle["checks"]["sibling_processes"]
+        assert sibling["pid"] != idle["checks"]["pid"]
+
+        # Each process prefetches at most two messages: four blocking ones hang at least one
+        # process, whichever of the two it is.
+        for _ in range(4):
+            actors["block_forever"].send()  # type: ignore[index]
+        hung = worker.wait_for(lambda status, body: status == 503, "a hung worker process to fail the probe")
+        assert any("all 1 worker slots busy for more than" in reason for reason in hung["reasons"]), hung

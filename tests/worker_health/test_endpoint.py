@@ -66,3 +66,43 @@ def test_the_exec_probe_reports_an_unreachable_worker() -> None:
     assert result.returncode == 1
     assert result.stderr.startswith("tasklens: unhealthy: worker health endpoint http://127.0.0.1:")
     assert run_tasklens("health", "--worker", "ftp://x").returncode == 2
+
+
+def test_a_sibling_process_that_stopped_reporting_fails_the_verdict(tmp_path) -> None:
+    import json
+    import os
+    import time
+
+    from tasklens.worker_health.siblings import SiblingBoard
+    from tasklens.worker_health.verdict import WorkerVerdict
+
+    class Started(DramatiqWorkerProbe):
+        def verdict(self) -> WorkerVerdict:
+            return WorkerVerdict.of("dramatiq", [], {"pid": os.getpid()})
+
+        @property
+        def started(self) -> bool:
+            return True
+
+    server = WorkerHealthServer("127.0.0.1", 0)
+    server.add(Started(max_busy=60))
+    server.board = SiblingBoard(tmp_path)
+    assert server.verdict().healthy and server.verdict().checks["sibling_processes"] == []
+
+    # A live process (this one's parent stands in for a sibling) whose last report is old.
+    sibling = os.getppid()
+    healthy = {"status": "healthy", "library": "dramatiq", "reasons": [], "checks": {}}
+    (tmp_path / f"{sibling}.json").write_text(
+        json.dumps({"pid": sibling, "at": time.time() - 60, "verdict": healthy})
+    )
+    verdict = server.verdict()
+    assert not verdict.healthy
+    assert verdict.reasons == [f"worker process {sibling} has not reported for 60 s"]
+
+    # An exited process's entry is dropped.
+    (tmp_path / f"{sibling}.json").unlink()
+    (tmp_path / "999999999.json").write_text(
+        json.dumps({"pid": 999999999, "at": time.time(), "verdict": healthy})
+    )
+    assert server.verdict().healthy
+    assert not (tmp_path / "999999999.json").exists()

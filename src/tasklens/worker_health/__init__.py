@@ -17,18 +17,20 @@ Kubernetes::
     livenessProbe:
       httpGet: {path: /healthz, port: 8099}
 
-With ``dramatiq --processes N`` every process would bind the same port: run one process per
-container (the usual Kubernetes layout), or give each its own ``TASKLENS_WORKER_HEALTH_PORT``.
+With ``dramatiq --processes N`` one process listens and answers for all N: each publishes its
+own verdict for it (see ``siblings``), so one hung process fails the probe.
 """
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import logging
 import os
 from dataclasses import dataclass
 
 from tasklens.worker_health.server import WorkerHealthServer
+from tasklens.worker_health.siblings import SiblingBoard
 
 __all__ = [
     "DEFAULT_HOST",
@@ -125,7 +127,8 @@ _server_pid: int | None = None
 
 def start_worker_health(settings: WorkerHealthSettings) -> WorkerHealthServer | None:
     """Serve the endpoint in this process (once) and hook into Dramatiq and Celery if installed.
-    A port already taken is logged, never raised: the worker runs on without the endpoint.
+    When the port is taken (by a sibling worker process), this process publishes its verdict for
+    the one that listens; nothing is raised.
 
     Parameters:
       settings(WorkerHealthSettings): Where to listen, and when a worker is hung.
@@ -146,16 +149,23 @@ def start_worker_health(settings: WorkerHealthSettings) -> WorkerHealthServer | 
         celery_health = celery_probe.CeleryWorkerProbe(settings.max_busy)
         celery_probe.install(celery_health)
         server.add(celery_health)
+    board = SiblingBoard.for_port(settings.port)
+    board.start_publishing(server.local_verdict)
+    atexit.register(board.stop)
     try:
         server.start()
     except OSError as exc:
-        logger.error(
-            "The worker health endpoint cannot listen on %s:%s: %s",
+        # Another worker process of the same command holds the port and answers for this one too.
+        logger.info(
+            "Worker health: %s:%s is taken (%s); this process's verdict is published for the process"
+            " that serves it.",
             settings.host,
             settings.port,
             exc.strerror or exc,
         )
-        return None
+        _server, _server_pid = server, os.getpid()
+        return server
+    server.board = board
     logger.info("Worker health on http://%s:%s/healthz", settings.host, server.port)
     _server, _server_pid = server, os.getpid()
     return server

@@ -1,7 +1,8 @@
 """The worker's own health endpoint: ``GET /healthz`` on a loopback port, from a daemon thread.
 
 It answers 200 with ``{"status": "healthy", ...}`` or 503 with ``"unhealthy"`` and the reasons,
-from the probes of the task libraries running in this process. Any other path is 404.
+from the probes of the task libraries running in this process and the verdicts its sibling worker
+processes publish (``siblings``). Any other path is 404.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tasklens.worker_health.siblings import STALE_AFTER, SiblingBoard
 from tasklens.worker_health.verdict import WorkerProbe, WorkerVerdict
 
 __all__ = ["HEALTH_PATH", "WorkerHealthServer"]
@@ -42,6 +44,8 @@ class WorkerHealthServer:
         self._probes: list[WorkerProbe] = []
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
+        #: Where sibling worker processes publish their verdicts, when they share this endpoint.
+        self.board: SiblingBoard | None = None
 
     @property
     def port(self) -> int:
@@ -53,19 +57,38 @@ class WorkerHealthServer:
             if probe not in self._probes:
                 self._probes.append(probe)
 
-    def verdict(self) -> WorkerVerdict:
-        """Healthy when the probe of every worker started in this process is; unhealthy before any
-        has started."""
+    def local_verdict(self) -> WorkerVerdict | None:
+        """This process's verdict; ``None`` before any worker has started in it."""
         with self._lock:
             probes = [probe for probe in self._probes if probe.started]
         if not probes:
-            return WorkerVerdict(False, "none", ["no worker has started in this process"], {})
+            return None
         verdicts = [probe.verdict() for probe in probes]
         if len(verdicts) == 1:
             return verdicts[0]
         reasons = [f"{v.library}: {reason}" for v in verdicts for reason in v.reasons]
         checks = {v.library: v.checks for v in verdicts}
         return WorkerVerdict(not reasons, "+".join(v.library for v in verdicts), reasons, checks)
+
+    def verdict(self) -> WorkerVerdict:
+        """This process's verdict and its siblings' (see ``siblings``): healthy when all are;
+        unhealthy before any worker has started here."""
+        local = self.local_verdict()
+        if local is None:
+            return WorkerVerdict(False, "none", ["no worker has started in this process"], {})
+        if self.board is None:
+            return local
+        reasons = list(local.reasons)
+        processes = []
+        for sibling in self.board.siblings():
+            stale = sibling.age > STALE_AFTER
+            healthy = sibling.verdict.healthy and not stale
+            processes.append({"pid": sibling.pid, "status": "healthy" if healthy else "unhealthy"})
+            if stale:
+                reasons.append(f"worker process {sibling.pid} has not reported for {sibling.age:.0f} s")
+            reasons.extend(f"worker process {sibling.pid}: {reason}" for reason in sibling.verdict.reasons)
+        checks = {**local.checks, "sibling_processes": processes}
+        return WorkerVerdict(not reasons, local.library, reasons, checks)
 
     def start(self) -> None:
         """Bind and serve on a daemon thread.
