@@ -143,3 +143,31 @@ def test_one_endpoint_answers_for_every_worker_process(app: dict[str, object], t
             actors["block_forever"].send()  # type: ignore[index]
         hung = worker.wait_for(lambda status, body: status == 503, "a hung worker process to fail the probe")
         assert any("all 1 worker slots busy for more than" in reason for reason in hung["reasons"]), hung
+
+
+def test_served_under_opentelemetry_instrument_too(app: dict[str, object], tmp_path: Path) -> None:
+    import shutil
+
+    instrument = shutil.which("opentelemetry-instrument", path=str(Path(sys.executable).parent))
+    assert instrument is not None
+    env = {
+        **app["env"],  # type: ignore[dict-item]
+        "OTEL_SDK_DISABLED": "false",
+        "OTEL_TRACES_EXPORTER": "none",
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+    }
+    command = [
+        instrument,
+        sys.executable,
+        "-m",
+        "dramatiq",
+        "tests.worker_health.apps.plain_app",
+        "-p",
+        "1",
+        "-t",
+        "1",
+    ]
+    with running_worker(command, env, tmp_path / "worker.log") as worker:
+        body = worker.wait_for(lambda status, body: status == 200, "the instrumented worker to answer")
+        assert body["library"] == "dramatiq"

@@ -86,7 +86,7 @@ def test_a_sibling_process_that_stopped_reporting_fails_the_verdict(tmp_path) ->
 
     server = WorkerHealthServer("127.0.0.1", 0)
     server.add(Started(max_busy=60))
-    server.board = SiblingBoard(tmp_path)
+    server.boards = [SiblingBoard(tmp_path)]
     assert server.verdict().healthy and server.verdict().checks["sibling_processes"] == []
 
     # A live process (this one's parent stands in for a sibling) whose last report is old.

@@ -149,9 +149,7 @@ def start_worker_health(settings: WorkerHealthSettings) -> WorkerHealthServer | 
         celery_health = celery_probe.CeleryWorkerProbe(settings.max_busy)
         celery_probe.install(celery_health)
         server.add(celery_health)
-    board = SiblingBoard.for_port(settings.port)
-    board.start_publishing(server.local_verdict)
-    atexit.register(board.stop)
+    _publish(server, settings.port)
     try:
         server.start()
     except OSError as exc:
@@ -163,12 +161,31 @@ def start_worker_health(settings: WorkerHealthSettings) -> WorkerHealthServer | 
             settings.port,
             exc.strerror or exc,
         )
-        _server, _server_pid = server, os.getpid()
-        return server
-    server.board = board
-    logger.info("Worker health on http://%s:%s/healthz", settings.host, server.port)
+    else:
+        server.boards = [
+            SiblingBoard.for_port(settings.port),
+            SiblingBoard.for_port(settings.port, parent=os.getpid()),
+        ]
+        logger.info("Worker health on http://%s:%s/healthz", settings.host, server.port)
     _server, _server_pid = server, os.getpid()
+    os.register_at_fork(after_in_child=lambda: _after_fork(server, settings.port))
     return server
+
+
+def _publish(server: WorkerHealthServer, port: int) -> None:
+    board = SiblingBoard.for_port(port)
+    board.start_publishing(server.local_verdict)
+    atexit.register(board.stop)
+
+
+def _after_fork(server: WorkerHealthServer, port: int) -> None:
+    """In a forked worker process: the parent keeps serving; this one publishes its verdict for it.
+    Threads do not survive a fork, so the publisher and the probes' helpers start afresh."""
+    global _server, _server_pid
+    server.forget_listener()
+    server.reset_after_fork()
+    _server, _server_pid = server, os.getpid()
+    _publish(server, port)
 
 
 def enable_worker_health(option: bool | int | WorkerHealthSettings | None) -> bool:

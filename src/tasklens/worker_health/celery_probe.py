@@ -42,6 +42,10 @@ class CeleryWorkerProbe(WorkerProbe):
     def __init__(self, max_busy: float, *, clock: Callable[[], float] = time.time) -> None:
         self.max_busy = max_busy
         self._clock = clock
+        self.after_fork()
+
+    def after_fork(self) -> None:
+        # Also the initial state: a pool process has no consumer of its own.
         self._lock = threading.Lock()
         self._consumer: Any = None
         self._stopped = False

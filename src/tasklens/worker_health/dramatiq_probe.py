@@ -49,6 +49,10 @@ class DramatiqWorkerProbe(dramatiq.Middleware, WorkerProbe):
     def __init__(self, max_busy: float, *, clock: Callable[[], float] = time.time) -> None:
         self.max_busy = max_busy
         self._clock = clock
+        self.after_fork()
+
+    def after_fork(self) -> None:
+        # Also the initial state: a forked worker process starts from nothing of its parent's.
         self._lock = threading.Lock()
         self._worker: dramatiq.Worker | None = None
         self._broker: dramatiq.Broker | None = None

@@ -44,8 +44,8 @@ class WorkerHealthServer:
         self._probes: list[WorkerProbe] = []
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
-        #: Where sibling worker processes publish their verdicts, when they share this endpoint.
-        self.board: SiblingBoard | None = None
+        #: Where the sibling and child worker processes this endpoint answers for publish.
+        self.boards: list[SiblingBoard] = []
 
     @property
     def port(self) -> int:
@@ -71,24 +71,25 @@ class WorkerHealthServer:
         return WorkerVerdict(not reasons, "+".join(v.library for v in verdicts), reasons, checks)
 
     def verdict(self) -> WorkerVerdict:
-        """This process's verdict and its siblings' (see ``siblings``): healthy when all are;
-        unhealthy before any worker has started here."""
+        """This process's verdict and those its sibling and child worker processes publish
+        (see ``siblings``): healthy when all are; unhealthy when no worker has started here or
+        in any of them."""
         local = self.local_verdict()
-        if local is None:
+        others = [sibling for board in self.boards for sibling in board.siblings()]
+        if local is None and not others:
             return WorkerVerdict(False, "none", ["no worker has started in this process"], {})
-        if self.board is None:
-            return local
-        reasons = list(local.reasons)
+        reasons = list(local.reasons) if local is not None else []
         processes = []
-        for sibling in self.board.siblings():
+        for sibling in others:
             stale = sibling.age > STALE_AFTER
             healthy = sibling.verdict.healthy and not stale
             processes.append({"pid": sibling.pid, "status": "healthy" if healthy else "unhealthy"})
             if stale:
                 reasons.append(f"worker process {sibling.pid} has not reported for {sibling.age:.0f} s")
             reasons.extend(f"worker process {sibling.pid}: {reason}" for reason in sibling.verdict.reasons)
-        checks = {**local.checks, "sibling_processes": processes}
-        return WorkerVerdict(not reasons, local.library, reasons, checks)
+        library = local.library if local is not None else others[0].verdict.library
+        checks = {**(local.checks if local is not None else {}), "sibling_processes": processes}
+        return WorkerVerdict(not reasons, library, reasons, checks)
 
     def start(self) -> None:
         """Bind and serve on a daemon thread.
@@ -125,6 +126,19 @@ class WorkerHealthServer:
         httpd.daemon_threads = True
         self._httpd = httpd
         threading.Thread(target=httpd.serve_forever, name="tasklens-worker-health", daemon=True).start()
+
+    def forget_listener(self) -> None:
+        """In a forked child: close this copy of the parent's listening socket (the parent serves)."""
+        if self._httpd is not None:
+            self._httpd.socket.close()
+            self._httpd = None
+        self.boards = []
+
+    def reset_after_fork(self) -> None:
+        """In a forked child: fresh locks, and each probe's own reset."""
+        self._lock = threading.Lock()
+        for probe in self._probes:
+            probe.after_fork()
 
     def stop(self) -> None:
         if self._httpd is not None:

@@ -3,9 +3,11 @@
 Only one process can listen on the health port. Every worker process started by the same parent
 (the ``dramatiq`` command) therefore publishes its own verdict, once per ``PUBLISH_INTERVAL``, as a
 small JSON file in a directory named after the parent's pid and the port; the process that holds
-the port answers for all of them. A sibling that stopped publishing for ``STALE_AFTER`` seconds
-(its process is stuck as a whole) fails the verdict; the file of a process that has exited is
-removed.
+the port answers for all of them: its siblings (started by the same parent) and its children (when
+it is that parent, as under ``opentelemetry-instrument``, where the ``dramatiq`` command's own
+process instruments itself before it forks the workers). A sibling that stopped publishing for
+``STALE_AFTER`` seconds (its process is stuck as a whole) fails the verdict; the file of a process
+that has exited is removed.
 """
 
 from __future__ import annotations
@@ -69,9 +71,10 @@ class SiblingBoard:
         self._stop = threading.Event()
 
     @classmethod
-    def for_port(cls, port: int) -> SiblingBoard:
-        """The board of this process's siblings: same parent, same port."""
-        name = f"tasklens-worker-health-{os.getuid()}-{os.getppid()}-{port}"
+    def for_port(cls, port: int, *, parent: int | None = None) -> SiblingBoard:
+        """The board of the processes started by ``parent`` (by default this process's parent:
+        its siblings' board) that share ``port``."""
+        name = f"tasklens-worker-health-{os.getuid()}-{os.getppid() if parent is None else parent}-{port}"
         return cls(Path(tempfile.gettempdir()) / name)
 
     def publish(self, verdict: WorkerVerdict) -> None:
@@ -90,8 +93,10 @@ class SiblingBoard:
 
     def siblings(self) -> list[Sibling]:
         """Every other live process's last verdict; entries of exited processes are removed."""
-        found = []
+        found: list[Sibling] = []
         now = self._clock()
+        if not self.directory.is_dir():
+            return found
         for path in sorted(self.directory.glob("*.json")):
             try:
                 pid = int(path.stem)

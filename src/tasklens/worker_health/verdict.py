@@ -94,3 +94,6 @@ class WorkerProbe(abc.ABC):
     @abc.abstractmethod
     def verdict(self) -> WorkerVerdict:
         """The verdict now; never raises."""
+
+    def after_fork(self) -> None:  # noqa: B027 - optional hook
+        """In a forked child process: drop what belonged to the parent (locks, threads)."""
