@@ -10,10 +10,12 @@ last message and heartbeat, and whether every worker slot is stuck on one messag
 ``TASKLENS_WORKER_HEALTH_MAX_BUSY`` seconds (default 600). ``tasklens health --worker URL`` gives
 the same verdict as an exec probe.
 
-Kubernetes::
+Kubernetes (the kubelet's ``httpGet`` connects to the pod's IP, hence the host; the exec probe
+``tasklens health --worker http://127.0.0.1:8099`` works with the loopback default)::
 
     env:
       - {name: TASKLENS_WORKER_HEALTH, value: "1"}
+      - {name: TASKLENS_WORKER_HEALTH_HOST, value: "0.0.0.0"}
     livenessProbe:
       httpGet: {path: /healthz, port: 8099}
 
