@@ -36,7 +36,7 @@ class Quick(Notifier):
 
     def send(self, notification: Notification) -> None:
         self.sent.append(notification)
-        if len(self.sent) == QUEUE_SIZE + 10:
+        if notification.alert.key == f"backlog:q{QUEUE_SIZE + 9}":
             self.done.set()
 
 
