@@ -60,6 +60,8 @@ __all__ = [
     "WebhookTarget",
     "build_alert_config",
     "parse_rule_option",
+    "read_config_file",
+    "webhook_option",
 ]
 
 #: How often the conditions are evaluated unless configured, in seconds.
