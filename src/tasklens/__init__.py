@@ -27,7 +27,8 @@ def setup(service_name: str | None = None, **options: Any) -> Telemetry:
 
     Parameters:
       service_name(str): the ``service.name`` to use when the environment names none.
-      **options: ``process_metrics``, ``log_correlation``, ``use_links``, ``capture_args``.
+      **options: ``process_metrics``, ``log_correlation``, ``worker_health``, ``use_links``,
+        ``capture_args``.
     """
     from tasklens.libraries import setup as configure
 

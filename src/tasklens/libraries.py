@@ -14,6 +14,7 @@ from typing import Any
 from tasklens.telemetry import Telemetry
 from tasklens.telemetry import setup as setup_sdk
 from tasklens.telemetry.bootstrap import attempt
+from tasklens.worker_health import WorkerHealthSettings, enable_worker_health
 
 __all__ = ["INSTRUMENTATION_OPTIONS", "LIBRARIES", "Library", "setup"]
 
@@ -63,6 +64,7 @@ def setup(
     *,
     process_metrics: bool = True,
     log_correlation: bool = True,
+    worker_health: bool | int | WorkerHealthSettings | None = None,
     **options: Any,
 ) -> Telemetry:
     """Configure the SDK from ``OTEL_*`` (:func:`tasklens.telemetry.setup`), then instrument
@@ -73,6 +75,9 @@ def setup(
       service_name(str): the ``service.name`` to use when the environment names none.
       process_metrics(bool): report this process's CPU, memory, threads and GC.
       log_correlation(bool): trace ids (and task ids inside tasks) on log records.
+      worker_health(bool|int|WorkerHealthSettings|None): serve this worker's liveness on
+        ``GET /healthz`` (``True``: port 8099, or the port given); ``None`` follows
+        ``TASKLENS_WORKER_HEALTH``. See :mod:`tasklens.worker_health`.
       **options: passed to every instrumentor: ``use_links``, ``capture_args``.
 
     Raises:
@@ -84,6 +89,8 @@ def setup(
             f"setup() got unexpected options {sorted(unknown)}; expected {sorted(INSTRUMENTATION_OPTIONS)}"
         )
     telemetry = setup_sdk(service_name, process_metrics=process_metrics, log_correlation=log_correlation)
+    # Liveness does not depend on telemetry: it is served with OTEL_SDK_DISABLED too.
+    attempt("the worker health endpoint", enable_worker_health, worker_health)
     if not telemetry.enabled:
         return telemetry
     for library in LIBRARIES:

@@ -12,6 +12,7 @@ from tasklens.cli.options import (
     broker_options,
     threshold_options,
 )
+from tasklens.cli.worker_probe import check_worker
 from tasklens.monitor.health import (
     DEGRADED,
     HEALTHY,
@@ -34,7 +35,12 @@ EXIT_STATUS = {HEALTHY: 0, DEGRADED: 1, UNHEALTHY: EXIT_UNREACHABLE}
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the report as JSON (as GET /api/health), unreachable too."
 )
-def health(target: BrokerTarget, thresholds: HealthThresholds, as_json: bool) -> None:
+@click.option(
+    "--worker",
+    metavar="URL",
+    help="Check a worker's own health endpoint instead (exit 0 healthy, 1 not), like http://127.0.0.1:8099.",
+)
+def health(target: BrokerTarget, thresholds: HealthThresholds, as_json: bool, worker: str | None) -> None:
     """Check the queues: exit 0 when healthy, 1 when degraded, 2 when the broker is unreachable.
 
     Degraded means the broker answers but a threshold is crossed: a queue's backlog
@@ -44,7 +50,10 @@ def health(target: BrokerTarget, thresholds: HealthThresholds, as_json: bool) ->
     \b
     Example (a Kubernetes exec probe):
       tasklens health --broker redis://redis:6379/0 --max-backlog 10000 --max-age 300 --min-workers 1
+      tasklens health --worker http://127.0.0.1:8099   # the worker's liveness (TASKLENS_WORKER_HEALTH=1)
     """
+    if worker is not None:
+        check_worker(worker)
     with broker_errors(target):
         try:
             with target.open() as inspector:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from tasklens.cli.alert_options import AlertFlags, alert_options
 from tasklens.cli.options import (
     EXIT_UNREACHABLE,
     BrokerTarget,
@@ -140,6 +141,7 @@ def _store_path(store: Path | None, no_store: bool) -> str | None:
     default="info",
     show_default=True,
 )
+@alert_options
 def monitor(
     target: BrokerTarget,
     host: str,
@@ -155,6 +157,7 @@ def monitor(
     max_store_size: int,
     forward: str | None,
     log_level: str,
+    alert_flags: AlertFlags,
 ) -> None:
     """Serve the broker's queues over HTTP: /metrics (Prometheus), /healthz, /readyz,
     /api/health, the REST API under /api (see /openapi.json) and the dead-letter actions.
@@ -191,6 +194,7 @@ def monitor(
         retention=retention,
         max_store_size=max_store_size,
         forward_url=forward,
+        alerts=alert_flags.config(_store_path(store, no_store)),
     )
     try:
         check_bind(settings)

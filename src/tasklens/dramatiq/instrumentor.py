@@ -67,6 +67,12 @@ class DramatiqInstrumentor(BaseInstrumentor):
         wrap_function_wrapper("dramatiq.broker", "Broker.__init__", self._after_broker_init)
         if dramatiq.broker.global_broker is not None:
             self._attach(dramatiq.broker.global_broker)
+        # Under opentelemetry-instrument, TASKLENS_WORKER_HEALTH=1 serves the worker's liveness too
+        # (tasklens.setup() does it otherwise; twice does nothing).
+        from tasklens.telemetry.bootstrap import attempt
+        from tasklens.worker_health import enable_worker_health
+
+        attempt("the worker health endpoint", enable_worker_health, None)
 
     def _uninstrument(self, **kwargs: Any) -> None:
         unwrap(dramatiq.broker.Broker, "__init__")

@@ -25,6 +25,8 @@ from fastapi import APIRouter, FastAPI
 from tasklens.brokers.base import BrokerInspector
 from tasklens.brokers.url import redact_url
 from tasklens.monitor import api, health, metrics, pages
+from tasklens.monitor.alerts import api as alerts_api
+from tasklens.monitor.alerts.engine import AlertEngine
 from tasklens.monitor.auth import document_security
 from tasklens.monitor.errors import install_error_handlers
 from tasklens.monitor.inspectors import InspectorFactory, SharedInspector
@@ -44,6 +46,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     metrics.router,
     api.router,
     api.actions_router,
+    alerts_api.router,
     # The web dashboard's pages and static files; last, so API paths always win.
     pages.router,
 )
@@ -93,17 +96,22 @@ def create_app(settings: MonitorSettings, *, open_inspector: InspectorFactory | 
     # The OTLP receiver and the dashboard data API come first: ``/api/queues/history`` must be
     # matched before ``/api/queues/{queue}``.
     routers = (*telemetry.routers(), *ROUTERS)
+    alerts = AlertEngine(settings.alerts, broker=broker) if settings.alerts is not None else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         exporter = start_otlp_export(reader)
         telemetry.start(reader)
+        if alerts is not None:
+            alerts.start(reader, telemetry.metrics)
         logger.info("Monitoring %s.", broker)
         try:
             yield
         finally:
             if exporter is not None:
                 exporter.shutdown()
+            if alerts is not None:
+                alerts.close()
             telemetry.close()
             state.close()
 
@@ -114,6 +122,7 @@ def create_app(settings: MonitorSettings, *, open_inspector: InspectorFactory | 
         lifespan=lifespan,
     )
     app.state.monitor = state
+    app.state.alerts = alerts
     install_error_handlers(app)
     for router in routers:
         app.include_router(router)

@@ -10,6 +10,7 @@ pages need ships in ``static/``: nothing is fetched from another server.
 ``/runs``, ``/runs/{trace_id}``    searchable runs; one run's trace as a waterfall
 ``/queues``                        depth history and the dead-letter browser
 ``/workers``                       live workers and each process's CPU and memory
+``/alerts``                        firing alerts, their history, the rules and notifiers
 ``/static/...``                    the pages' HTML, CSS, JavaScript and icon
 =================================  ==========================================================
 
@@ -38,6 +39,7 @@ PAGE_PATHS: tuple[str, ...] = (
     "/runs/{trace_id}",
     "/queues",
     "/workers",
+    "/alerts",
 )
 #: What the page may load and talk to: only this monitor. Style attributes are allowed because
 #: the charts and the waterfall position their parts with them; scripts only from files.

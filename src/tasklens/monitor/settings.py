@@ -5,8 +5,12 @@ from __future__ import annotations
 import ipaddress
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from tasklens.monitor.store.retention import DEFAULT_MAX_SIZE, DEFAULT_RETENTION
+
+if TYPE_CHECKING:
+    from tasklens.monitor.alerts.config import AlertConfig
 
 __all__ = [
     "AUTH_TOKEN_ENV",
@@ -95,6 +99,7 @@ class MonitorSettings:
       retention(float|None): Oldest telemetry kept, in seconds (``--retention``).
       max_store_size(int|None): Most bytes the store may hold (``--max-store-size``).
       forward_url(str|None): Upstream OTLP/HTTP endpoint everything received is forwarded to.
+      alerts(AlertConfig|None): The built-in alerts' rules and notifiers; ``None``: no alerts.
 
     Example:
 
@@ -117,6 +122,7 @@ class MonitorSettings:
     retention: float | None = DEFAULT_RETENTION
     max_store_size: int | None = DEFAULT_MAX_SIZE
     forward_url: str | None = None
+    alerts: AlertConfig | None = None
 
     @property
     def loopback(self) -> bool:

@@ -18,6 +18,7 @@ const ROUTES = [
   [/^\/runs\/(?<traceId>[^/]+)\/?$/, "runs", () => import("./pages/trace.js")],
   [/^\/queues\/?$/, "queues", () => import("./pages/queues.js")],
   [/^\/workers\/?$/, "workers", () => import("./pages/workers.js")],
+  [/^\/alerts\/?$/, "alerts", () => import("./pages/alerts.js")],
 ];
 
 const state = { page: null, timer: null, paused: false, refreshing: false, again: false, lastOk: null };
