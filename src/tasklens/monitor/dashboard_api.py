@@ -56,6 +56,9 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "No such actor or trace in the store."},
 }
 
+#: The ``status`` filters of ``/api/runs``.
+RunStatus = Literal["ok", "error", "failed", "retried", "dead_lettered", "succeeded_after_retry"]
+
 Window = Annotated[str, Query(pattern=WINDOW_PATTERN, description="How far back, like 15m, 1h or 24h.")]
 Time = Annotated[float | None, Query(ge=0, le=MAX_TIME, description="Unix seconds.")]
 
@@ -117,7 +120,13 @@ def dashboard_router(reader: StoreReader, dependencies: list[Any] | None = None)
     def runs(
         actor: str | None = None,
         queue: str | None = None,
-        status: Literal["ok", "error"] | None = None,
+        status: Annotated[
+            RunStatus | None,
+            Query(
+                description="ok or error (by the span's status), or how the attempt ended: failed (for"
+                " good, no retry), retried, dead_lettered, succeeded_after_retry."
+            ),
+        ] = None,
         q: Annotated[
             str | None,
             Query(description="A message or trace id, or part of an actor, exception type or message."),
