@@ -115,7 +115,7 @@ function processRow(p) {
     h(
       "td.running-now",
       null,
-      (p.running || []).length ? p.running.map((r, i) => [i ? ", " : "", `${r.actor || "?"}${r.count > 1 ? ` ×${r.count}` : ""}`]) : p.kind === "worker" ? "idle" : "—",
+      (p.running || []).length ? p.running.map((r, i) => [i ? ", " : "", `${r.actor || "?"}${r.count > 1 ? ` ×${r.count}` : ""}`]) : p.kind === "worker" && p.live ? "idle" : "—",
     ),
     h("td.num", null, p.runs ? count(p.runs) : "—"),
     h(
