@@ -34,6 +34,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import time
 from collections.abc import Iterator, Sequence
@@ -102,6 +103,8 @@ HEARTBEATS_KEY = "__heartbeats__"
 #: listed after it was last seen so, in seconds.
 QUEUE_REGISTRY_KEY = "__tasklens__.queues"
 QUEUE_REGISTRY_TTL = 7 * 86400.0
+#: How often one reader reads the registry again, or writes a queue it already wrote, in seconds.
+QUEUE_REGISTRY_REFRESH = 60.0
 #: Keys (after the namespace) starting with this are Dramatiq's bookkeeping, not queues.
 INTERNAL_KEY_PREFIX = "__"
 
@@ -146,6 +149,9 @@ class RedisInspector(BrokerInspector):
         # Queues found once stay reported (at zero once emptied, when Redis drops their keys)
         # so that their series do not vanish from the metrics.
         self._seen: set[str] = set()
+        self._registry: set[str] = set()
+        self._registry_read_at = -math.inf
+        self._written: dict[str, float] = {}
         self.timeout = timeout
         self.heartbeat_timeout = heartbeat_timeout
         self.requeue_batch_size = requeue_batch_size
@@ -334,25 +340,33 @@ class RedisInspector(BrokerInspector):
         return set(self.queues) | self._seen
 
     def _registered(self) -> set[str]:
-        """The queues readers saw holding messages within ``QUEUE_REGISTRY_TTL``."""
+        """The queues readers saw holding messages within ``QUEUE_REGISTRY_TTL`` (read again at
+        most every ``QUEUE_REGISTRY_REFRESH`` seconds, so repeated reads stay one round trip)."""
+        if time.monotonic() - self._registry_read_at < QUEUE_REGISTRY_REFRESH:
+            return self._registry
         since_ms = (time.time() - QUEUE_REGISTRY_TTL) * 1000
-        names = cast(
-            "list[bytes]", self._client.zrangebyscore(self._key(QUEUE_REGISTRY_KEY), since_ms, "+inf")
-        )
-        return {name.decode(errors="replace") for name in names}
+        key = self._key(QUEUE_REGISTRY_KEY)
+        names = cast("list[bytes]", self._client.zrangebyscore(key, since_ms, "+inf"))
+        self._registry = {name.decode(errors="replace") for name in names}
+        self._registry_read_at = time.monotonic()
+        return self._registry
 
     def _register(self, names: Sequence[str], now_ms: float) -> None:
-        """Remember queues seen holding messages; a reader that may not write does without."""
-        if not names:
+        """Remember queues seen holding messages (each at most every ``QUEUE_REGISTRY_REFRESH``
+        seconds); a reader that may not write does without."""
+        refresh_ms = QUEUE_REGISTRY_REFRESH * 1000
+        due = [name for name in names if now_ms - self._written.get(name, -math.inf) > refresh_ms]
+        if not due:
             return
         key = self._key(QUEUE_REGISTRY_KEY)
         try:
             pipe = self._client.pipeline(transaction=False)
-            pipe.zadd(key, dict.fromkeys(names, now_ms))
+            pipe.zadd(key, dict.fromkeys(due, now_ms))
             pipe.zremrangebyscore(key, "-inf", now_ms - QUEUE_REGISTRY_TTL * 1000)
             pipe.execute()
         except redis.exceptions.ResponseError:
-            pass
+            return
+        self._written = {**self._written, **dict.fromkeys(due, now_ms)}
 
     def _discover(self) -> set[str]:
         prefix = self._key("")
