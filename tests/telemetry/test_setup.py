@@ -295,6 +295,30 @@ report({"exitcode": process.exitcode})
     assert max(child_descriptors) >= 200, "measured in the child, which opened 200 more files"
 
 
+def test_a_new_process_reports_its_metrics_within_seconds_not_an_export_interval(
+    receiver: OtlpReceiver,
+) -> None:
+    script = """
+import sys, tasklens
+tasklens.setup(service_name="fresh-worker")
+sys.stdin.read()  # alive until the test closes stdin
+"""
+    env = environment(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_METRIC_EXPORT_INTERVAL="600000")
+    child = subprocess.Popen([sys.executable, "-c", script], env=env, cwd=ROOT, stdin=subprocess.PIPE)
+    try:
+        # The export interval is ten minutes: only the early first export can deliver these.
+        arrived = receiver.wait_for(
+            lambda r: any(point.name == "process.cpu.time" for point in r.metric_points()), timeout=20
+        )
+    finally:
+        assert child.stdin is not None
+        child.stdin.close()
+        child.wait(timeout=30)
+    assert arrived, "no metric export within 20 s of setup()"
+    [resource] = {tuple(sorted(point.resource.items())) for point in receiver.metric_points()}
+    assert dict(resource)["service.name"] == "fresh-worker"
+
+
 def test_logs_are_exported_with_their_span_by_default(receiver: OtlpReceiver) -> None:
     script = """
 import logging
