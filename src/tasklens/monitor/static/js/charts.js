@@ -36,7 +36,9 @@ export function lineChart(
   const t1 = Math.max(...times, t0 + 1, ...(range ? [range[1]] : []));
   const highest = yMax ?? Math.max(...values, 0);
   // Counts never fall between integers: with fewer than 2 at the top, the half line would lie.
-  const top = integer ? Math.max(2, niceMax(Math.ceil(highest))) : niceMax(highest);
+  const rounded = niceMax(Math.ceil(highest));
+  // An odd top would put the middle line between two counts.
+  const top = integer ? Math.max(2, rounded % 2 ? rounded + 1 : rounded) : niceMax(highest);
   const plotW = width - MARGIN.left - MARGIN.right;
   const plotH = height - MARGIN.top - MARGIN.bottom;
   const x = (t) => MARGIN.left + ((t - t0) / (t1 - t0)) * plotW;
