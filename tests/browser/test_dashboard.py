@@ -135,7 +135,11 @@ def test_dead_letter_is_refused_without_the_token_then_requeued_with_it(shop: Sh
     expect(outcome).to_contain_text("Requeued 1 message")
     expect(page.locator("#dlq-list")).to_contain_text(f"No dead letters in {queue}.")
     page.goto(f"{shop.monitor.url}/runs?q={shop.dead_message_id}")
-    expect(page.locator("#runs-table tbody tr[data-status='ok']")).to_have_count(1)
+    recovered = page.locator("#runs-table tbody tr[data-status='ok']")
+    expect(recovered).to_have_count(1)
+    # Its attempt number is the one it died with: the run says it came after a requeue.
+    expect(recovered.locator(".requeued")).to_have_text("requeued")
+    expect(page.locator("#runs-table tbody tr[data-status='error'] .requeued")).to_have_count(0)
 
 
 def test_workers_page_lists_the_worker_processes(shop: Shop, page) -> None:
