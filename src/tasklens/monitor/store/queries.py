@@ -45,8 +45,9 @@ LIVE_SLACK = 5.0
 #: The report interval assumed before a process has reported twice: the SDK's default metric
 #: export interval, in seconds.
 DEFAULT_REPORT_INTERVAL = 60.0
-#: How far back live workers are looked for, in seconds.
-PROCESS_LIVENESS_WINDOW = 900.0
+#: How far back live workers are looked for, in seconds: more than ``LIVE_REPORTS`` of the
+#: default report interval.
+PROCESS_LIVENESS_WINDOW = 300.0
 #: Most actors listed as the worst ones on the overview.
 WORST_ACTORS = 5
 #: The recent interval the "now" figures cover (the minute under way added), in seconds.
