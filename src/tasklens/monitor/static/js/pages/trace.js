@@ -359,8 +359,9 @@ function statBlock(label, value, tone, name = null) {
 const TASK_NAME_KEYS = ["dramatiq.actor.name", "celery.task.name"];
 const RETRIES_KEYS = ["dramatiq.message.retries", "celery.task.retries"];
 const MESSAGE_ID_KEY = "messaging.message.id";
-const RETRY_EVENTS = ["dramatiq.retry.scheduled", "celery.retry.scheduled"];
-const DEAD_EVENTS = ["dramatiq.message.dead_lettered", "celery.message.dead_lettered"];
+// The events tasklens.semconv names for a scheduled retry and a dead-lettering.
+const RETRY_EVENTS = ["dramatiq.retry.scheduled"];
+const DEAD_EVENTS = ["dramatiq.message.dead_lettered"];
 
 function firstAttribute(span, keys) {
   for (const key of keys) {
