@@ -71,11 +71,13 @@ def test_no_exporter_still_makes_real_spans_but_records_none() -> None:
     provider.shutdown()
 
 
-def test_logs_are_not_exported_unless_asked() -> None:
-    assert build_logger_provider(settings(), build_resource(settings())) is None
-    provider = build_logger_provider(settings(OTEL_LOGS_EXPORTER="console"), build_resource(settings()))
-    assert provider is not None
-    provider.shutdown()
+def test_logs_are_exported_unless_turned_off() -> None:
+    assert build_logger_provider(settings(OTEL_LOGS_EXPORTER="none"), build_resource(settings())) is None
+    for value in (None, "console"):
+        variables = {} if value is None else {"OTEL_LOGS_EXPORTER": value}
+        provider = build_logger_provider(settings(**variables), build_resource(settings()))
+        assert provider is not None
+        provider.shutdown()
 
 
 def test_an_unknown_exporter_is_skipped_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:

@@ -13,7 +13,7 @@ from rich.text import Text
 
 from tasklens.brokers.base import BrokerError, BrokerInspector, BrokerSnapshot
 from tasklens.cli.formatting import age, count
-from tasklens.cli.options import BrokerTarget, broker_errors, broker_options
+from tasklens.cli.options import BrokerTarget, broker_errors, broker_options, narrowed, read_snapshot
 from tasklens.monitor.schemas import QueueOut, QueuesOut
 
 __all__ = ["queues", "queues_document", "queues_summary", "queues_table"]
@@ -105,11 +105,12 @@ def queues(target: BrokerTarget, as_json: bool, watch: bool, interval: float) ->
       tasklens queues --broker redis://127.0.0.1:6379/0
       tasklens queues --broker amqp://guest:guest@127.0.0.1:5672/%2F --queue default --json
     """
-    with broker_errors(target), target.open() as inspector:
-        if watch:
+    if watch:
+        with broker_errors(target), target.open() as inspector:
             _watch(inspector, target, as_json, interval)
-            return
-        snapshot = inspector.snapshot()
+        return
+    with broker_errors(target):
+        snapshot = read_snapshot(target)
     if as_json:
         click.echo(queues_document(snapshot, target.redacted))
         return
@@ -133,7 +134,7 @@ def _watch_live(inspector: BrokerInspector, target: BrokerTarget, console: Conso
     with Live(console=console, auto_refresh=False) as live:
         while True:
             try:
-                live.update(_render(inspector.snapshot(), target.redacted), refresh=True)
+                live.update(_render(narrowed(inspector.snapshot(), target), target.redacted), refresh=True)
             except BrokerError as exc:
                 live.update(f"[red]{exc}[/red] (retrying every {interval:g} s)", refresh=True)
             time.sleep(interval)
@@ -145,7 +146,7 @@ def _watch_lines(
     # Not a terminal: append each read, so that logs and pipes see every one.
     while True:
         try:
-            snapshot = inspector.snapshot()
+            snapshot = narrowed(inspector.snapshot(), target)
         except BrokerError as exc:
             click.echo(f"tasklens: {exc}", err=True)
         else:

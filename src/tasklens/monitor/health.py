@@ -108,6 +108,8 @@ def _queue_reasons(queues: list[QueueStats], thresholds: HealthThresholds) -> li
             reasons.append(
                 f"queue {stats.name!r} has {stats.pending} pending messages (max {thresholds.max_backlog})"
             )
+        if thresholds.max_dead is not None and (stats.dead or 0) > thresholds.max_dead:
+            reasons.append(f"queue {stats.name!r} has {stats.dead} dead letters (max {thresholds.max_dead})")
         too_old = thresholds.max_age is not None and (stats.oldest_age or 0.0) > thresholds.max_age
         if too_old:
             reasons.append(

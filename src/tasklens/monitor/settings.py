@@ -70,11 +70,13 @@ class HealthThresholds:
       max_backlog(int|None): Most pending (ready plus delayed) messages one queue may hold.
       max_age(float|None): Oldest age a ready message may reach, in seconds.
       min_workers(int|None): Fewest live workers expected.
+      max_dead(int|None): Most dead letters one queue may hold.
     """
 
     max_backlog: int | None = None
     max_age: float | None = None
     min_workers: int | None = None
+    max_dead: int | None = None
 
 
 @dataclass(frozen=True)

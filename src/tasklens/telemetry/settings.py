@@ -35,9 +35,10 @@ logger = logging.getLogger(__name__)
 DEFAULT_TRACES_EXPORTERS: tuple[str, ...] = ("otlp",)
 #: Metrics go to an OTLP endpoint unless ``OTEL_METRICS_EXPORTER`` says otherwise.
 DEFAULT_METRICS_EXPORTERS: tuple[str, ...] = ("otlp",)
-#: Logs are exported only when ``OTEL_LOGS_EXPORTER`` asks for it: most deployments already ship
-#: stdout, and exporting every record twice by default would surprise them.
-DEFAULT_LOGS_EXPORTERS: tuple[str, ...] = ()
+#: Logs go to an OTLP endpoint unless ``OTEL_LOGS_EXPORTER`` says otherwise, as the
+#: specification's default says: a run's log lines then sit next to its trace with no extra set-up
+#: (``OTEL_LOGS_EXPORTER=none`` turns it off).
+DEFAULT_LOGS_EXPORTERS: tuple[str, ...] = ("otlp",)
 #: ``OTEL_EXPORTER_OTLP_PROTOCOL`` when unset: OTLP over HTTP with protobuf bodies.
 DEFAULT_OTLP_PROTOCOL = "http/protobuf"
 #: ``OTEL_TRACES_SAMPLER`` when unset, as in the specification.

@@ -55,6 +55,7 @@ _TIME_COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("queue_depth", "time_ns", 1),
     ("broker_workers", "time_ns", 1),
     ("metric_series", "last_ns", 1),
+    ("instances", "last_ns", 1),
     ("run_stats", "minute", 1_000_000_000),
     ("run_durations", "minute", 1_000_000_000),
 )

@@ -38,6 +38,10 @@ __all__ = [
 SERVICE_NAME = "service.name"
 #: Resource attribute telling apart the processes of one service.
 SERVICE_INSTANCE_ID = "service.instance.id"
+#: Resource attributes saying where a process runs, kept in ``instances``.
+HOST_NAME = "host.name"
+PROCESS_PID = "process.pid"
+PROCESS_COMMAND = "process.command"
 #: The span event the SDK records for an exception, and its attributes.
 EXCEPTION_EVENT = "exception"
 EXCEPTION_TYPE = "exception.type"
@@ -57,12 +61,14 @@ class SpanBatch:
       spans(list[tuple]): Rows of the ``spans`` table.
       runs(list[tuple]): One ``(minute, actor, queue, failed, retries, dead_letters, bin)`` per
         ``process`` span, for the per-minute rollups.
+      instances(list[tuple]): Rows of the ``instances`` table, one per process that sent spans.
       rejected(int): Spans refused (invalid ids).
       error(str): Why spans were refused, empty when none was.
     """
 
     spans: list[tuple[Any, ...]] = field(default_factory=list)
     runs: list[tuple[Any, ...]] = field(default_factory=list)
+    instances: list[tuple[Any, ...]] = field(default_factory=list)
     rejected: int = 0
     error: str = ""
 
@@ -73,11 +79,13 @@ class MetricBatch:
 
     Parameters:
       points(list[tuple]): Rows of the ``metric_points`` table.
+      instances(list[tuple]): Rows of the ``instances`` table.
       rejected(int): Data points refused.
       error(str): Why, empty when none was.
     """
 
     points: list[tuple[Any, ...]] = field(default_factory=list)
+    instances: list[tuple[Any, ...]] = field(default_factory=list)
     rejected: int = 0
     error: str = ""
 
@@ -88,11 +96,13 @@ class LogBatch:
 
     Parameters:
       logs(list[tuple]): Rows of the ``logs`` table.
+      instances(list[tuple]): Rows of the ``instances`` table.
       rejected(int): Log records refused (invalid ids).
       error(str): Why, empty when none was.
     """
 
     logs: list[tuple[Any, ...]] = field(default_factory=list)
+    instances: list[tuple[Any, ...]] = field(default_factory=list)
     rejected: int = 0
     error: str = ""
 
@@ -129,6 +139,26 @@ def _resource_identity(resource: Resource) -> tuple[str | None, str | None]:
         elif pair.key == SERVICE_INSTANCE_ID:
             instance = str(any_value(pair.value))
     return service, instance
+
+
+def _instance_row(resource: Resource, times: list[int]) -> tuple[Any, ...] | None:
+    """The ``instances`` row of a resource that sent items at ``times``; ``None`` without an
+    instance id or items."""
+    attrs = attributes(resource.attributes)
+    service, instance = attrs.get(SERVICE_NAME), attrs.get(SERVICE_INSTANCE_ID)
+    times = [t for t in times if t]
+    if instance is None or not times:
+        return None
+    pid = attrs.get(PROCESS_PID)
+    return (
+        str(service or ""),
+        str(instance),
+        _optional_str(attrs.get(HOST_NAME)),
+        pid if isinstance(pid, int) else None,
+        _optional_str(attrs.get(PROCESS_COMMAND)),
+        min(times),
+        max(times),
+    )
 
 
 def _valid_id(raw: bytes, size: int) -> bool:
@@ -222,6 +252,10 @@ def span_rows(request: ExportTraceServiceRequest) -> SpanBatch:
                 batch.spans.append(row)
                 if run is not None:
                     batch.runs.append(run)
+        times = [span.end_time_unix_nano for scope in resource_spans.scope_spans for span in scope.spans]
+        known = _instance_row(resource_spans.resource, times)
+        if known is not None:
+            batch.instances.append(known)
     if batch.rejected:
         batch.error = f"{batch.rejected} span(s) without a valid 16-byte trace id and 8-byte span id"
     return batch
@@ -286,6 +320,7 @@ def metric_rows(request: ExportMetricsServiceRequest) -> MetricBatch:
     batch = MetricBatch()
     for resource_metrics in request.resource_metrics:
         service, instance = _resource_identity(resource_metrics.resource)
+        times: list[int] = []
         for scope_metrics in resource_metrics.scope_metrics:
             for metric in scope_metrics.metrics:
                 kind = metric.WhichOneof("data")
@@ -293,6 +328,10 @@ def metric_rows(request: ExportMetricsServiceRequest) -> MetricBatch:
                     continue
                 for point in getattr(metric, kind).data_points:
                     batch.points.append(_point_row(metric, kind, point, service, instance))
+                    times.append(point.time_unix_nano)
+        known = _instance_row(resource_metrics.resource, times)
+        if known is not None:
+            batch.instances.append(known)
     return batch
 
 
@@ -327,6 +366,14 @@ def log_rows(request: ExportLogsServiceRequest) -> LogBatch:
                         _dumps(attributes(record.attributes)),
                     )
                 )
+        times = [
+            record.time_unix_nano or record.observed_time_unix_nano
+            for scope in resource_logs.scope_logs
+            for record in scope.log_records
+        ]
+        known = _instance_row(resource_logs.resource, times)
+        if known is not None:
+            batch.instances.append(known)
     if batch.rejected:
         batch.error = f"{batch.rejected} log record(s) with a malformed trace or span id"
     return batch

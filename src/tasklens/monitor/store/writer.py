@@ -21,7 +21,7 @@ from typing import Any
 from tasklens.brokers.base import BrokerSnapshot
 from tasklens.monitor.store.retention import RetentionPolicy, enforce_step
 from tasklens.monitor.store.rows import LogBatch, MetricBatch, SpanBatch
-from tasklens.monitor.store.schema import connect, create_schema
+from tasklens.monitor.store.schema import OLDEST_AGE_STATE, connect, create_schema
 
 __all__ = ["StoreBusy", "StoreWriter"]
 
@@ -52,6 +52,11 @@ UPSERT_METRIC_SERIES = (
 INSERT_LOG = (
     "INSERT INTO logs (time_ns, trace_id, span_id, severity_number, severity_text, body, service,"
     " instance, attributes) VALUES (?,?,?,?,?,?,?,?,?)"
+)
+UPSERT_INSTANCE = (
+    "INSERT INTO instances (service, instance, host, pid, command, first_ns, last_ns) VALUES (?,?,?,?,?,?,?)"
+    " ON CONFLICT (service, instance) DO UPDATE SET last_ns = max(last_ns, excluded.last_ns),"
+    " first_ns = min(first_ns, excluded.first_ns)"
 )
 UPSERT_RUN_STATS = (
     "INSERT INTO run_stats (minute, actor, queue, runs, errors, retries, dead_letters)"
@@ -202,6 +207,7 @@ class StoreWriter:
                 ("delayed", stats.delayed),
                 ("in_flight", stats.in_flight),
                 ("dead", stats.dead),
+                (OLDEST_AGE_STATE, stats.oldest_age),
             )
             if value is not None
         ]
@@ -294,6 +300,7 @@ class StoreWriter:
         try:
             runs: list[tuple[Any, ...]] = []
             for kind, batch in batches:
+                conn.executemany(UPSERT_INSTANCE, getattr(batch, "instances", ()))
                 if kind == "spans":
                     conn.executemany(INSERT_SPAN, batch.spans)
                     runs.extend(batch.runs)
