@@ -191,6 +191,9 @@ def monitor(
         retention=retention,
         max_store_size=max_store_size,
         forward_url=forward,
+        library=target.library,
+        transport_options=target.transport_options,
+        ping_workers=target.ping_workers,
     )
     try:
         check_bind(settings)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from tasklens.monitor.store.retention import DEFAULT_MAX_SIZE, DEFAULT_RETENTION
 
@@ -95,6 +96,9 @@ class MonitorSettings:
       retention(float|None): Oldest telemetry kept, in seconds (``--retention``).
       max_store_size(int|None): Most bytes the store may hold (``--max-store-size``).
       forward_url(str|None): Upstream OTLP/HTTP endpoint everything received is forwarded to.
+      library(str|None): ``dramatiq`` or ``celery``; from the app or detected when ``None``.
+      transport_options(dict): Celery's ``broker_transport_options`` (over the app's).
+      ping_workers(bool): Celery: count workers answering ``inspect ping`` when none heart-beats.
 
     Example:
 
@@ -117,6 +121,9 @@ class MonitorSettings:
     retention: float | None = DEFAULT_RETENTION
     max_store_size: int | None = DEFAULT_MAX_SIZE
     forward_url: str | None = None
+    library: str | None = None
+    transport_options: dict[str, Any] = field(default_factory=dict)
+    ping_workers: bool = False
 
     @property
     def loopback(self) -> bool:
