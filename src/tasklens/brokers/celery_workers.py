@@ -71,6 +71,10 @@ PING_TIMEOUT = 1.0
 PING_INTERVAL = 30.0
 #: Seconds between two attempts to (re)connect to the broker's events.
 RECONNECT_INTERVAL = 2.0
+#: How much longer than the listen window the first census waits for the connection, in seconds.
+CONNECT_ALLOWANCE = 0.5
+#: Polling step while waiting for the listen window, in seconds.
+WAIT_STEP = 0.05
 #: Routing key of the worker events (heartbeat, online, offline); task events are not received.
 WORKER_EVENTS = "worker.#"
 #: Prefix of the listener's own event queue.
@@ -227,7 +231,7 @@ class HeartbeatListener:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._listening_since: float | None = None
-        self._listening = threading.Event()
+        self._started_at: float | None = None
         self._error: str | None = None
         self._receiver: Any = None
         self._app: Any = None
@@ -242,6 +246,7 @@ class HeartbeatListener:
             if self._thread is not None:
                 return
             self._stop.clear()
+            self._started_at = time.monotonic()
             self._thread = threading.Thread(target=self._run, name="tasklens-celery-events", daemon=True)
             self._thread.start()
 
@@ -258,15 +263,18 @@ class HeartbeatListener:
         self._stats.shutdown(wait=False, cancel_futures=True)
 
     def census(self, *, wait: bool = True) -> WorkerCensus:
-        """The live workers now. The first call after ``start`` waits (up to ``listen_window``
-        seconds of listening) so that every worker had the time to heart-beat.
+        """The live workers now. Until the listener has listened for ``listen_window`` seconds
+        the count is unknown; the first call after ``start`` waits for that, but never more
+        than ``listen_window`` seconds after ``start`` (a slow connection is reported unknown,
+        not waited for).
 
         Parameters:
           wait(bool): Whether to wait for the listen window; ``False`` answers at once.
         """
         if wait:
             self._wait_for_window()
-        if self._listening_since is None or time.monotonic() - self._listening_since < self.listen_window:
+        since = self._listening_since
+        if since is None or time.monotonic() - since < self.listen_window:
             note = NOTE_LISTENING if self._error is None else f"{self._error}: workers unknown"
             return WorkerCensus(None, None, note)
         workers = self.registry.live()
@@ -277,14 +285,19 @@ class HeartbeatListener:
         return WorkerCensus(None, None, NOTE_NO_HEARTBEATS)
 
     def _wait_for_window(self) -> None:
-        # Connecting counts against the timeout; listening, against the window.
-        if not self._listening.wait(timeout=self.timeout):
+        started = self._started_at
+        if started is None:
             return
-        since = self._listening_since
-        if since is not None:
-            remaining = self.listen_window - (time.monotonic() - since)
-            if remaining > 0:
-                self._stop.wait(remaining)
+        # Listening began at connection, a little after start: allow the connection that much.
+        deadline = started + self.listen_window + CONNECT_ALLOWANCE
+        while not self._stop.is_set():
+            since = self._listening_since
+            now = time.monotonic()
+            if since is not None and now - since >= self.listen_window:
+                return
+            if now >= deadline:
+                return
+            self._stop.wait(min(WAIT_STEP, deadline - now))
 
     # -- The background thread ------------------------------------------------------------------
 
@@ -308,7 +321,6 @@ class HeartbeatListener:
                 if self._error is None:
                     logger.warning("Cannot receive Celery worker events from %s: %s", shown, reason)
                 self._error = f"cannot receive worker events from {shown}: {reason}"
-                self._listening.clear()
                 self._listening_since = None
             self._stop.wait(RECONNECT_INTERVAL)
 
@@ -341,7 +353,6 @@ class HeartbeatListener:
             logger.info("Receiving Celery worker events from %s again.", redact_url(self.broker_url))
         self._error = None
         self._listening_since = time.monotonic()
-        self._listening.set()
 
     def _on_heartbeat(self, event: Mapping[str, Any]) -> None:
         new = self.registry.record(event)
