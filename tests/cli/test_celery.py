@@ -55,12 +55,11 @@ def test_queues_json_and_table_equal_what_redis_holds(invoke: Invoke, truth: Cel
 
 
 def test_the_app_gives_library_queues_and_options(truth: CeleryRedisTruth) -> None:
+    # No --broker: the app's broker_url is read.
     result = run_tasklens(
         "queues",
         "--app",
         f"{truth.app.module}:app",
-        "--broker",
-        truth.app.url,
         "--json",
         env={"PYTHONPATH": str(truth.app.directory)},
     )
@@ -105,6 +104,12 @@ def test_health_and_dead_letters(invoke: Invoke, truth: CeleryRedisTruth) -> Non
     dlq = invoke("dlq", "list", truth.app.queue, "--broker", truth.app.url, "--library", "celery")
     assert dlq.exit_code == 1
     assert "Celery on Redis" in dlq.output and "keeps none" in dlq.output
+
+
+def test_an_app_that_does_not_import_is_one_line_and_exit_2(invoke: Invoke) -> None:
+    result = invoke("queues", "--app", "no_such_celery_app_module")
+    assert result.exit_code == 2
+    assert result.output.strip().startswith("tasklens: cannot import app module 'no_such_celery_app_module'")
 
 
 def test_unknown_library_and_bad_transport_option(invoke: Invoke) -> None:

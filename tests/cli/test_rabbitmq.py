@@ -60,7 +60,7 @@ def test_metrics_leave_unknowns_out(rabbitmq_url: str, rabbit_queue: str) -> Non
 
 
 def test_rabbitmq_without_any_queue_names_says_how_to_name_them(invoke: Invoke, rabbitmq_url: str) -> None:
-    result = invoke("queues", "--broker", rabbitmq_url)
+    result = invoke("queues", "--broker", rabbitmq_url, "--library", "dramatiq")
 
     assert result.exit_code == 2
     (line,) = result.stderr.strip().splitlines()

@@ -111,13 +111,25 @@ def _transport_options(ctx: click.Context, param: click.Parameter, values: tuple
     return options
 
 
+def _app_broker_url(app: str | None) -> str | None:
+    """The broker URL a Celery app names, when ``--app`` is one and ``--broker`` is not given."""
+    if not app:
+        return None
+    from tasklens.brokers.app import load_app_queues
+
+    try:
+        return load_app_queues(app).broker_url
+    except BrokerError as exc:
+        fail(str(exc), EXIT_UNREACHABLE)
+
+
 def broker_options(command: F) -> F:
     """Add the broker options to ``command``; it receives them as ``target: BrokerTarget``."""
 
     @functools.wraps(command)
     def wrapper(
         *args: Any,
-        broker: str,
+        broker: str | None,
         app: str | None,
         queues: tuple[str, ...],
         rabbitmq_management_url: str | None,
@@ -127,8 +139,9 @@ def broker_options(command: F) -> F:
         ping_workers: bool,
         **kwargs: Any,
     ) -> Any:
+        url = broker or _app_broker_url(app) or DEFAULT_BROKER_URL
         target = BrokerTarget(
-            broker, app, queues, rabbitmq_management_url, timeout, library, transport_options, ping_workers
+            url, app, queues, rabbitmq_management_url, timeout, library, transport_options, ping_workers
         )
         return command(*args, target=target, **kwargs)
 
@@ -136,10 +149,11 @@ def broker_options(command: F) -> F:
         click.option(
             "--broker",
             envvar=BROKER_URL_ENV,
-            default=DEFAULT_BROKER_URL,
-            show_default=True,
             metavar="URL",
-            help=f"Broker URL (redis://, rediss://, unix://, amqp://, amqps://); also {BROKER_URL_ENV}.",
+            help=(
+                f"Broker URL (redis://, rediss://, unix://, amqp://, amqps://); also {BROKER_URL_ENV}."
+                f"  [default: a Celery --app's broker_url, else {DEFAULT_BROKER_URL}]"
+            ),
         ),
         click.option(
             "--app",

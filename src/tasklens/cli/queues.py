@@ -27,6 +27,8 @@ NO_QUEUES_HINT = (
     "no queues found: on RabbitMQ name them with --queue, --app or --rabbitmq-management-url;"
     " on Redis check the URL's database and ?namespace="
 )
+#: The queue column is at least this wide (or as wide as the longest name, if shorter).
+QUEUE_COLUMN_MIN_WIDTH = 20
 #: Seconds between two reads with ``--watch``, unless ``--interval`` says otherwise.
 DEFAULT_WATCH_INTERVAL = 2.0
 
@@ -38,7 +40,9 @@ def queues_table(snapshot: BrokerSnapshot) -> Table:
       snapshot(BrokerSnapshot): What was read.
     """
     table = Table()
-    table.add_column("queue", overflow="fold")
+    # Never squeezed to nothing by the extra Celery columns on a narrow terminal.
+    longest = max((len(stats.name) for stats in snapshot.queues), default=len("queue"))
+    table.add_column("queue", overflow="fold", min_width=min(longest, QUEUE_COLUMN_MIN_WIDTH))
     for column in ("ready", "delayed", "in flight", "dead", "oldest age", "workers"):
         table.add_column(column, justify="right", no_wrap=True)
     with_priorities = any(stats.priorities is not None for stats in snapshot.queues)
