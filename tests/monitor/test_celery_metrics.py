@@ -93,3 +93,19 @@ def test_a_task_near_its_visibility_timeout_degrades_health(
     assert body["status"] == "degraded"
     assert any("visibility timeout" in reason for reason in body["reasons"])
     assert body["queues"][0]["priorities"] == {"0": 2, "3": 1, "6": 0, "9": 3}
+
+
+def test_an_unreachable_celery_broker_is_not_ready_and_up_0() -> None:
+    from tasklens.monitor import MonitorSettings, create_app
+    from tests.brokers.workers import closed_port
+
+    url = f"redis://:hunter2@127.0.0.1:{closed_port()}/0"
+    settings = MonitorSettings(broker_url=url, library="celery", cache_ttl=0.0, broker_timeout=2.0)
+    with TestClient(create_app(settings)) as client:
+        ready = client.get("/readyz")
+        metrics = client.get("/metrics").text
+        health = client.get("/api/health")
+
+    assert ready.status_code == 503 and "hunter2" not in ready.text
+    assert "tasklens_broker_up 0.0" in metrics and "tasklens_queue_depth{" not in metrics
+    assert health.status_code == 503 and health.json()["status"] == "unhealthy"

@@ -75,6 +75,9 @@ RECONNECT_INTERVAL = 2.0
 CONNECT_ALLOWANCE = 0.5
 #: Polling step while waiting for the listen window, in seconds.
 WAIT_STEP = 0.05
+#: Longest ``close`` waits for the listening thread, in seconds (it is a daemon thread: one stuck
+#: connecting to a dead broker must not hold the monitor's reads up).
+JOIN_TIMEOUT = 1.0
 #: Routing key of the worker events (heartbeat, online, offline); task events are not received.
 WORKER_EVENTS = "worker.#"
 #: Prefix of the listener's own event queue.
@@ -235,6 +238,7 @@ class HeartbeatListener:
         self._error: str | None = None
         self._receiver: Any = None
         self._app: Any = None
+        self._app_lock = threading.Lock()
         self._stats = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tasklens-celery-stats")
         self._last_ping: float | None = None
         self._pinged: WorkerCensus | None = None
@@ -259,8 +263,12 @@ class HeartbeatListener:
         if receiver is not None:
             receiver.should_stop = True
         if thread is not None:
-            thread.join(timeout=self.timeout + 2)
+            thread.join(timeout=JOIN_TIMEOUT)
         self._stats.shutdown(wait=False, cancel_futures=True)
+        with self._app_lock:
+            app, self._app = self._app, None
+        if app is not None:
+            app.close()
 
     def census(self, *, wait: bool = True) -> WorkerCensus:
         """The live workers now. Until the listener has listened for ``listen_window`` seconds
@@ -302,14 +310,15 @@ class HeartbeatListener:
     # -- The background thread ------------------------------------------------------------------
 
     def _celery_app(self) -> Any:
-        if self._app is None:
-            from celery import Celery
+        with self._app_lock:
+            if self._app is None:
+                from celery import Celery
 
-            app = Celery("tasklens-monitor", broker=self.broker_url, set_as_current=False)
-            app.conf.broker_transport_options = self.transport_options
-            app.conf.broker_connection_timeout = self.timeout
-            self._app = app
-        return self._app
+                app = Celery("tasklens-monitor", broker=self.broker_url, set_as_current=False)
+                app.conf.broker_transport_options = self.transport_options
+                app.conf.broker_connection_timeout = self.timeout
+                self._app = app
+            return self._app
 
     def _run(self) -> None:
         shown = redact_url(self.broker_url)
