@@ -219,3 +219,53 @@ def _take_back(rabbitmq_url: str, marker: str) -> None:
             break
         channel.basic_nack(method.delivery_tag, requeue=True)
     connection.close()
+
+
+def test_a_dead_letter_exchange_set_by_policy_is_found(
+    rabbitmq_url: str, rabbitmq_management_url: str, unique_name: str
+) -> None:
+    source, dead, exchange = f"{unique_name}.pol", f"{unique_name}.pdead", f"{unique_name}.pdlx"
+    policy = f"{rabbitmq_management_url}/api/policies/%2F/{unique_name}"
+    auth = ("guest", "guest")
+    connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
+    channel = connection.channel()
+    try:
+        channel.exchange_declare(exchange, exchange_type="direct")
+        channel.queue_declare(dead)
+        channel.queue_bind(dead, exchange, routing_key=source)
+        channel.queue_declare(source)
+        response = httpx.put(
+            policy,
+            json={
+                "pattern": f"^{source}$",
+                "definition": {"dead-letter-exchange": exchange},
+                "apply-to": "queues",
+            },
+            auth=auth,
+            timeout=10,
+        )
+        assert response.status_code in (201, 204), response.text
+        wait_for(
+            lambda: (
+                management_rows(rabbitmq_management_url).get(source, {}).get("effective_policy_definition")
+            ),
+            "the policy applied",
+            timeout=STATISTICS_DEADLINE,
+        )
+        for number in range(2):
+            channel.basic_publish("", source, str(number).encode(), pika.BasicProperties(expiration="1"))
+        wait_for(lambda: passive_count(rabbitmq_url, dead) == 2, "2 messages dead-lettered by the policy")
+        wait_for(
+            lambda: management_rows(rabbitmq_management_url).get(dead, {}).get("messages") == 2,
+            "the management API counting them",
+            timeout=STATISTICS_DEADLINE,
+        )
+        with open_broker(rabbitmq_url, library="celery", management_url=rabbitmq_management_url) as inspector:
+            stats = inspector.snapshot().queue(source)
+        assert (stats.ready, stats.dead) == (0, 2)
+    finally:
+        httpx.delete(policy, auth=auth, timeout=10)
+        for queue in (source, dead):
+            channel.queue_delete(queue)
+        channel.exchange_delete(exchange)
+        connection.close()
