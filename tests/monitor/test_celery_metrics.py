@@ -109,3 +109,18 @@ def test_an_unreachable_celery_broker_is_not_ready_and_up_0() -> None:
     assert ready.status_code == 503 and "hunter2" not in ready.text
     assert "tasklens_broker_up 0.0" in metrics and "tasklens_queue_depth{" not in metrics
     assert health.status_code == 503 and health.json()["status"] == "unhealthy"
+
+
+def test_the_otlp_export_carries_the_same_celery_gauges(fake: FakeInspector) -> None:
+    from tests.monitor.test_otlp_export import collect
+
+    celery(fake)
+    points = collect(fake)
+
+    queue = (("messaging.destination.name", "celery"), ("messaging.system", "celery"))
+    assert points[("tasklens.queue.depth", (*queue, ("state", "delayed")))] == 2
+    assert ("tasklens.queue.depth", (*queue, ("state", "dead"))) not in points
+    assert points[("tasklens.queue.priority.ready", (*queue, ("priority", "9")))] == 3
+    assert points[("tasklens.queue.oldest_unacked.age", queue)] == 3500
+    assert points[("tasklens.queue.visibility_timeout", queue)] == 3600
+    assert points[("tasklens.workers", (("messaging.system", "celery"),))] == 2
