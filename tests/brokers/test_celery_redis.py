@@ -117,3 +117,39 @@ def test_an_unreachable_broker_names_the_redacted_url() -> None:
         inspector.snapshot()
     assert "hunter2" not in str(caught.value)
     assert ":***@127.0.0.1" in str(caught.value)
+
+
+def test_unacknowledged_tasks_are_counted_on_their_queue_whatever_their_routing_key(
+    redis_url: str, unique_name: str, tmp_path: Path
+) -> None:
+    from tests.celery_fixtures import celery_worker, unacked_split, wait_for
+
+    queue, routing_key = f"{unique_name}.jobs", f"route.{unique_name}"
+    exchange = f"{unique_name}.ex"
+    extra = (
+        "from kombu import Exchange, Queue\n"
+        f"app.conf.task_queues = (Queue({queue!r}, Exchange({exchange!r}), routing_key={routing_key!r}),)\n"
+    )
+    files = write_app(tmp_path, unique_name, redis_url, redis_url, extra=extra)
+    app = files.load()
+    client = redis.Redis.from_url(redis_url)
+    try:
+        with celery_worker(files, f"a@{unique_name}", "-Q", queue):
+            for number in range(3):
+                app.send_task("quick", (number,), queue=queue, countdown=3600)
+            held = wait_for(
+                lambda: unacked_split(client, files.prefix).get(queue) == {"eta": 3, "reserved": 0},
+                "the worker holding 3 countdown tasks",
+            )
+            assert held
+            with open_broker(
+                redis_url, library="celery", transport_options={"global_keyprefix": files.prefix}
+            ) as inspector:
+                snapshot = inspector.snapshot()
+        stats = snapshot.queue(queue)
+        assert (stats.ready, stats.delayed, stats.in_flight) == (0, 3, 0)
+        assert routing_key not in {q.name for q in snapshot.queues}
+    finally:
+        client.close()
+        app.close()
+        delete_prefixed(redis_url, files.prefix)

@@ -9,7 +9,9 @@ kombu keeps, in the URL's database, every key under the ``global_keyprefix`` tra
 - ``_kombu.binding.{exchange}``, a set of ``{routing_key}{sep}{pattern}{sep}{queue}`` for every
   queue declared on the exchange: how queues are found, and how a routing key maps to its queue;
 - ``unacked``, a hash of delivery tag to ``[message, exchange, routing_key]`` for every message a
-  worker has taken and not acknowledged, and ``unacked_index``, a sorted set of the same tags
+  worker has taken and not acknowledged (kombu records the delivery from a queue as exchange ``""``
+  and routing key the queue's name; a direct binding of another exchange is mapped through the
+  bindings), and ``unacked_index``, a sorted set of the same tags
   scored by when they were taken (Unix seconds). A worker takes what it prefetches, what it
   executes with ``acks_late``, and countdown/eta tasks, which it holds until they are due. An
   entry older than ``visibility_timeout`` (1 hour by default) is delivered again, to any worker.
