@@ -137,12 +137,16 @@ class CeleryRabbitmqInspector(ReadOnlyInspector):
                         consumers=counts.consumers,
                     )
                 )
-            delayed, any_level = 0, False
-            for level in range(DELAYED_LEVELS):
-                channel, counts = self._session.declare_passive(channel, f"{NATIVE_DELAYED_QUEUE}_{level}")
-                any_level = any_level or counts.exists
-                delayed += counts.ready
-            if any_level:
+            # Celery declares every level at once: without level 0 there is no delayed delivery,
+            # and the 27 other declares (each closing a channel when missing) are spared.
+            channel, first_level = self._session.declare_passive(channel, f"{NATIVE_DELAYED_QUEUE}_0")
+            if first_level.exists:
+                delayed = first_level.ready
+                for level in range(1, DELAYED_LEVELS):
+                    channel, counts = self._session.declare_passive(
+                        channel, f"{NATIVE_DELAYED_QUEUE}_{level}"
+                    )
+                    delayed += counts.ready
                 stats.append(_delayed_row(delayed))
             if channel is not first and channel.is_open:
                 channel.close()
