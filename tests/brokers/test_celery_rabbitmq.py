@@ -269,3 +269,42 @@ def test_a_dead_letter_exchange_set_by_policy_is_found(
             channel.queue_delete(queue)
         channel.exchange_delete(exchange)
         connection.close()
+
+
+def test_metrics_and_the_cli_say_the_same(
+    truth: RabbitTruth, rabbitmq_url: str, rabbitmq_management_url: str
+) -> None:
+    import json
+
+    from click.testing import CliRunner
+    from fastapi.testclient import TestClient
+
+    from tasklens.cli import main
+    from tasklens.monitor import MonitorSettings, create_app
+
+    settings = MonitorSettings(
+        broker_url=rabbitmq_url,
+        rabbitmq_management_url=rabbitmq_management_url,
+        library="celery",
+        cache_ttl=0.0,
+    )
+    with TestClient(create_app(settings)) as client:
+        metrics = client.get("/metrics").text
+    cli = CliRunner().invoke(
+        main,
+        ["queues", "--broker", rabbitmq_url, "--rabbitmq-management-url", rabbitmq_management_url, "--json"],
+        catch_exceptions=False,
+    )
+    rows = management_rows(rabbitmq_management_url)
+
+    work = f'messaging_destination_name="{truth.work}",messaging_system="celery"'
+    assert (
+        f'tasklens_queue_depth{{{work},state="ready"}} {float(rows[truth.work]["messages_ready"])}' in metrics
+    )
+    assert f'tasklens_queue_depth{{{work},state="in_flight"}} 4.0' in metrics
+    assert f'{work},state="delayed"' not in metrics and f'{work},state="dead"' not in metrics
+    source = f'messaging_destination_name="{truth.queue}",messaging_system="celery"'
+    assert f'tasklens_queue_depth{{{source},state="dead"}} 3.0' in metrics
+    assert cli.exit_code == 0, cli.output
+    by_name = {entry["name"]: entry for entry in json.loads(cli.output)["queues"]}
+    assert (by_name[truth.work]["in_flight"], by_name[truth.queue]["dead"]) == (4, 3)
