@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "health": "tasklens.cli.health:health",
     "monitor": "tasklens.cli.monitor:monitor",
     "queues": "tasklens.cli.queues:queues",
+    "workers": "tasklens.cli.workers:workers",
 }
 #: What to install for the commands, said when a package of it is missing.
 MONITOR_EXTRA_HINT = "pip install 'tasklens[monitor]'"

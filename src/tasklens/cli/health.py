@@ -134,4 +134,6 @@ def _summary(report: HealthReport) -> str:
         f"{report.status}: {report.broker}, {_plural(len(report.queues), 'queue')},"
         f" {report.total_pending} pending, {_plural(report.workers, 'live worker')}"
     )
+    if report.workers_note:
+        line += f" ({report.workers_note})"
     return line + "".join(f"; {reason}" for reason in report.reasons)
