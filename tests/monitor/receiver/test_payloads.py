@@ -216,3 +216,29 @@ def test_a_store_that_is_behind_answers_503_with_retry_after(tmp_path: Path) -> 
     assert second.status_code == 503
     assert int(second.headers["retry-after"]) > 0
     assert status_pb2.Status.FromString(second.content).code == code_pb2.UNAVAILABLE
+
+
+def test_a_span_no_store_holds_is_a_partial_success_and_costs_no_other_request(served: Served) -> None:
+    spans = SpanFactory()
+    good = [spans.run() for _ in range(3)]
+    good_request = spans.request()
+    spans.run()
+    bad_request = spans.request()
+    bad_request.resource_spans[0].scope_spans[0].spans[0].start_time_unix_nano = 2**63
+
+    bad = httpx.post(
+        f"{served.url}/v1/traces", content=bad_request.SerializeToString(), headers={"Content-Type": PROTOBUF}
+    )
+    ok = httpx.post(
+        f"{served.url}/v1/traces",
+        content=good_request.SerializeToString(),
+        headers={"Content-Type": PROTOBUF},
+    )
+
+    assert (bad.status_code, ok.status_code) == (200, 200)
+    answer = ExportTraceServiceResponse.FromString(bad.content)
+    assert answer.partial_success.rejected_spans == 1
+    assert "out of range" in answer.partial_success.error_message
+    assert served.store.writer.flush(timeout=10)
+    for run in good:
+        assert httpx.get(f"{served.url}/api/traces/{run.trace_id}").status_code == 200

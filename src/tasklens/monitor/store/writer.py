@@ -5,12 +5,17 @@ into one transaction (one fsync-free commit in WAL mode), updates the per-minute
 the same transaction, and between transactions drops what retention no longer keeps. When the
 queue is full the receiver is told so (``StoreBusy``) instead of waiting, and answers 503 so that
 exporters retry later.
+
+A batch the database refuses never takes another with it: when a transaction fails, each batch
+is written again in a transaction of its own, and a batch that still fails row by row, so that
+only the rows SQLite cannot hold are left out (and logged).
 """
 
 from __future__ import annotations
 
 import logging
 import queue
+import sqlite3
 import threading
 import time
 from collections import defaultdict
@@ -65,6 +70,9 @@ UPSERT_RUN_DURATIONS = (
 )
 INSERT_QUEUE_DEPTH = "INSERT INTO queue_depth (time_ns, queue, state, value) VALUES (?,?,?,?)"
 INSERT_WORKERS = "INSERT INTO broker_workers (time_ns, workers) VALUES (?,?)"
+
+#: What a row SQLite cannot hold raises when it is bound or inserted.
+ROW_ERRORS = (sqlite3.Error, OverflowError, ValueError, UnicodeError)
 
 
 class StoreBusy(Exception):
@@ -289,33 +297,96 @@ class StoreWriter:
         return items
 
     def _write(self, batches: list[tuple[str, Any]]) -> None:
+        try:
+            self._transaction(lambda conn: self._insert_all(conn, batches))
+        except ROW_ERRORS as error:
+            logger.warning("A write to the telemetry store failed (%s); writing each batch alone", error)
+            for batch in batches:
+                self._write_alone(batch)
+        if self.retention.max_size is not None:
+            self._retention_due = True
+
+    def _write_alone(self, batch: tuple[str, Any]) -> int:
+        """Write one batch in its own transaction, row by row if it must; the rows left out."""
+        try:
+            self._transaction(lambda conn: self._insert_all(conn, [batch]))
+            return 0
+        except ROW_ERRORS:
+            pass
+        skipped = [0]
+
+        def insert_rows(conn: sqlite3.Connection) -> None:
+            skipped[0] = self._insert_rows(conn, *batch)
+
+        self._transaction(insert_rows)
+        if skipped[0]:
+            logger.warning("Left out %d %s row(s) the telemetry store cannot hold", skipped[0], batch[0])
+        return skipped[0]
+
+    def _transaction(self, body: Callable[[sqlite3.Connection], None]) -> None:
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            runs: list[tuple[Any, ...]] = []
-            for kind, batch in batches:
-                if kind == "spans":
-                    conn.executemany(INSERT_SPAN, batch.spans)
-                    runs.extend(batch.runs)
-                elif kind == "metrics":
-                    conn.executemany(INSERT_METRIC_POINT, batch.points)
-                    conn.executemany(UPSERT_METRIC_SERIES, _series(batch.points))
-                elif kind == "logs":
-                    conn.executemany(INSERT_LOG, batch.logs)
-                else:
-                    depths, workers = batch
-                    conn.executemany(INSERT_QUEUE_DEPTH, depths)
-                    conn.execute(INSERT_WORKERS, workers)
-            if runs:
-                stats, durations = rollup(runs)
-                conn.executemany(UPSERT_RUN_STATS, stats)
-                conn.executemany(UPSERT_RUN_DURATIONS, durations)
+            body(conn)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        if self.retention.max_size is not None:
-            self._retention_due = True
+
+    @staticmethod
+    def _insert_all(conn: sqlite3.Connection, batches: list[tuple[str, Any]]) -> None:
+        runs: list[tuple[Any, ...]] = []
+        for kind, batch in batches:
+            if kind == "spans":
+                conn.executemany(INSERT_SPAN, batch.spans)
+                runs.extend(batch.runs)
+            elif kind == "metrics":
+                conn.executemany(INSERT_METRIC_POINT, batch.points)
+                conn.executemany(UPSERT_METRIC_SERIES, _series(batch.points))
+            elif kind == "logs":
+                conn.executemany(INSERT_LOG, batch.logs)
+            else:
+                depths, workers = batch
+                conn.executemany(INSERT_QUEUE_DEPTH, depths)
+                conn.execute(INSERT_WORKERS, workers)
+        if runs:
+            stats, durations = rollup(runs)
+            conn.executemany(UPSERT_RUN_STATS, stats)
+            conn.executemany(UPSERT_RUN_DURATIONS, durations)
+
+    @staticmethod
+    def _insert_rows(conn: sqlite3.Connection, kind: str, batch: Any) -> int:
+        """Insert a batch's rows one at a time, skipping those SQLite refuses; how many it refused.
+        A refused statement is undone alone: the transaction and the other rows stay."""
+
+        def insert(statement: str, rows: Sequence[tuple[Any, ...]]) -> list[int]:
+            kept = []
+            for index, row in enumerate(rows):
+                try:
+                    conn.execute(statement, row)
+                    kept.append(index)
+                except ROW_ERRORS:
+                    pass
+            return kept
+
+        if kind == "spans":
+            kept = set(insert(INSERT_SPAN, batch.spans))
+            runs = [run for run, span in zip(batch.runs, batch.run_spans, strict=True) if span in kept]
+            if runs:
+                stats, durations = rollup(runs)
+                conn.executemany(UPSERT_RUN_STATS, stats)
+                conn.executemany(UPSERT_RUN_DURATIONS, durations)
+            return len(batch.spans) - len(kept)
+        if kind == "metrics":
+            points = [batch.points[index] for index in insert(INSERT_METRIC_POINT, batch.points)]
+            insert(UPSERT_METRIC_SERIES, _series(points))
+            return len(batch.points) - len(points)
+        if kind == "logs":
+            return len(batch.logs) - len(insert(INSERT_LOG, batch.logs))
+        depths, workers = batch
+        return (
+            len(depths) - len(insert(INSERT_QUEUE_DEPTH, depths)) + 1 - len(insert(INSERT_WORKERS, [workers]))
+        )
 
     def _maybe_enforce_retention(self, *, complete: bool, budget: float) -> None:
         now = self._clock()
