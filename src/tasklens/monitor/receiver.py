@@ -10,8 +10,11 @@ OpenTelemetry Collector. Per the OTLP/HTTP specification:
   bomb), is refused with 413; a malformed or truncated one with 400; another content type or
   encoding with 415. Errors carry a ``google.rpc.Status``. A refused request changes nothing.
 - Success is 200 with an ``Export*ServiceResponse``, whose ``partial_success`` counts the items
-  refused (spans with invalid ids, for example) and says why.
-- When the store is behind, 503 with ``Retry-After``: exporters retry later.
+  refused (spans with invalid ids, for example) and says why. It is answered only once what was
+  accepted is committed to the store: an acknowledged export survives the monitor being killed.
+- When the store is behind (its queue is full, or the commit takes longer than
+  ``commit_timeout``), 503 with ``Retry-After``: the SDK's exporters retry on 503, so nothing
+  is lost. A batch whose commit was not waited for may, rarely, be stored twice.
 
 What is accepted goes to the store (when there is one), task metrics to ``ReceivedMetrics``
 (for ``/metrics``), and the raw payload to the upstream endpoint (when forwarding).
@@ -19,11 +22,13 @@ What is accepted goes to the store (when there is one), task metrics to ``Receiv
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
 import zlib
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +68,9 @@ DEFAULT_MAX_BODY = 16 * 1024 * 1024
 DEFAULT_MAX_DECOMPRESSED = 64 * 1024 * 1024
 #: How long an exporter is asked to wait before retrying when the store is behind, in seconds.
 RETRY_AFTER = 5
+#: Longest an export waits for its rows to be committed before it is answered 503, in seconds;
+#: below the SDK exporters' default timeout of 10 s, so that they see the 503 and retry.
+DEFAULT_COMMIT_TIMEOUT = 5.0
 #: Bytes inflated at a time, so a gzip bomb is stopped early instead of filling memory.
 _INFLATE_CHUNK = 1024 * 1024
 #: JSON fields holding ids: hex in OTLP JSON, base64 in protobuf's JSON mapping.
@@ -80,15 +88,17 @@ class PayloadError(Exception):
 
 @dataclass(frozen=True)
 class ReceiverLimits:
-    """How large a request may be.
+    """How large a request may be, and how long it may wait for the store.
 
     Parameters:
       max_body(int): Largest body as sent, in bytes.
       max_decompressed(int): Largest body once decompressed, in bytes.
+      commit_timeout(float): Longest an export waits for its commit, in seconds.
     """
 
     max_body: int = DEFAULT_MAX_BODY
     max_decompressed: int = DEFAULT_MAX_DECOMPRESSED
+    commit_timeout: float = DEFAULT_COMMIT_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -255,7 +265,7 @@ class OtlpReceiver:
           dependencies(list|None): FastAPI dependencies of every route (access checks).
         """
         router = APIRouter(tags=["otlp"], dependencies=dependencies or [])
-        routes: tuple[tuple[_Signal, Callable[[Any], tuple[int, str]]], ...] = (
+        routes: tuple[tuple[_Signal, Callable[[Any], tuple[Any, Future[int] | None]]], ...] = (
             (_TRACES, self._accept_traces),
             (_METRICS, self._accept_metrics),
             (_LOGS, self._accept_logs),
@@ -272,32 +282,52 @@ class OtlpReceiver:
             )
         return router
 
-    def _endpoint(self, signal: _Signal, accept: Callable[[Any], tuple[int, str]]) -> Any:
+    def _endpoint(self, signal: _Signal, accept: Callable[[Any], tuple[Any, Future[int] | None]]) -> Any:
         async def export(request: Request) -> Response:
             content_type = request.headers.get("content-type", "")
             media_type = _media_type(content_type)
             try:
                 raw = await self._read_body(request, media_type)
                 encoding = request.headers.get("content-encoding", "").strip().lower() or None
-                rejected, reason = await run_in_threadpool(
+                message, batch, committed = await run_in_threadpool(
                     self._ingest, signal, accept, raw, media_type, encoding
                 )
+                refused = await self._committed(committed)
             except PayloadError as error:
                 if error.status >= 500:
                     headers = {"Retry-After": str(RETRY_AFTER)}
                     return _error(error.status, error.message, media_type, headers)
                 logger.info("Refused an OTLP export to %s: %s", signal.path, error.message)
                 return _error(error.status, error.message, media_type)
+            if signal is _METRICS and self.metrics is not None:
+                # Only once stored: a delta counted for a request answered 503 would be counted
+                # again when the exporter retries it.
+                await run_in_threadpool(self.metrics.update, message)
             if self.forwarder is not None:
                 self.forwarder.submit(signal.path, raw, content_type, encoding)
             response = signal.response_type()
+            rejected, reasons = batch.rejected, [batch.error] if batch.error else []
+            if refused:
+                rejected += refused
+                reasons.append(f"{refused} item(s) the store could not hold")
             if rejected:
                 partial = response.partial_success
                 setattr(partial, signal.partial_field, rejected)
-                partial.error_message = reason
+                partial.error_message = "; ".join(reasons)
             return Response(_encode(response, media_type), media_type=media_type)
 
         return export
+
+    async def _committed(self, committed: Future[int] | None) -> int:
+        """Wait for a batch's commit; the rows the store refused. Raises ``PayloadError`` 503."""
+        if committed is None:
+            return 0
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(committed), self.limits.commit_timeout)
+        except TimeoutError:
+            raise PayloadError(503, "the store did not commit in time; retry later") from None
+        except Exception as error:
+            raise PayloadError(503, f"the store could not commit: {error}; retry later") from None
 
     async def _read_body(self, request: Request, media_type: str) -> bytes:
         if media_type not in (PROTOBUF, JSON):
@@ -320,38 +350,33 @@ class OtlpReceiver:
     def _ingest(
         self,
         signal: _Signal,
-        accept: Callable[[Any], tuple[int, str]],
+        accept: Callable[[Any], tuple[Any, Future[int] | None]],
         raw: bytes,
         media_type: str,
         encoding: str | None,
-    ) -> tuple[int, str]:
+    ) -> tuple[Message, Any, Future[int] | None]:
         body = inflate(raw, self.limits.max_decompressed) if encoding == "gzip" else raw
         if len(body) > self.limits.max_decompressed:
             raise PayloadError(413, f"body exceeds {self.limits.max_decompressed} bytes")
-        return accept(decode(body, media_type, signal.request_type))
+        message = decode(body, media_type, signal.request_type)
+        return (message, *accept(message))
 
-    def _write(self, write: Callable[[Any], None], batch: Any) -> None:
+    def _write(self, write: Callable[[Any], Future[int]], batch: Any) -> Future[int] | None:
+        if self.store is None:
+            return None
         try:
-            write(batch)
+            return write(batch)
         except StoreBusy as error:
             raise PayloadError(503, str(error)) from None
 
-    def _accept_traces(self, request: Any) -> tuple[int, str]:
+    def _accept_traces(self, request: Any) -> tuple[Any, Future[int] | None]:
         batch = span_rows(request)
-        if self.store is not None:
-            self._write(self.store.writer.write_spans, batch)
-        return batch.rejected, batch.error
+        return batch, self._write(self.store.writer.write_spans, batch) if self.store else None
 
-    def _accept_metrics(self, request: Any) -> tuple[int, str]:
+    def _accept_metrics(self, request: Any) -> tuple[Any, Future[int] | None]:
         batch = metric_rows(request)
-        if self.store is not None:
-            self._write(self.store.writer.write_metrics, batch)
-        if self.metrics is not None:
-            self.metrics.update(request)
-        return batch.rejected, batch.error
+        return batch, self._write(self.store.writer.write_metrics, batch) if self.store else None
 
-    def _accept_logs(self, request: Any) -> tuple[int, str]:
+    def _accept_logs(self, request: Any) -> tuple[Any, Future[int] | None]:
         batch = log_rows(request)
-        if self.store is not None:
-            self._write(self.store.writer.write_logs, batch)
-        return batch.rejected, batch.error
+        return batch, self._write(self.store.writer.write_logs, batch) if self.store else None

@@ -203,19 +203,41 @@ def test_a_store_that_is_behind_answers_503_with_retry_after(tmp_path: Path) -> 
     writer = StoreWriter(tmp_path / "t.db", RetentionPolicy(), max_pending=1)  # never drains
     store = TelemetryStore(writer, StoreReader(tmp_path / "t.db"))
     app = FastAPI()
-    app.include_router(OtlpReceiver(store).router())
+    app.include_router(OtlpReceiver(store, limits=ReceiverLimits(commit_timeout=0.2)).router())
     headers = {"Content-Type": PROTOBUF}
     try:
         with serving(app) as url:
             first = httpx.post(f"{url}/v1/traces", content=_valid_body(), headers=headers)
+            # The first batch is still queued (its request gave up waiting): the queue is full.
             second = httpx.post(f"{url}/v1/traces", content=_valid_body(), headers=headers)
     finally:
         store.close()
 
-    assert first.status_code == 200
+    # Never committed, so never acknowledged.
+    assert first.status_code == 503
+    assert "did not commit" in status_pb2.Status.FromString(first.content).message
     assert second.status_code == 503
-    assert int(second.headers["retry-after"]) > 0
-    assert status_pb2.Status.FromString(second.content).code == code_pb2.UNAVAILABLE
+    assert "behind" in status_pb2.Status.FromString(second.content).message
+    for response in (first, second):
+        assert int(response.headers["retry-after"]) > 0
+        assert status_pb2.Status.FromString(response.content).code == code_pb2.UNAVAILABLE
+
+
+def test_an_export_is_answered_only_once_its_spans_are_committed(served: Served) -> None:
+    spans = SpanFactory()
+    made = [spans.run() for _ in range(50)]
+    body = spans.request().SerializeToString()
+
+    response = httpx.post(f"{served.url}/v1/traces", content=body, headers={"Content-Type": PROTOBUF})
+
+    assert response.status_code == 200
+    # No flush: a fresh reader connection sees every span as soon as the export is answered.
+    reader = StoreReader(served.store.path)
+    try:
+        for run in made:
+            assert reader.trace(run.trace_id) is not None
+    finally:
+        reader.close()
 
 
 def test_a_span_no_store_holds_is_a_partial_success_and_costs_no_other_request(served: Served) -> None:

@@ -1,10 +1,12 @@
 """The store's one writer: a thread that inserts what the receiver accepted, in batches.
 
-The receiver hands over rows and returns at once; the writer thread drains everything queued
-into one transaction (one fsync-free commit in WAL mode), updates the per-minute run rollups in
-the same transaction, and between transactions drops what retention no longer keeps. When the
-queue is full the receiver is told so (``StoreBusy``) instead of waiting, and answers 503 so that
-exporters retry later.
+The receiver hands over rows and gets a ``Future`` back; the writer thread drains everything
+queued into one transaction (one fsync-free commit in WAL mode, which a killed process keeps),
+updates the per-minute run rollups in the same transaction, resolves each batch's future once
+that transaction is committed, and between transactions drops what retention no longer keeps.
+The receiver answers an export only when its future is resolved: what was acknowledged is in the
+database. When the queue is full the receiver is told so (``StoreBusy``) instead of waiting, and
+answers 503 so that exporters retry later.
 
 A batch the database refuses never takes another with it: when a transaction fails, each batch
 is written again in a transaction of its own, and a batch that still fails row by row, so that
@@ -20,6 +22,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +80,20 @@ ROW_ERRORS = (sqlite3.Error, OverflowError, ValueError, UnicodeError)
 
 class StoreBusy(Exception):
     """The writer is behind and refuses new rows for now; the caller should retry later."""
+
+
+class _Pending:
+    """One batch waiting for the writer, and the future resolved when it is committed."""
+
+    __slots__ = ("batch", "future", "kind")
+
+    def __init__(self, kind: str, batch: Any) -> None:
+        self.kind = kind
+        self.batch = batch
+        self.future: Future[int] = Future()
+
+    def rows(self) -> int:
+        return len(getattr(self.batch, "spans", ()))
 
 
 class _Barrier:
@@ -165,32 +182,42 @@ class StoreWriter:
         self._thread = threading.Thread(target=self._run, name="tasklens-store-writer", daemon=True)
         self._thread.start()
 
-    def _submit(self, item: Any) -> None:
+    def _submit(self, kind: str, batch: Any) -> Future[int]:
         if self._stopping:
             raise StoreBusy("the store is closing")
+        pending = _Pending(kind, batch)
         try:
-            self._queue.put_nowait(item)
+            self._queue.put_nowait(pending)
         except queue.Full:
             raise StoreBusy("the store is behind; retry later") from None
+        return pending.future
 
-    def write_spans(self, batch: SpanBatch) -> None:
+    @staticmethod
+    def _nothing_to_write() -> Future[int]:
+        future: Future[int] = Future()
+        future.set_result(0)
+        return future
+
+    def write_spans(self, batch: SpanBatch) -> Future[int]:
         """Queue a batch of spans (and its runs) for the next transaction.
+
+        Returns:
+          Future[int]: Resolved once the batch is committed, with the number of its rows the
+          database refused; failed with the error when the transaction could not be committed.
+          Cancelling it before the writer takes the batch withdraws the batch.
 
         Raises:
           StoreBusy: When the writer is behind.
         """
-        if batch.spans:
-            self._submit(("spans", batch))
+        return self._submit("spans", batch) if batch.spans else self._nothing_to_write()
 
-    def write_metrics(self, batch: MetricBatch) -> None:
-        """Queue a batch of metric points. Raises ``StoreBusy`` when the writer is behind."""
-        if batch.points:
-            self._submit(("metrics", batch))
+    def write_metrics(self, batch: MetricBatch) -> Future[int]:
+        """Queue a batch of metric points; as ``write_spans``."""
+        return self._submit("metrics", batch) if batch.points else self._nothing_to_write()
 
-    def write_logs(self, batch: LogBatch) -> None:
-        """Queue a batch of log records. Raises ``StoreBusy`` when the writer is behind."""
-        if batch.logs:
-            self._submit(("logs", batch))
+    def write_logs(self, batch: LogBatch) -> Future[int]:
+        """Queue a batch of log records; as ``write_spans``."""
+        return self._submit("logs", batch) if batch.logs else self._nothing_to_write()
 
     def write_broker_snapshot(self, snapshot: BrokerSnapshot, at: float | None = None) -> None:
         """Queue the depth of every queue by state, and the live workers, as read from the broker.
@@ -213,7 +240,7 @@ class StoreWriter:
             )
             if value is not None
         ]
-        self._submit(("broker", (depths, (time_ns, snapshot.workers))))
+        self._submit("broker", (depths, (time_ns, snapshot.workers)))
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything queued so far is committed; whether it was within ``timeout``.
@@ -260,7 +287,12 @@ class StoreWriter:
             items = self._drain(first)
             stop = None in items
             barriers = [item for item in items if isinstance(item, _Barrier)]
-            batches = [item for item in items if isinstance(item, tuple) and item]
+            # A batch whose request gave up waiting is withdrawn: its exporter sends it again.
+            batches = [
+                item
+                for item in items
+                if isinstance(item, _Pending) and item.future.set_running_or_notify_cancel()
+            ]
             try:
                 started = time.perf_counter()
                 if batches:
@@ -270,8 +302,11 @@ class StoreWriter:
                 # comes in.
                 budget = RETENTION_BUDGET_RATIO * (time.perf_counter() - started)
                 self._maybe_enforce_retention(complete=any(b.retention for b in barriers), budget=budget)
-            except Exception:
+            except Exception as error:
                 logger.exception("Writing to the telemetry store at %s failed", self.path)
+                for pending in batches:
+                    if not pending.future.done():
+                        pending.future.set_exception(error)
             for barrier in barriers:
                 barrier.done.set()
             if stop:
@@ -293,16 +328,19 @@ class StoreWriter:
             items.append(item)
             if item is None or isinstance(item, _Barrier):
                 break
-            rows += len(getattr(item[1], "spans", ()))
+            rows += item.rows()
         return items
 
-    def _write(self, batches: list[tuple[str, Any]]) -> None:
+    def _write(self, batches: list[_Pending]) -> None:
         try:
-            self._transaction(lambda conn: self._insert_all(conn, batches))
+            self._transaction(lambda conn: self._insert_all(conn, [(b.kind, b.batch) for b in batches]))
         except ROW_ERRORS as error:
             logger.warning("A write to the telemetry store failed (%s); writing each batch alone", error)
-            for batch in batches:
-                self._write_alone(batch)
+            for pending in batches:
+                pending.future.set_result(self._write_alone((pending.kind, pending.batch)))
+        else:
+            for pending in batches:
+                pending.future.set_result(0)
         if self.retention.max_size is not None:
             self._retention_due = True
 
