@@ -98,7 +98,9 @@ def _store_path(store: Path | None, no_store: bool) -> str | None:
 )
 @click.option("--insecure", is_flag=True, help="Allow listening beyond loopback without a token.")
 @click.option(
-    "--public-metrics", is_flag=True, help="Serve /metrics and the health endpoints without the token."
+    "--public-metrics",
+    is_flag=True,
+    help="Serve /metrics and the health endpoints without the token (OTLP ingest still needs it).",
 )
 @click.option(
     "--cache-ttl",
