@@ -62,6 +62,15 @@ def _forward_url(ctx: click.Context, param: click.Parameter, value: str | None) 
     return value
 
 
+def _allowed_hosts(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    from tasklens.monitor.hosts import valid_host_name
+
+    for name in value:
+        if not valid_host_name(name):
+            raise click.BadParameter(f"{name!r} is not a host name or address (like monitor.internal)")
+    return value
+
+
 def _check_store(path: str | None) -> None:
     """Exit with a one-line error when the store cannot be opened (or created) at ``path``."""
     import sqlite3
@@ -97,6 +106,15 @@ def _store_path(store: Path | None, no_store: bool) -> str | None:
     help=f"Bearer token for the API; dead-letter actions need it. Also {AUTH_TOKEN_ENV}.",
 )
 @click.option("--insecure", is_flag=True, help="Allow listening beyond loopback without a token.")
+@click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    metavar="NAME",
+    callback=_allowed_hosts,
+    help="A name clients may reach the monitor by, besides localhost and --host (repeatable; '*' for"
+    " any). Requests naming another Host are refused, against DNS rebinding.",
+)
 @click.option(
     "--public-metrics",
     is_flag=True,
@@ -148,6 +166,7 @@ def monitor(
     port: int,
     auth_token: str | None,
     insecure: bool,
+    allowed_hosts: tuple[str, ...],
     public_metrics: bool,
     cache_ttl: float,
     thresholds: HealthThresholds,
@@ -185,6 +204,7 @@ def monitor(
         port=port,
         auth_token=auth_token or None,
         insecure=insecure,
+        allowed_hosts=allowed_hosts,
         public_metrics=public_metrics,
         thresholds=thresholds,
         broker_timeout=target.timeout,

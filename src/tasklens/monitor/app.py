@@ -27,6 +27,7 @@ from tasklens.brokers.url import redact_url
 from tasklens.monitor import api, health, metrics, pages
 from tasklens.monitor.auth import document_security
 from tasklens.monitor.errors import install_error_handlers
+from tasklens.monitor.hosts import HostCheckMiddleware, HostPolicy
 from tasklens.monitor.inspectors import InspectorFactory, SharedInspector
 from tasklens.monitor.otlp_export import start_otlp_export
 from tasklens.monitor.settings import MonitorSettings
@@ -114,6 +115,7 @@ def create_app(settings: MonitorSettings, *, open_inspector: InspectorFactory | 
         lifespan=lifespan,
     )
     app.state.monitor = state
+    app.add_middleware(HostCheckMiddleware, policy=HostPolicy.for_bind(settings.host, settings.allowed_hosts))
     install_error_handlers(app)
     for router in routers:
         app.include_router(router)

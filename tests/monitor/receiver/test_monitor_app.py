@@ -20,6 +20,7 @@ from tasklens.brokers.base import QueueStats
 from tasklens.cli.monitor import monitor
 from tasklens.monitor import MonitorSettings, create_app
 from tasklens.monitor.receiver import PROTOBUF
+from tests.monitor.conftest import LOCAL_URL
 from tests.monitor.fake_broker import FAKE_URL, FakeInspector
 from tests.monitor.store.spans import SpanFactory
 
@@ -36,7 +37,7 @@ def _app_client(**overrides: Any) -> TestClient:
     app = create_app(settings, open_inspector=lambda: inspector)
     if app.state.monitor.telemetry is not None:
         app.state.monitor.telemetry.snapshot_interval = 0.05
-    return TestClient(app)
+    return TestClient(app, base_url=LOCAL_URL)
 
 
 @pytest.fixture
