@@ -23,7 +23,7 @@ from tasklens.brokers.base import (
     MessageNotFound,
     QueueNotFound,
 )
-from tasklens.brokers.url import redact_url
+from tasklens.brokers.url import check_broker_url, redact_url
 from tasklens.monitor.settings import (
     BROKER_URL_ENV,
     DEFAULT_BROKER_TIMEOUT,
@@ -77,6 +77,7 @@ class BrokerTarget:
         """Open the inspector (nothing is read yet). Raises BrokerError."""
         from tasklens.brokers import open_broker
 
+        check_broker_url(self.url)
         return open_broker(
             self.url,
             queues=self.queues,

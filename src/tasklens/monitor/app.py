@@ -23,7 +23,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 
 from tasklens.brokers.base import BrokerInspector
-from tasklens.brokers.url import redact_url
+from tasklens.brokers.url import check_broker_url, redact_url
 from tasklens.monitor import api, health, metrics, pages
 from tasklens.monitor.auth import document_security
 from tasklens.monitor.errors import install_error_handlers
@@ -60,6 +60,7 @@ def broker_factory(settings: MonitorSettings) -> InspectorFactory:
     def open_inspector() -> BrokerInspector:
         from tasklens.brokers import open_broker
 
+        check_broker_url(settings.broker_url)
         return open_broker(
             settings.broker_url,
             queues=settings.queues,
