@@ -9,6 +9,7 @@ import click
 
 from tasklens.cli.options import (
     EXIT_UNREACHABLE,
+    BoundedFloat,
     BrokerTarget,
     broker_errors,
     broker_options,
@@ -34,22 +35,42 @@ EXIT_STORE = 1
 # -- Telemetry: the OTLP receiver's store and forwarding --------------------------------------------
 
 
+#: Longest --cache-ttl, in seconds.
+MAX_CACHE_TTL = 3600.0
+
+
 def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
     from tasklens.monitor.store import parse_duration
+    from tasklens.monitor.store.retention import MAX_RETENTION
 
     try:
-        return parse_duration(value)
+        seconds = parse_duration(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
+    if seconds > MAX_RETENTION:
+        raise click.BadParameter(f"{value!r} is longer than the longest retention, 10 years (520w)")
+    return seconds
 
 
 def _size(ctx: click.Context, param: click.Parameter, value: str) -> int:
     from tasklens.monitor.store import parse_size
+    from tasklens.monitor.store.retention import MAX_STORE_SIZE, MIN_STORE_SIZE
 
     try:
-        return parse_size(value)
+        size = parse_size(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
+    if not MIN_STORE_SIZE <= size <= MAX_STORE_SIZE:
+        raise click.BadParameter(f"{value!r} is not between 1MB and 1PB")
+    return size
+
+
+def _host(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from tasklens.monitor.hosts import ANY_HOST, valid_host_name
+
+    if value == ANY_HOST or not valid_host_name(value):
+        raise click.BadParameter(f"{value!r} is not a host name or address (like 127.0.0.1 or 0.0.0.0)")
+    return value
 
 
 def _forward_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -95,7 +116,7 @@ def _store_path(store: Path | None, no_store: bool) -> str | None:
 
 @click.command()
 @broker_options
-@click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address to listen on.")
+@click.option("--host", default=DEFAULT_HOST, show_default=True, callback=_host, help="Address to listen on.")
 @click.option(
     "--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT, show_default=True, help="TCP port."
 )
@@ -122,7 +143,7 @@ def _store_path(store: Path | None, no_store: bool) -> str | None:
 )
 @click.option(
     "--cache-ttl",
-    type=click.FloatRange(min=0),
+    type=BoundedFloat(0, MAX_CACHE_TTL),
     default=DEFAULT_CACHE_TTL,
     show_default=True,
     help="Seconds a broker read is reused: scrapes within it cost no broker read.",

@@ -43,6 +43,9 @@ MAX_ROWS_PER_TRANSACTION = 50_000
 RETENTION_INTERVAL = 30.0
 #: After a write, retention may run for up to this many times as long as the write took.
 RETENTION_BUDGET_RATIO = 2.0
+#: Longest wait before retention is tried again after it failed, in seconds; the wait starts at
+#: ``RETENTION_INTERVAL`` and doubles with each failure in a row.
+MAX_RETENTION_BACKOFF = 600.0
 
 INSERT_SPAN = (
     "INSERT INTO spans (trace_id, span_id, parent_span_id, name, kind, service, instance, start_ns,"
@@ -170,6 +173,8 @@ class StoreWriter:
         self._stopping = False
         self._last_retention = 0.0
         self._retention_due = True
+        self._retention_failures = 0
+        self._retention_retry_at = 0.0
 
     def start(self) -> None:
         """Start the writer thread; after ``close``, reopen the store and start anew."""
@@ -301,21 +306,42 @@ class StoreWriter:
                 # as long as the write took keeps a full store at its size however fast data
                 # comes in.
                 budget = RETENTION_BUDGET_RATIO * (time.perf_counter() - started)
-                self._maybe_enforce_retention(complete=any(b.retention for b in barriers), budget=budget)
             except Exception as error:
                 logger.exception("Writing to the telemetry store at %s failed", self.path)
                 for pending in batches:
                     if not pending.future.done():
                         pending.future.set_exception(error)
+                budget = 0.0
+            try:
+                self._maybe_enforce_retention(complete=any(b.retention for b in barriers), budget=budget)
+            except Exception:
+                self._retention_failed()
             for barrier in barriers:
                 barrier.done.set()
             if stop:
                 return
 
     def _until_retention(self) -> float:
+        now = self._clock()
+        if now < self._retention_retry_at:
+            return self._retention_retry_at - now
         if self._retention_due:
             return 0.0
-        return max(0.0, self._last_retention + RETENTION_INTERVAL - self._clock())
+        return max(0.0, self._last_retention + RETENTION_INTERVAL - now)
+
+    def _retention_failed(self) -> None:
+        """Back off after a failed retention pass, so that a failure that recurs costs one
+        traceback and an attempt every few minutes, not a spinning writer."""
+        self._retention_failures += 1
+        delay = min(RETENTION_INTERVAL * 2 ** (self._retention_failures - 1), MAX_RETENTION_BACKOFF)
+        self._retention_retry_at = self._clock() + delay
+        self._retention_due = False
+        if self._retention_failures == 1:
+            logger.exception(
+                "Dropping old telemetry from the store at %s failed; trying again in %.0f s", self.path, delay
+            )
+        else:
+            logger.debug("Dropping old telemetry failed again (%d in a row)", self._retention_failures)
 
     def _drain(self, first: Any) -> list[Any]:
         items = [first]
@@ -428,6 +454,8 @@ class StoreWriter:
 
     def _maybe_enforce_retention(self, *, complete: bool, budget: float) -> None:
         now = self._clock()
+        if now < self._retention_retry_at and not complete:
+            return
         if now - self._last_retention >= RETENTION_INTERVAL:
             self._retention_due = True
         if not (self._retention_due or complete):
@@ -437,5 +465,6 @@ class StoreWriter:
         while more and (complete or time.perf_counter() < deadline):
             more = enforce_step(self._conn, self.retention, int(now * 1e9))
         self._retention_due = more
+        self._retention_failures = 0
         if not more:
             self._last_retention = now
