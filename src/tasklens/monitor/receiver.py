@@ -73,6 +73,9 @@ RETRY_AFTER = 5
 DEFAULT_COMMIT_TIMEOUT = 5.0
 #: Bytes inflated at a time, so a gzip bomb is stopped early instead of filling memory.
 _INFLATE_CHUNK = 1024 * 1024
+#: Deepest nesting of objects and arrays an OTLP JSON body may have. A request with attribute
+#: values nested 20 deep is about 50 deep; protobuf itself refuses messages over 100.
+MAX_JSON_DEPTH = 100
 #: JSON fields holding ids: hex in OTLP JSON, base64 in protobuf's JSON mapping.
 _ID_FIELDS = frozenset({"traceId", "spanId", "parentSpanId"})
 
@@ -162,20 +165,26 @@ def inflate(body: bytes, limit: int) -> bytes:
     return b"".join(parts)
 
 
-def _hex_ids_to_base64(node: Any) -> None:
-    """Rewrite, in place, the hex ids of OTLP JSON as the base64 protobuf's JSON parser reads."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key in _ID_FIELDS and isinstance(value, str):
-                try:
-                    node[key] = base64.b64encode(bytes.fromhex(value)).decode()
-                except ValueError:
-                    raise PayloadError(400, f"{key} {value!r} is not hexadecimal") from None
-            else:
-                _hex_ids_to_base64(value)
-    elif isinstance(node, list):
-        for item in node:
-            _hex_ids_to_base64(item)
+def _hex_ids_to_base64(document: Any) -> None:
+    """Rewrite, in place, the hex ids of OTLP JSON as the base64 protobuf's JSON parser reads,
+    refusing a document nested deeper than ``MAX_JSON_DEPTH``. Iterative: a hostile depth costs
+    no Python stack."""
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise PayloadError(400, f"invalid OTLP JSON body: nested deeper than {MAX_JSON_DEPTH} levels")
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in _ID_FIELDS and isinstance(value, str):
+                    try:
+                        node[key] = base64.b64encode(bytes.fromhex(value)).decode()
+                    except ValueError:
+                        raise PayloadError(400, f"{key} {value!r} is not hexadecimal") from None
+                elif isinstance(value, (dict, list)):
+                    stack.append((value, depth + 1))
+        elif isinstance(node, list):
+            stack.extend((item, depth + 1) for item in node if isinstance(item, (dict, list)))
 
 
 def decode(body: bytes, media_type: str, message_type: type[Message]) -> Message:
@@ -200,12 +209,14 @@ def decode(body: bytes, media_type: str, message_type: type[Message]) -> Message
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError) as error:
         raise PayloadError(400, f"invalid JSON body: {error}") from None
+    except RecursionError:
+        raise PayloadError(400, f"invalid JSON body: nested deeper than {MAX_JSON_DEPTH} levels") from None
     if not isinstance(document, dict):
         raise PayloadError(400, "invalid JSON body: expected an object")
     _hex_ids_to_base64(document)
     try:
         json_format.ParseDict(document, message, ignore_unknown_fields=True)
-    except (json_format.ParseError, ValueError, TypeError) as error:
+    except (json_format.ParseError, ValueError, TypeError, RecursionError) as error:
         raise PayloadError(400, f"invalid OTLP JSON body: {error}") from None
     return message
 

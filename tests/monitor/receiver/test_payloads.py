@@ -264,3 +264,23 @@ def test_a_span_no_store_holds_is_a_partial_success_and_costs_no_other_request(s
     assert served.store.writer.flush(timeout=10)
     for run in good:
         assert httpx.get(f"{served.url}/api/traces/{run.trace_id}").status_code == 200
+
+
+def _nested_value(depth: int) -> str:
+    """An OTLP JSON attribute value: a kvlist ``depth`` deep, written without recursion."""
+    return '{"kvlistValue":{"values":[{"key":"k","value":' * depth + '{"stringValue":"x"}' + "}]}}" * depth
+
+
+@pytest.mark.parametrize("depth", [60, 400, 10_000])
+@pytest.mark.parametrize("signal", ["traces", "logs"])
+def test_deeply_nested_json_is_a_400_not_a_server_error(
+    served: Served, caplog: pytest.LogCaptureFixture, signal: str, depth: int
+) -> None:
+    field = "resourceSpans" if signal == "traces" else "resourceLogs"
+    body = f'{{"{field}":[{{"resource":{{"attributes":[{{"key":"a","value":{_nested_value(depth)}}}]}}}}]}}'
+
+    response = httpx.post(f"{served.url}/v1/{signal}", content=body, headers={"Content-Type": JSON})
+
+    assert response.status_code == 400
+    assert "nested" in response.json()["message"] or "deep" in response.json()["message"]
+    assert not [record for record in caplog.records if record.exc_info]

@@ -118,9 +118,7 @@ class RetentionPolicy:
         if self.max_age is not None and not 0 < self.max_age <= MAX_RETENTION:
             raise ValueError(f"retention must be more than 0 and at most {MAX_RETENTION:.0f} s (10 years)")
         if self.max_size is not None and not 0 < self.max_size <= MAX_STORE_SIZE:
-            raise ValueError(
-                f"the store's size limit must be more than 0 and at most {MAX_STORE_SIZE} bytes"
-            )
+            raise ValueError(f"the store's size limit must be more than 0 and at most {MAX_STORE_SIZE} bytes")
 
 
 def used_bytes(conn: sqlite3.Connection) -> int:
