@@ -16,6 +16,9 @@ OpenTelemetry Collector. Per the OTLP/HTTP specification:
   ``commit_timeout``), 503 with ``Retry-After``: the SDK's exporters retry on 503, so nothing
   is lost. A batch whose commit was not waited for may, rarely, be stored twice.
 
+Before anything else, the attribute limits of ``AttributeLimits`` are applied to what was
+decoded (too many attributes, too long values); what they dropped is said in the partial success.
+
 What is accepted goes to the store (when there is one), task metrics to ``ReceivedMetrics``
 (for ``/metrics``), and the raw payload to the upstream endpoint (when forwarding).
 """
@@ -41,6 +44,7 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as metr
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_service
 from starlette.concurrency import run_in_threadpool
 
+from tasklens.monitor.attribute_limits import AttributeLimits, Dropped
 from tasklens.monitor.forwarder import OtlpForwarder
 from tasklens.monitor.received_metrics import ReceivedMetrics
 from tasklens.monitor.store import TelemetryStore
@@ -250,6 +254,8 @@ class OtlpReceiver:
       metrics(ReceivedMetrics|None): Where task metrics go for ``/metrics``.
       forwarder(OtlpForwarder|None): Where raw payloads go with ``--forward``.
       limits(ReceiverLimits): How large a request may be.
+      attribute_limits(AttributeLimits|None): How much one span, log record or point may carry;
+        the defaults of ``AttributeLimits`` when ``None``.
 
     Example:
 
@@ -263,11 +269,13 @@ class OtlpReceiver:
         metrics: ReceivedMetrics | None = None,
         forwarder: OtlpForwarder | None = None,
         limits: ReceiverLimits = ReceiverLimits(),
+        attribute_limits: AttributeLimits | None = None,
     ) -> None:
         self.store = store
         self.metrics = metrics
         self.forwarder = forwarder
         self.limits = limits
+        self.attribute_limits = attribute_limits or AttributeLimits()
 
     def router(self, dependencies: list[Any] | None = None) -> APIRouter:
         """The three OTLP routes.
@@ -300,7 +308,7 @@ class OtlpReceiver:
             try:
                 raw = await self._read_body(request, media_type)
                 encoding = request.headers.get("content-encoding", "").strip().lower() or None
-                message, batch, committed = await run_in_threadpool(
+                message, dropped, batch, committed = await run_in_threadpool(
                     self._ingest, signal, accept, raw, media_type, encoding
                 )
                 refused = await self._committed(committed)
@@ -321,7 +329,11 @@ class OtlpReceiver:
             if refused:
                 rejected += refused
                 reasons.append(f"{refused} item(s) the store could not hold")
-            if rejected:
+            note = dropped.message(self.attribute_limits)
+            if note:
+                # Kept, but not whole: a partial success with nothing rejected is a warning.
+                reasons.append(note)
+            if reasons:
                 partial = response.partial_success
                 setattr(partial, signal.partial_field, rejected)
                 partial.error_message = "; ".join(reasons)
@@ -365,12 +377,13 @@ class OtlpReceiver:
         raw: bytes,
         media_type: str,
         encoding: str | None,
-    ) -> tuple[Message, Any, Future[int] | None]:
+    ) -> tuple[Message, Dropped, Any, Future[int] | None]:
         body = inflate(raw, self.limits.max_decompressed) if encoding == "gzip" else raw
         if len(body) > self.limits.max_decompressed:
             raise PayloadError(413, f"body exceeds {self.limits.max_decompressed} bytes")
         message = decode(body, media_type, signal.request_type)
-        return (message, *accept(message))
+        dropped = self.attribute_limits.apply(message)
+        return (message, dropped, *accept(message))
 
     def _write(self, write: Callable[[Any], Future[int]], batch: Any) -> Future[int] | None:
         if self.store is None:
