@@ -17,7 +17,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from tasklens import semconv
 from tasklens.monitor.receiver import JSON, PROTOBUF, OtlpReceiver, ReceiverLimits
 from tasklens.monitor.store import RetentionPolicy, RunFilter, StoreReader, StoreWriter, TelemetryStore
-from tests.monitor.receiver.conftest import Served, served_receiver, serving
+from tests.monitor.receiver.conftest import Served, ServeFactory, served_receiver, serving
 from tests.monitor.store.spans import SpanFactory
 
 TRACE_ID = "5b8efff798038103d269b633813fc60c"
@@ -196,7 +196,7 @@ def test_refused_bodies_get_their_status_and_change_nothing(
     assert limited.store.writer.flush(timeout=10)
     assert limited.store.reader.runs(RunFilter())["items"] == []
     assert limited.store.reader.processes(3600)["items"] == []
-    assert list(limited.metrics.collect()) == []
+    assert [family.name for family in limited.metrics.collect()] == ["tasklens_receiver_dropped_series"]
 
 
 def test_a_store_that_is_behind_answers_503_with_retry_after(tmp_path: Path) -> None:
@@ -284,3 +284,34 @@ def test_deeply_nested_json_is_a_400_not_a_server_error(
     assert response.status_code == 400
     assert "nested" in response.json()["message"] or "deep" in response.json()["message"]
     assert not [record for record in caplog.records if record.exc_info]
+
+
+def test_a_request_that_does_not_fit_the_memory_budget_now_is_a_503(served: Served) -> None:
+    budget = served.receiver.budget
+    assert budget.take(budget.total)  # as if other requests held all of it
+    try:
+        response = httpx.post(
+            f"{served.url}/v1/traces", content=_valid_body(), headers={"Content-Type": PROTOBUF}
+        )
+    finally:
+        budget.give_back(budget.total)
+
+    assert response.status_code == 503
+    assert int(response.headers["retry-after"]) > 0
+    assert status_pb2.Status.FromString(response.content).code == code_pb2.UNAVAILABLE
+    assert budget.used == 0
+
+
+def test_a_request_that_could_never_fit_the_memory_budget_is_a_413(serve: ServeFactory) -> None:
+    served = serve(limits=ReceiverLimits(memory_budget=256 * 1024))
+    spans = SpanFactory()
+    for _ in range(100):
+        spans.run()
+    body = spans.request().SerializeToString()
+    assert len(body) * 16 > 256 * 1024
+
+    response = httpx.post(f"{served.url}/v1/traces", content=body, headers={"Content-Type": PROTOBUF})
+
+    assert response.status_code == 413
+    assert "memory budget" in status_pb2.Status.FromString(response.content).message
+    assert served.receiver.budget.used == 0
