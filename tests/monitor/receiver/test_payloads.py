@@ -315,3 +315,33 @@ def test_a_request_that_could_never_fit_the_memory_budget_is_a_413(serve: ServeF
     assert response.status_code == 413
     assert "memory budget" in status_pb2.Status.FromString(response.content).message
     assert served.receiver.budget.used == 0
+
+
+@pytest.mark.parametrize("field", ["parent", "link-trace", "link-span"])
+def test_spans_whose_parent_or_link_ids_have_the_wrong_length_are_a_partial_success(
+    served: Served, field: str
+) -> None:
+    spans = SpanFactory()
+    kept, refused = spans.run(), spans.run()
+    request = spans.request()
+    for span in request.resource_spans[0].scope_spans[0].spans:
+        if span.trace_id.hex() != refused.trace_id:
+            continue
+        if field == "parent":
+            span.parent_span_id = b"\x01\x02\x03"
+        else:
+            link = span.links.add(trace_id=b"\x01" * 16, span_id=b"\x02" * 8)
+            if field == "link-trace":
+                link.trace_id = b"\x01" * 15
+            else:
+                link.span_id = b"\x02" * 9
+
+    response = httpx.post(
+        f"{served.url}/v1/traces", content=request.SerializeToString(), headers={"Content-Type": PROTOBUF}
+    )
+
+    assert response.status_code == 200
+    partial = ExportTraceServiceResponse.FromString(response.content).partial_success
+    assert partial.rejected_spans == 2  # the send span and the process span of the trace
+    assert "wrong length" in partial.error_message
+    assert httpx.get(f"{served.url}/api/traces/{kept.trace_id}").status_code == 200

@@ -211,6 +211,16 @@ def _valid_id(raw: bytes, size: int) -> bool:
     return len(raw) == size and raw != b"\x00" * size
 
 
+def _valid_references(span: Span) -> bool:
+    """Whether the span's parent id (when it has one) and its links' ids have their lengths."""
+    if span.parent_span_id and len(span.parent_span_id) != _SPAN_ID_BYTES:
+        return False
+    return all(
+        _valid_id(link.trace_id, _TRACE_ID_BYTES) and _valid_id(link.span_id, _SPAN_ID_BYTES)
+        for link in span.links
+    )
+
+
 def _optional_str(value: Any) -> str | None:
     return None if value is None else str(value)
 
@@ -295,6 +305,9 @@ def span_rows(request: ExportTraceServiceRequest) -> SpanBatch:
                     _valid_id(span.trace_id, _TRACE_ID_BYTES) and _valid_id(span.span_id, _SPAN_ID_BYTES)
                 ):
                     rejections.add("without a valid 16-byte trace id and 8-byte span id")
+                    continue
+                if not _valid_references(span):
+                    rejections.add("with a parent span id or link ids of the wrong length")
                     continue
                 if span.start_time_unix_nano > MAX_INTEGER or span.end_time_unix_nano > MAX_INTEGER:
                     rejections.add(UNSTORABLE)
