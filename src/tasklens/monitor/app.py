@@ -27,6 +27,7 @@ from tasklens.brokers.url import check_broker_url, redact_url
 from tasklens.monitor import api, health, metrics, pages
 from tasklens.monitor.auth import document_security
 from tasklens.monitor.errors import install_error_handlers
+from tasklens.monitor.headers import SecurityHeadersMiddleware
 from tasklens.monitor.hosts import HostCheckMiddleware, HostPolicy
 from tasklens.monitor.inspectors import InspectorFactory, SharedInspector
 from tasklens.monitor.otlp_export import start_otlp_export
@@ -114,8 +115,14 @@ def create_app(settings: MonitorSettings, *, open_inspector: InspectorFactory | 
         description="Queue depth, dead letters, workers and health, read from the broker.",
         version=importlib.metadata.version("tasklens"),
         lifespan=lifespan,
+        # FastAPI's /docs and /redoc pages load their scripts from a CDN and run an inline one;
+        # the monitor serves nothing from elsewhere: /openapi.json is the API's description.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.monitor = state
+    app.add_middleware(SecurityHeadersMiddleware)
+    # Added last, so it runs first: a request for another host gets no further.
     app.add_middleware(HostCheckMiddleware, policy=HostPolicy.for_bind(settings.host, settings.allowed_hosts))
     install_error_handlers(app)
     for router in routers:
