@@ -116,7 +116,7 @@ def create_app(settings: MonitorSettings, *, open_inspector: InspectorFactory | 
         version=importlib.metadata.version("tasklens"),
         lifespan=lifespan,
         # FastAPI's /docs and /redoc pages load their scripts from a CDN and run an inline one;
-        # the monitor serves nothing from elsewhere: /openapi.json is the API's description.
+        # the monitor serves its own /docs (``pages``), with every file it needs.
         docs_url=None,
         redoc_url=None,
     )
