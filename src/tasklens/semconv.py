@@ -264,6 +264,12 @@ BROKER_SCRAPE_DURATION = MetricSpec(
     "s",
     "How long the last read of the broker took.",
 )
+RECEIVER_DROPPED_SERIES = MetricSpec(
+    "tasklens.receiver.dropped_series",
+    "counter",
+    "{series}",
+    "Data points of new received task-metric series dropped because /metrics held its limit of series.",
+)
 
 #: Every metric, worker side then broker side.
 METRICS: tuple[MetricSpec, ...] = (
@@ -283,6 +289,7 @@ METRICS: tuple[MetricSpec, ...] = (
     WORKERS,
     BROKER_UP,
     BROKER_SCRAPE_DURATION,
+    RECEIVER_DROPPED_SERIES,
 )
 
 #: Every span and metric attribute name.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,7 +28,7 @@ from tasklens.brokers.base import (
     QueueNotFound,
 )
 from tasklens.brokers.payload import canonical_queue_name
-from tasklens.brokers.url import redact_url
+from tasklens.brokers.url import check_broker_url, redact_url
 from tasklens.monitor.settings import (
     BROKER_URL_ENV,
     DEFAULT_BROKER_TIMEOUT,
@@ -54,6 +55,31 @@ EXIT_UNREACHABLE = 2
 EXIT_NOT_FOUND = 1
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: Longest ``--timeout``, in seconds.
+MAX_TIMEOUT = 300.0
+#: Largest count a threshold may give (a 64-bit integer).
+MAX_COUNT = 2**63 - 1
+#: Longest age a threshold may give, in seconds (ten years).
+MAX_AGE = 10 * 365 * 86400.0
+
+
+class BoundedFloat(click.FloatRange):
+    """A number within ``[min, max]``: ``nan`` and ``inf``, which ``float()`` reads, are refused.
+
+    Parameters:
+      min(float): Smallest value.
+      max(float): Largest value.
+    """
+
+    def __init__(self, min: float, max: float) -> None:
+        super().__init__(min=min, max=max)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if math.isnan(number):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        return number
 
 
 @dataclass(frozen=True)
@@ -89,6 +115,7 @@ class BrokerTarget:
         """Open the inspector (nothing is read yet). Raises BrokerError."""
         from tasklens.brokers import open_broker
 
+        check_broker_url(self.url)
         return open_broker(
             self.url,
             queues=self.queues,
@@ -196,7 +223,7 @@ def broker_options(command: F) -> F:
         ),
         click.option(
             "--timeout",
-            type=click.FloatRange(min=0.1),
+            type=BoundedFloat(0.1, MAX_TIMEOUT),
             default=DEFAULT_BROKER_TIMEOUT,
             show_default=True,
             help="Connect and command timeout, in seconds.",
@@ -229,18 +256,21 @@ def threshold_options(command: F) -> F:
     options = [
         click.option(
             "--max-backlog",
-            type=click.IntRange(min=0),
+            type=click.IntRange(0, MAX_COUNT),
             metavar="N",
             help="Degraded when a queue holds more pending (ready + delayed) messages.",
         ),
         click.option(
             "--max-age",
-            type=click.FloatRange(min=0),
+            type=BoundedFloat(0, MAX_AGE),
             metavar="SECONDS",
             help="Degraded when a queue's oldest ready message is older.",
         ),
         click.option(
-            "--min-workers", type=click.IntRange(min=0), metavar="N", help="Degraded with fewer live workers."
+            "--min-workers",
+            type=click.IntRange(0, MAX_COUNT),
+            metavar="N",
+            help="Degraded with fewer live workers.",
         ),
         click.option(
             "--max-dead",

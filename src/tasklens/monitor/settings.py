@@ -92,6 +92,8 @@ class MonitorSettings:
       port(int): TCP port the server binds.
       auth_token(str|None): Bearer token for the API; dead-letter actions need it.
       insecure(bool): Allow a non-loopback bind without a token.
+      allowed_hosts(tuple[str, ...]): Names besides loopback and the bind address that requests
+        may give as their ``Host`` (``--allowed-host``); ``*`` accepts any.
       public_metrics(bool): Serve ``/metrics`` and health without the token on any bind.
       thresholds(HealthThresholds): When ``/api/health`` says degraded.
       broker_timeout(float): Longest one broker read may take, in seconds.
@@ -119,6 +121,7 @@ class MonitorSettings:
     port: int = DEFAULT_PORT
     auth_token: str | None = None
     insecure: bool = False
+    allowed_hosts: tuple[str, ...] = ()
     public_metrics: bool = False
     thresholds: HealthThresholds = HealthThresholds()
     broker_timeout: float = DEFAULT_BROKER_TIMEOUT
