@@ -415,3 +415,9 @@ EVENTS = (
     EVENT_CELERY_REVOKED,
     EVENT_CELERY_TIME_LIMIT,
 )
+
+#: The pool process running the task died or was killed before the task finished
+#: (``WorkerLostError``); the pool's parent records it on the task's ``process`` span.
+EVENT_CELERY_WORKER_LOST = "celery.worker.lost"
+
+EVENTS = (*EVENTS, EVENT_CELERY_WORKER_LOST)

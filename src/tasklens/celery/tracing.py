@@ -366,7 +366,11 @@ class CeleryTracing:
             self._queue_wait.record(max(0.0, time.time() - runnable_at), route.process_metric_attributes)
 
     def _start_process_span(
-        self, route: Route, attributes: dict[str, Any], carrier: dict[str, str] | None
+        self,
+        route: Route,
+        attributes: dict[str, Any],
+        carrier: dict[str, str] | None,
+        start_time: int | None = None,
     ) -> tuple[Span, otel_context.Context | None]:
         parent = propagation.extract(carrier)
         links: list[Link] | None = None
@@ -375,7 +379,12 @@ class CeleryTracing:
             links = [Link(remote)]
             parent = otel_context.Context()  # a new trace, keeping nothing of the producer's
         span = self._tracer.start_span(
-            route.process_name, context=parent, kind=SpanKind.CONSUMER, attributes=attributes, links=links
+            route.process_name,
+            context=parent,
+            kind=SpanKind.CONSUMER,
+            attributes=attributes,
+            links=links,
+            start_time=start_time,
         )
         return span, parent
 
@@ -528,6 +537,32 @@ class CeleryTracing:
         except Exception:
             logger.debug("Recording a rejected message failed.", exc_info=True)
 
+    def task_lost(
+        self, request: Any, exception: BaseException, event: str, event_attributes: dict[str, Any]
+    ) -> None:
+        """The ``process`` span of a task whose pool process was killed (hard time limit) or died
+        while running it, made by the pool's parent from Celery's request: the child's own span,
+        never ended, went with the child. It starts when the child took the task."""
+        try:
+            task = getattr(request, "task", None)
+            delivery_info = getattr(request, "delivery_info", None) or {}
+            started_at = getattr(request, "time_start", None)
+            self._settle(
+                getattr(task, "app", None),
+                request.request_dict,
+                str(getattr(task, "name", None) or request.name),
+                str(request.id),
+                error_type(exception),
+                event,
+                event_attributes,
+                semconv.STATE_FAILURE,
+                delivery_info.get("routing_key") if isinstance(delivery_info, dict) else None,
+                started_at=started_at if isinstance(started_at, (int, float)) else None,
+                exception=exception,
+            )
+        except Exception:
+            logger.debug("Recording a lost task failed.", exc_info=True)
+
     def _settle_message(
         self, consumer: Any, message: Any, task_name: str, task_id: Any, failure: str, reason: str
     ) -> None:
@@ -556,9 +591,12 @@ class CeleryTracing:
         event_attributes: dict[str, Any],
         failure_state: str,
         queue_name: str | None = None,
+        started_at: float | None = None,
+        exception: BaseException | None = None,
     ) -> None:
-        """A ``process`` span for a task taken from the queue that did not run: started, marked
-        and ended at once."""
+        """A ``process`` span for a task taken from the queue that did not run (or whose run was
+        cut off): started, marked and ended at once, starting ``started_at`` (Unix seconds) when
+        given."""
         if queue_name is None:
             delivery_info = getattr(carrier_source, "delivery_info", None) or {}
             queue_name = delivery_info.get("routing_key") if isinstance(delivery_info, dict) else None
@@ -566,16 +604,21 @@ class CeleryTracing:
         attributes = dict(route.process_span_attributes)
         if task_id:
             attributes[semconv.MESSAGING_MESSAGE_ID] = task_id
-        span, _ = self._start_process_span(route, attributes, _carrier(carrier_source))
+        start_time = int(started_at * 1e9) if started_at is not None else None
+        span, _ = self._start_process_span(route, attributes, _carrier(carrier_source), start_time)
         if span.is_recording():
             span.set_attribute(semconv.ERROR_TYPE, failure)
-            span.set_status(Status(StatusCode.ERROR, failure))
+            detail = describe(exception) if exception is not None else ""
+            span.set_status(Status(StatusCode.ERROR, f"{failure}: {detail}" if detail else failure))
+            if exception is not None:
+                record_exception(span, exception)
             span.add_event(event, event_attributes)
         span.end()
+        elapsed = max(0.0, time.time() - started_at) if started_at is not None else 0.0
         metric_attributes = {**route.process_metric_attributes, semconv.ERROR_TYPE: failure}
         self._started.add(route, route.process_metric_attributes)
         self._consumed.add((route, failure), metric_attributes)
-        self._process_duration.record(0.0, metric_attributes)
+        self._process_duration.record(elapsed, metric_attributes)
         self._failures.add(
             (route, failure_state),
             {**route.process_metric_attributes, semconv.CELERY_TASK_STATE: failure_state},
