@@ -23,6 +23,7 @@ flush at exit of :mod:`tasklens.telemetry.lifecycle` covers them.
 from __future__ import annotations
 
 import logging
+import signal
 from typing import Any
 
 from celery import signals
@@ -36,6 +37,9 @@ from tasklens.telemetry import prepare_worker_processes, shutdown_prepared
 __all__ = ["PoolProcesses"]
 
 logger = logging.getLogger(__name__)
+
+#: The exit status billiard's terminate-signal handler gives a pool process (``-(256 - SIGTERM)``).
+TERMINATED_EXIT_CODE = -(256 - signal.SIGTERM)
 
 
 class PoolProcesses:
@@ -99,6 +103,11 @@ class PoolProcesses:
             attributes: dict[str, Any] = {semconv.CELERY_TIME_LIMIT_KIND: semconv.TIME_LIMIT_HARD}
         elif isinstance(exception, WorkerLostError):
             event, attributes = semconv.EVENT_CELERY_WORKER_LOST, {}
+        elif _terminate_signal_exit(exception) and not _revoked(request):
+            # A child stopped by SIGTERM from elsewhere (not this parent's revoke): Celery counts
+            # it as a lost worker, and the child left the task's span to this process.
+            exception = WorkerLostError(f"Worker exited prematurely: {exception!r}")
+            event, attributes = semconv.EVENT_CELERY_WORKER_LOST, {}
         else:
             return  # the child ran the task to its end and made the span itself
         self.tracing.task_lost(request, exception, event, attributes)
@@ -109,3 +118,13 @@ def _bound(args: Any, kwargs: Any, position: int, name: str, default: Any) -> An
     if len(args) > position:
         return args[position]
     return kwargs.get(name, default)
+
+
+def _terminate_signal_exit(exception: Any) -> bool:
+    """A ``SystemExit`` raised by billiard's terminate-signal handler in the child."""
+    return isinstance(exception, SystemExit) and exception.code == TERMINATED_EXIT_CODE
+
+
+def _revoked(request: Any) -> bool:
+    """Revoked or cancelled by this worker: Celery's ``task_revoked`` accounts for the task."""
+    return bool(getattr(request, "_already_revoked", False) or getattr(request, "_already_cancelled", False))

@@ -414,6 +414,11 @@ class CeleryTracing:
             _running.reset(running.state_token)
         if running.context_token is not None:
             otel_context.detach(running.context_token)  # type: ignore[arg-type]
+        if _terminated_by_signal():
+            # The pool's parent stopped this child with its terminate signal (hard time limit,
+            # revoke with terminate) and reports the task itself (tasklens.celery.pool): a span
+            # from here too, when the child lives long enough to send it, would count it twice.
+            return
         try:
             self._finish_running(running, state)
         except Exception:
@@ -672,3 +677,12 @@ def _is_soft_time_limit(exception: BaseException) -> bool:
     from billiard.exceptions import SoftTimeLimitExceeded
 
     return isinstance(exception, SoftTimeLimitExceeded)
+
+
+def _terminated_by_signal() -> bool:
+    """Whether this prefork pool process is being stopped by its terminate signal (SIGTERM)."""
+    try:
+        from billiard.common import terminate_handler_fired
+    except ImportError:  # billiard < 4.3: cannot tell, and then the parent's span may be a second
+        return False
+    return bool(terminate_handler_fired())
