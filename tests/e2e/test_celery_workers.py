@@ -398,7 +398,7 @@ def test_500_tasks_from_recycled_pool_processes_on_redis(
         counter,
         tmp_path,
         tasks=500,
-        max_tasks_per_child=10,
+        max_tasks_per_child=25,
     )
 
 
