@@ -72,6 +72,8 @@ class AppRig:
     cleanups: list[Callable[[], None]] = field(default_factory=list)
 
     def task(self, *args: Any, **options: Any) -> Any:
+        # Not shared: a task of this app is unknown to every other app, as in separate services.
+        options.setdefault("shared", False)
         return self.app.task(*args, **options)
 
     @contextlib.contextmanager
