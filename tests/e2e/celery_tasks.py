@@ -9,11 +9,13 @@ Environment:
   TASKLENS_E2E_QUEUE: the queue the tasks go to.
   TASKLENS_E2E_COUNTER_URL / TASKLENS_E2E_COUNTER_KEY: a Redis key counting task runs (read
     when the task runs).
+  TASKLENS_E2E_LOG: when ``1``, the task logs :data:`LOG_LINE` for each run.
   TASKLENS_E2E_BEAT_INTERVAL: when set, beat sends the task every that many seconds.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from typing import Any
@@ -29,6 +31,10 @@ MODE_WORK, MODE_HANG, MODE_DIE = "work", "hang", "die"
 HANG_S = 120.0
 #: Exit code of a task that kills its own pool process.
 DIE_EXIT_CODE = 3
+#: What the task logs for each run when ``TASKLENS_E2E_LOG=1``.
+LOG_LINE = "e2e celery work done"
+
+logger = logging.getLogger(__name__)
 
 _counter: redis.Redis | None = None
 
@@ -39,6 +45,8 @@ def work(n: int, mode: str = MODE_WORK) -> int:
     if _counter is None:  # one client per pool process, made after the fork
         _counter = redis.Redis.from_url(os.environ["TASKLENS_E2E_COUNTER_URL"])
     _counter.incr(os.environ["TASKLENS_E2E_COUNTER_KEY"])
+    if os.environ.get("TASKLENS_E2E_LOG") == "1":
+        logger.warning(LOG_LINE)
     if mode == MODE_HANG:
         time.sleep(HANG_S)
     elif mode == MODE_DIE:

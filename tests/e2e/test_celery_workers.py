@@ -234,6 +234,7 @@ def run_worker(
     zero_code: bool = False,
     max_tasks_per_child: int | None = None,
     special: tuple[str, ...] = (),
+    variables: dict[str, str] | None = None,
 ) -> Run:
     """Start the worker, send the tasks (and one of each ``special`` mode), wait until every one
     ran (and the hanging one was killed), SIGTERM, wait for the exit."""
@@ -242,7 +243,7 @@ def run_worker(
         worker = subprocess.Popen(
             worker_command(zero_code, max_tasks_per_child),
             cwd=ROOT,
-            env=celery_env(broker, receiver, redis_url, counter),
+            env=celery_env(broker, receiver, redis_url, counter, **(variables or {})),
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: a failed test can stop all of it
@@ -527,3 +528,39 @@ def test_beat_ticks_are_trace_roots_of_their_send_spans(
         assert send.attributes[semconv.CELERY_TASK_NAME] == celery_tasks.TASK_NAME
         assert send.resource["service.name"] == "e2e-celery-worker"
     assert len({send.trace_id for send in sends}) == len(sends), "a trace per tick"
+
+
+@pytest.mark.redis
+def test_logs_from_tasks_are_flushed_when_pool_processes_exit(
+    producer_instrumentation: TracerProvider,
+    redis_broker: Broker,
+    redis_url: str,
+    counter: str,
+    tmp_path: Path,
+) -> None:
+    producer = make_producer(producer_instrumentation, redis_broker)
+    with OtlpReceiver() as receiver:
+        run = run_worker(
+            producer,
+            redis_broker,
+            receiver,
+            redis_url,
+            counter,
+            tmp_path / "worker.log",
+            tasks=10,
+            max_tasks_per_child=2,
+            variables={
+                "OTEL_LOGS_EXPORTER": "otlp",
+                "OTEL_BLRP_SCHEDULE_DELAY": "60000",  # only the flush at exit exports them
+                "TASKLENS_E2E_LOG": "1",
+            },
+        )
+        by_task = check_process_spans(receiver, run)
+        logs = [log for log in receiver.logs() if log.body == celery_tasks.LOG_LINE]
+    assert len(logs) == len(run.sent) == 10
+    for log in logs:
+        task_id = log.attributes[semconv.LOG_CELERY_TASK_ID]
+        assert log.attributes[semconv.LOG_CELERY_TASK_NAME] == celery_tasks.TASK_NAME
+        span = by_task[task_id]
+        assert (log.trace_id, log.span_id) == (span.trace_id, span.span_id)
+        assert log.resource["service.instance.id"] == span.resource["service.instance.id"]

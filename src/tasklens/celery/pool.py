@@ -16,6 +16,9 @@ parent then makes the task's ``process`` span itself, from the request (task id 
 queue, the producer's context in its headers, when the child took it), ended with status ERROR,
 ``error.type`` and a time-limit or worker-lost event.
 
+Celery's worker and beat replace the root logger's handlers when they set logging up: the
+handler that exports log records (``OTEL_LOGS_EXPORTER``) is put back right after.
+
 The solo and threads pools run tasks in the worker's own process, which exits normally: the
 flush at exit of :mod:`tasklens.telemetry.lifecycle` covers them.
 """
@@ -33,6 +36,7 @@ from wrapt import wrap_function_wrapper
 from tasklens import semconv
 from tasklens.celery.tracing import CeleryTracing
 from tasklens.telemetry import prepare_worker_processes, shutdown_prepared
+from tasklens.telemetry.logs import restore_log_export
 
 __all__ = ["PoolProcesses"]
 
@@ -43,7 +47,8 @@ TERMINATED_EXIT_CODE = -(256 - signal.SIGTERM)
 
 
 class PoolProcesses:
-    """Flushes each pool process before it exits and accounts for the tasks of lost ones.
+    """Flushes each pool process before it exits, accounts for the tasks of lost ones, and keeps
+    log export on when Celery sets its logging up.
 
     Connected by :class:`~tasklens.celery.CeleryInstrumentor` in every process it instruments;
     only a prefork worker's processes ever receive its signals and callbacks.
@@ -65,6 +70,7 @@ class PoolProcesses:
         # Under opentelemetry-instrument nothing else registers the providers for the flush at exit.
         prepare_worker_processes(self.tracer_provider, self.meter_provider)
         signals.worker_process_shutdown.connect(self.worker_process_shutdown, weak=False)
+        signals.after_setup_logger.connect(self.after_setup_logger, weak=False)
         wrap_function_wrapper("celery.worker.request", "Request.on_failure", self.on_failure)
 
     def disconnect(self) -> None:
@@ -72,6 +78,11 @@ class PoolProcesses:
 
         unwrap(Request, "on_failure")
         signals.worker_process_shutdown.disconnect(self.worker_process_shutdown)
+        signals.after_setup_logger.disconnect(self.after_setup_logger)
+
+    def after_setup_logger(self, **_: Any) -> None:
+        """Celery just replaced the root logger's handlers: put the log export back."""
+        restore_log_export()
 
     def worker_process_shutdown(self, **_: Any) -> None:
         """In a pool child about to ``os._exit()``: export what it still holds."""
