@@ -82,7 +82,7 @@ def test_worker_threads_keep_no_context_after_many_tasks(
         if n % 3 == 1 and self.request.retries == 0:
             raise self.retry(exc=KeyError("again"))
 
-    count = 300
+    count = 150
     for n in range(count):
         work.delay(n)
     with start_worker(
