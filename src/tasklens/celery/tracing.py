@@ -366,7 +366,11 @@ class CeleryTracing:
             self._queue_wait.record(max(0.0, time.time() - runnable_at), route.process_metric_attributes)
 
     def _start_process_span(
-        self, route: Route, attributes: dict[str, Any], carrier: dict[str, str] | None
+        self,
+        route: Route,
+        attributes: dict[str, Any],
+        carrier: dict[str, str] | None,
+        start_time: int | None = None,
     ) -> tuple[Span, otel_context.Context | None]:
         parent = propagation.extract(carrier)
         links: list[Link] | None = None
@@ -375,7 +379,12 @@ class CeleryTracing:
             links = [Link(remote)]
             parent = otel_context.Context()  # a new trace, keeping nothing of the producer's
         span = self._tracer.start_span(
-            route.process_name, context=parent, kind=SpanKind.CONSUMER, attributes=attributes, links=links
+            route.process_name,
+            context=parent,
+            kind=SpanKind.CONSUMER,
+            attributes=attributes,
+            links=links,
+            start_time=start_time,
         )
         return span, parent
 
@@ -468,7 +477,39 @@ class CeleryTracing:
         if failure_state == semconv.STATE_RETRY:
             self._retries.add(route, route.process_metric_attributes)
 
-    # -- tasks that never ran --------------------------------------------------------------------
+    # -- tasks that never ran, or whose pool process died ----------------------------------------
+
+    def request_on_failure(self, wrapped: Any, request: Any, args: Any, kwargs: Any) -> Any:
+        """Wraps the worker's ``Request.on_failure`` (main process): a task whose pool process died
+        gets its ``process`` span here, since the pool process could not end it."""
+        try:
+            exc_info = args[0] if args else kwargs.get("exc_info")
+            self._worker_lost(request, getattr(exc_info, "exception", None))
+        except Exception:
+            logger.debug("Recording a lost worker failed.", exc_info=True)
+        return wrapped(*args, **kwargs)
+
+    def _worker_lost(self, request: Any, exception: Any) -> None:
+        from billiard.exceptions import WorkerLostError
+
+        exception = getattr(exception, "exc", exception)  # unwrap ExceptionWithTraceback
+        if not isinstance(exception, WorkerLostError):
+            return
+        started = getattr(request, "time_start", None)
+        headers = getattr(request, "request_dict", None)
+        self._settle(
+            getattr(request, "app", None),
+            headers if isinstance(headers, dict) else {},
+            str(getattr(request, "name", None) or getattr(request, "task_name", "unknown")),
+            str(getattr(request, "id", "")),
+            error_type(exception),
+            semconv.EVENT_CELERY_WORKER_LOST,
+            {},
+            semconv.STATE_FAILURE,
+            (getattr(request, "delivery_info", None) or {}).get("routing_key"),
+            start_time=int(started * 1e9) if isinstance(started, (int, float)) and started else None,
+            exception=exception,
+        )
 
     def task_revoked(
         self, sender: Any = None, request: Any = None, terminated: Any = None, expired: Any = None, **_: Any
@@ -556,9 +597,12 @@ class CeleryTracing:
         event_attributes: dict[str, Any],
         failure_state: str,
         queue_name: str | None = None,
+        *,
+        start_time: int | None = None,
+        exception: BaseException | None = None,
     ) -> None:
-        """A ``process`` span for a task taken from the queue that did not run: started, marked
-        and ended at once."""
+        """A ``process`` span for a task taken from the queue that did not run (or whose pool
+        process died): started (now, or at ``start_time`` in ns), marked and ended at once."""
         if queue_name is None:
             delivery_info = getattr(carrier_source, "delivery_info", None) or {}
             queue_name = delivery_info.get("routing_key") if isinstance(delivery_info, dict) else None
@@ -566,11 +610,17 @@ class CeleryTracing:
         attributes = dict(route.process_span_attributes)
         if task_id:
             attributes[semconv.MESSAGING_MESSAGE_ID] = task_id
-        span, _ = self._start_process_span(route, attributes, _carrier(carrier_source))
+        retries = getattr(carrier_source, "get", lambda _: None)("retries")
+        if isinstance(retries, int):
+            attributes[semconv.CELERY_TASK_RETRIES] = retries
+        span, _ = self._start_process_span(route, attributes, _carrier(carrier_source), start_time)
         if span.is_recording():
             span.set_attribute(semconv.ERROR_TYPE, failure)
-            span.set_status(Status(StatusCode.ERROR, failure))
+            detail = f"{failure}: {describe(exception)}" if exception is not None else failure
+            span.set_status(Status(StatusCode.ERROR, detail))
             span.add_event(event, event_attributes)
+            if exception is not None:
+                record_exception(span, exception)
         span.end()
         metric_attributes = {**route.process_metric_attributes, semconv.ERROR_TYPE: failure}
         self._started.add(route, route.process_metric_attributes)
