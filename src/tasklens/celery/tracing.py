@@ -346,7 +346,8 @@ class CeleryTracing:
         delivery_info = getattr(request, "delivery_info", None) or {}
         app = getattr(task, "app", None)
         queue_name = delivery_info.get("routing_key") or _default_queue(app)
-        route = self._routes.route(app, queue_name, task.name)
+        # An eager task never reaches a broker: it names no server.
+        route = self._routes.route(None if request.is_eager else app, queue_name, task.name)
         attributes = dict(route.process_span_attributes)
         attributes[semconv.MESSAGING_MESSAGE_ID] = task_id
         retries = getattr(request, "retries", 0)
