@@ -317,6 +317,10 @@ EVENT_CELERY_REVOKED = "celery.task.revoked"
 #: The task hit its soft time limit (``SoftTimeLimitExceeded`` raised in it) or its hard one.
 EVENT_CELERY_TIME_LIMIT = "celery.task.time_limit"
 
+#: The pool process running the task died (``WorkerLostError``): recorded by the worker's main
+#: process, since the pool process could not end its own span.
+EVENT_CELERY_WORKER_LOST = "celery.worker.lost"
+
 #: Event attribute: why the retry was asked for (the Retry's description).
 CELERY_RETRY_REASON = "celery.retry.reason"
 #: Event attribute: seconds until the retry runs, when known.
@@ -414,10 +418,5 @@ EVENTS = (
     EVENT_CELERY_REJECTED,
     EVENT_CELERY_REVOKED,
     EVENT_CELERY_TIME_LIMIT,
+    EVENT_CELERY_WORKER_LOST,
 )
-
-#: The pool process running the task died or was killed before the task finished
-#: (``WorkerLostError``); the pool's parent records it on the task's ``process`` span.
-EVENT_CELERY_WORKER_LOST = "celery.worker.lost"
-
-EVENTS = (*EVENTS, EVENT_CELERY_WORKER_LOST)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -17,13 +18,13 @@ from opentelemetry.trace import SpanKind, StatusCode
 from tasklens import semconv
 from tasklens.celery import CeleryInstrumentor
 from tests.brokers.workers import closed_port
-from tests.celery.conftest import WAIT_S, AppRig
+from tests.celery.conftest import WAIT_S, AppRig, make_app
 from tests.dramatiq.conftest import Telemetry
 
 BAD_HEADERS: dict[str, dict[str, Any]] = {
     "missing": {},
     "garbage": {"traceparent": "not a traceparent", "tracestate": "=,=,="},
-    "huge": {"traceparent": "00-" + "a" * 100_000 + "-01", "tracestate": "k=" + "v" * 100_000},
+    "huge": {"traceparent": "00-" + "a" * 8_000 + "-01", "tracestate": "k=" + "v" * 8_000},
     "wrong types": {"traceparent": 12345, "tracestate": ["a", "b"], semconv.PUBLISHED_AT_HEADER: "yesterday"},
     "nested": {"traceparent": {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}},
     "invalid ids": {"traceparent": "00-00000000000000000000000000000000-0000000000000000-01"},
@@ -129,6 +130,8 @@ def test_a_message_that_is_not_a_task_is_recorded_as_rejected(
     assert process.status.status_code is StatusCode.ERROR
 
 
+# RabbitMQ drops an expired message itself (Celery gives it a TTL): no worker ever sees it.
+@pytest.mark.parametrize("broker_kind", ["memory", "redis"], indirect=True)
 def test_an_expired_task_is_recorded_as_revoked(
     rig: AppRig, telemetry: Telemetry, instrumented: CeleryInstrumentor
 ) -> None:
@@ -186,3 +189,30 @@ def test_a_failing_receiver_elsewhere_does_not_break_tracing(
     finally:
         signals.task_prerun.disconnect(broken_receiver)
     assert process.status.status_code is StatusCode.UNSET
+
+
+def test_a_pool_process_that_dies_gets_its_process_span_from_the_main_process(
+    request: pytest.FixtureRequest, unique_name: str, telemetry: Telemetry, instrumented: CeleryInstrumentor
+) -> None:
+    # A prefork pool on Redis: the main process sees the same WorkerLostError on any broker.
+    app, cleanups = make_app("redis", request, unique_name)
+    rig = AppRig("redis", app, unique_name, cleanups)
+    request.addfinalizer(lambda: [cleanup() for cleanup in cleanups])
+
+    @rig.task(name=f"{rig.queue_name}.dies")
+    def dies() -> None:
+        os._exit(13)
+
+    tracer = telemetry.tracer_provider.get_tracer("test")
+    with tracer.start_as_current_span("request"):
+        result = dies.delay()
+    [process] = rig.run(telemetry, 1, pool="prefork")
+    [send] = telemetry.spans("send ")
+    assert process.parent is not None and process.parent.span_id == send.context.span_id
+    assert process.attributes[semconv.MESSAGING_MESSAGE_ID] == result.id
+    assert process.attributes[semconv.ERROR_TYPE] == "WorkerLostError"
+    assert process.status.status_code is StatusCode.ERROR
+    assert [e.name for e in process.events if e.name == semconv.EVENT_CELERY_WORKER_LOST]
+    assert process.start_time is not None and process.end_time is not None
+    assert process.start_time <= process.end_time
+    assert telemetry.metric_total(semconv.CELERY_TASK_FAILURES.name, celery__task__state="failure") == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import logging
 from typing import Any
 
@@ -112,14 +113,19 @@ def test_a_failing_task_ends_its_process_span_with_error(
     assert telemetry.metric_total(semconv.CONSUMED_MESSAGES.name, error__type="KeyError") == 1
 
 
-def test_priority_and_countdown_are_on_the_send_span(
-    rig: AppRig, telemetry: Telemetry, instrumented: CeleryInstrumentor
+@pytest.mark.parametrize("delay", ["countdown", "eta"])
+def test_priority_and_countdown_or_eta_are_on_the_send_span(
+    rig: AppRig, telemetry: Telemetry, instrumented: CeleryInstrumentor, delay: str
 ) -> None:
     @rig.task(name=f"{rig.queue_name}.later")
     def later() -> None:
         pass
 
-    later.apply_async(countdown=0.2, priority=3)
+    if delay == "countdown":
+        later.apply_async(countdown=0.2, priority=3)
+    else:
+        eta = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=0.2)
+        later.apply_async(eta=eta, priority=3)
     [process] = rig.run(telemetry, 1)
     [send] = telemetry.spans("send ")
     at_start = telemetry.sampler.seen[send.name]

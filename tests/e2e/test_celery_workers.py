@@ -347,10 +347,10 @@ def consumed_count(points: list[ReceivedMetricPoint]) -> float:
     return sum(latest.values())
 
 
-def check_metrics(receiver: OtlpReceiver, instances: set[str], tasks: int) -> None:
+def check_metrics(receiver: OtlpReceiver, instances: set[str], tasks: int, log: Path) -> None:
     points = receiver.metric_points()
     assert instances <= {point.resource.get("service.instance.id") for point in points}
-    assert consumed_count(points) == tasks
+    assert consumed_count(points) == tasks, log.read_text()[-5000:]
 
 
 def recycled_run(
@@ -380,7 +380,7 @@ def recycled_run(
         )
         spans = list(check_process_spans(receiver, run).values())
         instances = check_pool_processes(spans, max_tasks_per_child)
-        check_metrics(receiver, instances, tasks)
+        check_metrics(receiver, instances, tasks, log)
     return log
 
 

@@ -38,8 +38,9 @@ class CeleryInstrumentor(BaseInstrumentor):
     """Traces and measures every Celery publish and task run in this process.
 
     Connects receivers to Celery's publish and task signals and wraps ``Celery.send_task`` (so a
-    publish that raises still ends its span); ``uninstrument()`` disconnects and unwraps them
-    all. Registered as the ``celery`` entry point of ``opentelemetry_instrumentor``, so
+    publish that raises still ends its span) and the worker's ``Request.on_failure`` (so a task
+    whose pool process died still gets its span); ``uninstrument()`` disconnects and unwraps
+    them all. Registered as the ``celery`` entry point of ``opentelemetry_instrumentor``, so
     ``opentelemetry-instrument celery -A app worker`` works with no code change.
 
     Parameters (to ``instrument()``):
@@ -76,15 +77,18 @@ class CeleryInstrumentor(BaseInstrumentor):
         for signal_name, method in _RECEIVERS:
             getattr(signals, signal_name).connect(getattr(tracing, method), weak=False)
         wrap_function_wrapper("celery.app.base", "Celery.send_task", tracing.send_task)
+        wrap_function_wrapper("celery.worker.request", "Request.on_failure", tracing.request_on_failure)
         log_fields.register(current_task_fields)
-        self._pool = PoolProcesses(tracing, kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
+        self._pool = PoolProcesses(kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
         self._pool.connect()
         take_over_from_contrib()
 
     def _uninstrument(self, **kwargs: Any) -> None:
         from celery.app.base import Celery
+        from celery.worker.request import Request
 
         unwrap(Celery, "send_task")
+        unwrap(Request, "on_failure")
         if self._pool is not None:
             self._pool.disconnect()
             self._pool = None

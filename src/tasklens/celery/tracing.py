@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import signal
 import sys
 import time
 from collections.abc import Hashable, Mapping
@@ -346,7 +347,8 @@ class CeleryTracing:
         delivery_info = getattr(request, "delivery_info", None) or {}
         app = getattr(task, "app", None)
         queue_name = delivery_info.get("routing_key") or _default_queue(app)
-        route = self._routes.route(app, queue_name, task.name)
+        # An eager task never reaches a broker: it names no server.
+        route = self._routes.route(None if request.is_eager else app, queue_name, task.name)
         attributes = dict(route.process_span_attributes)
         attributes[semconv.MESSAGING_MESSAGE_ID] = task_id
         retries = getattr(request, "retries", 0)
@@ -482,7 +484,55 @@ class CeleryTracing:
         if failure_state == semconv.STATE_RETRY:
             self._retries.add(route, route.process_metric_attributes)
 
-    # -- tasks that never ran --------------------------------------------------------------------
+    # -- tasks that never ran, or whose pool process died ----------------------------------------
+
+    def request_on_failure(self, wrapped: Any, request: Any, args: Any, kwargs: Any) -> Any:
+        """Wraps the worker's ``Request.on_failure`` (main process): a task whose pool process was
+        killed (hard time limit) or died gets its ``process`` span here, since the pool process
+        could not end it."""
+        try:
+            # return_ok: a failure the task itself raised, reported through on_success; its span
+            # was made where it ran.
+            if not _argument(args, kwargs, 2, "return_ok", False):
+                exc_info = _argument(args, kwargs, 0, "exc_info", None)
+                self._pool_process_lost(request, getattr(exc_info, "exception", None))
+        except Exception:
+            logger.debug("Recording a lost worker failed.", exc_info=True)
+        return wrapped(*args, **kwargs)
+
+    def _pool_process_lost(self, request: Any, exception: Any) -> None:
+        from billiard.exceptions import TimeLimitExceeded, WorkerLostError
+
+        exception = getattr(exception, "exc", exception)  # unwrap ExceptionWithTraceback
+        event_attributes: dict[str, Any] = {}
+        if isinstance(exception, TimeLimitExceeded):
+            # The hard limit: the parent killed the child (TERM, then KILL) and says so here first.
+            event = semconv.EVENT_CELERY_TIME_LIMIT
+            event_attributes[semconv.CELERY_TIME_LIMIT_KIND] = semconv.TIME_LIMIT_HARD
+        elif isinstance(exception, WorkerLostError):
+            event = semconv.EVENT_CELERY_WORKER_LOST
+        elif _terminate_signal_exit(exception) and not _revoked(request):
+            # A child stopped by SIGTERM from elsewhere (not a revoke, which task_revoked reports):
+            # Celery counts it as a lost worker, and the child left the task's span to this process.
+            exception = WorkerLostError(f"Worker exited prematurely: {describe(exception)}")
+            event = semconv.EVENT_CELERY_WORKER_LOST
+        else:
+            return  # the pool process ran the task to its end and made the span itself
+        started = getattr(request, "time_start", None)
+        headers = getattr(request, "request_dict", None)
+        self._settle(
+            getattr(request, "app", None),
+            headers if isinstance(headers, dict) else {},
+            str(getattr(request, "name", None) or getattr(request, "task_name", "unknown")),
+            str(getattr(request, "id", "")),
+            error_type(exception),
+            event,
+            event_attributes,
+            semconv.STATE_FAILURE,
+            (getattr(request, "delivery_info", None) or {}).get("routing_key"),
+            start_time=int(started * 1e9) if isinstance(started, (int, float)) and started else None,
+            exception=exception,
+        )
 
     def task_revoked(
         self, sender: Any = None, request: Any = None, terminated: Any = None, expired: Any = None, **_: Any
@@ -542,32 +592,6 @@ class CeleryTracing:
         except Exception:
             logger.debug("Recording a rejected message failed.", exc_info=True)
 
-    def task_lost(
-        self, request: Any, exception: BaseException, event: str, event_attributes: dict[str, Any]
-    ) -> None:
-        """The ``process`` span of a task whose pool process was killed (hard time limit) or died
-        while running it, made by the pool's parent from Celery's request: the child's own span,
-        never ended, went with the child. It starts when the child took the task."""
-        try:
-            task = getattr(request, "task", None)
-            delivery_info = getattr(request, "delivery_info", None) or {}
-            started_at = getattr(request, "time_start", None)
-            self._settle(
-                getattr(task, "app", None),
-                request.request_dict,
-                str(getattr(task, "name", None) or request.name),
-                str(request.id),
-                error_type(exception),
-                event,
-                event_attributes,
-                semconv.STATE_FAILURE,
-                delivery_info.get("routing_key") if isinstance(delivery_info, dict) else None,
-                started_at=started_at if isinstance(started_at, (int, float)) else None,
-                exception=exception,
-            )
-        except Exception:
-            logger.debug("Recording a lost task failed.", exc_info=True)
-
     def _settle_message(
         self, consumer: Any, message: Any, task_name: str, task_id: Any, failure: str, reason: str
     ) -> None:
@@ -596,12 +620,12 @@ class CeleryTracing:
         event_attributes: dict[str, Any],
         failure_state: str,
         queue_name: str | None = None,
-        started_at: float | None = None,
+        *,
+        start_time: int | None = None,
         exception: BaseException | None = None,
     ) -> None:
-        """A ``process`` span for a task taken from the queue that did not run (or whose run was
-        cut off): started, marked and ended at once, starting ``started_at`` (Unix seconds) when
-        given."""
+        """A ``process`` span for a task taken from the queue that did not run (or whose pool
+        process died): started (now, or at ``start_time`` in ns), marked and ended at once."""
         if queue_name is None:
             delivery_info = getattr(carrier_source, "delivery_info", None) or {}
             queue_name = delivery_info.get("routing_key") if isinstance(delivery_info, dict) else None
@@ -609,17 +633,19 @@ class CeleryTracing:
         attributes = dict(route.process_span_attributes)
         if task_id:
             attributes[semconv.MESSAGING_MESSAGE_ID] = task_id
-        start_time = int(started_at * 1e9) if started_at is not None else None
+        retries = getattr(carrier_source, "get", lambda _: None)("retries")
+        if isinstance(retries, int):
+            attributes[semconv.CELERY_TASK_RETRIES] = retries
         span, _ = self._start_process_span(route, attributes, _carrier(carrier_source), start_time)
         if span.is_recording():
             span.set_attribute(semconv.ERROR_TYPE, failure)
-            detail = describe(exception) if exception is not None else ""
-            span.set_status(Status(StatusCode.ERROR, f"{failure}: {detail}" if detail else failure))
+            detail = f"{failure}: {describe(exception)}" if exception is not None else failure
+            span.set_status(Status(StatusCode.ERROR, detail))
+            span.add_event(event, event_attributes)
             if exception is not None:
                 record_exception(span, exception)
-            span.add_event(event, event_attributes)
         span.end()
-        elapsed = max(0.0, time.time() - started_at) if started_at is not None else 0.0
+        elapsed = max(0.0, time.time() - start_time / 1e9) if start_time is not None else 0.0
         metric_attributes = {**route.process_metric_attributes, semconv.ERROR_TYPE: failure}
         self._started.add(route, route.process_metric_attributes)
         self._consumed.add((route, failure), metric_attributes)
@@ -686,3 +712,24 @@ def _terminated_by_signal() -> bool:
     except ImportError:  # billiard < 4.3: cannot tell, and then the parent's span may be a second
         return False
     return bool(terminate_handler_fired())
+
+
+#: The exit status billiard's terminate-signal handler gives a pool process (``-(256 - SIGTERM)``).
+TERMINATED_EXIT_CODE = -(256 - signal.SIGTERM)
+
+
+def _terminate_signal_exit(exception: Any) -> bool:
+    """A ``SystemExit`` raised by billiard's terminate-signal handler in the pool process."""
+    return isinstance(exception, SystemExit) and exception.code == TERMINATED_EXIT_CODE
+
+
+def _revoked(request: Any) -> bool:
+    """Revoked or cancelled by this worker: ``task_revoked`` accounts for the task, or it runs again."""
+    return bool(getattr(request, "_already_revoked", False) or getattr(request, "_already_cancelled", False))
+
+
+def _argument(args: Any, kwargs: Any, position: int, name: str, default: Any) -> Any:
+    """The argument ``name`` of a wrapped call, given by position or by keyword."""
+    if len(args) > position:
+        return args[position]
+    return kwargs.get(name, default)
