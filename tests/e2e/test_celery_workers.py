@@ -15,7 +15,7 @@ receiver holds was flushed when a pool process exited or the worker stopped.
 
 Recycling costs about a second per pool process (billiard waits that long before a child exits),
 so 500 tasks with ``--max-tasks-per-child=1`` would take four minutes on two cores: the 500-task
-run recycles every 25 tasks, and another run recycles after every task, with 12 tasks.
+run recycles every 25 tasks, and another run recycles after every task, with 10 tasks.
 """
 
 from __future__ import annotations
@@ -238,6 +238,7 @@ def run_worker(
 ) -> Run:
     """Start the worker, send the tasks (and one of each ``special`` mode), wait until every one
     ran (and the hanging one was killed), SIGTERM, wait for the exit."""
+    assert tasks % PER_REQUEST == 0, f"tasks are sent {PER_REQUEST} per request"
     client = redis.Redis.from_url(redis_url)
     with log.open("w") as output:
         worker = subprocess.Popen(
@@ -380,7 +381,7 @@ def recycled_run(
         )
         spans = list(check_process_spans(receiver, run).values())
         instances = check_pool_processes(spans, max_tasks_per_child)
-        check_metrics(receiver, instances, tasks, log)
+        check_metrics(receiver, instances, len(run.sent), log)
     return log
 
 
@@ -412,7 +413,7 @@ def test_a_pool_process_per_task_loses_nothing_on_redis(
     tmp_path: Path,
 ) -> None:
     recycled_run(
-        producer_instrumentation, redis_broker, redis_url, counter, tmp_path, tasks=12, max_tasks_per_child=1
+        producer_instrumentation, redis_broker, redis_url, counter, tmp_path, tasks=10, max_tasks_per_child=1
     )
 
 
@@ -430,7 +431,7 @@ def test_zero_code_traces_each_task_once_on_redis(
         redis_url,
         counter,
         tmp_path,
-        tasks=100,
+        tasks=50,
         max_tasks_per_child=25,
         zero_code=True,
     )
