@@ -170,12 +170,10 @@ def make_producer(tracer_provider: TracerProvider, broker: Broker) -> Producer:
     return Producer(TestClient(web), spans, app)
 
 
-def worker_command(zero_code: bool, max_tasks_per_child: int | None) -> list[str]:
+def worker_command(zero_code: bool, pool: str, recycling: tuple[str, ...]) -> list[str]:
     module = "tests.e2e.celery_app_plain" if zero_code else "tests.e2e.celery_app_with_setup"
-    command = [str(BIN / "celery"), "-A", module, "worker", "-P", "prefork", "-c", str(CONCURRENCY)]
-    command += ["-l", "info", "--without-heartbeat", "--without-gossip", "--without-mingle"]
-    if max_tasks_per_child is not None:
-        command.append(f"--max-tasks-per-child={max_tasks_per_child}")
+    command = [str(BIN / "celery"), "-A", module, "worker", "-P", pool, "-c", str(CONCURRENCY)]
+    command += ["-l", "info", "--without-heartbeat", "--without-gossip", "--without-mingle", *recycling]
     if zero_code:
         return [str(BIN / "opentelemetry-instrument"), *command]
     return command
@@ -235,6 +233,8 @@ def run_worker(
     max_tasks_per_child: int | None = None,
     special: tuple[str, ...] = (),
     variables: dict[str, str] | None = None,
+    pool: str = "prefork",
+    recycling: tuple[str, ...] = (),
 ) -> Run:
     """Start the worker, send the tasks (and one of each ``special`` mode), wait until every one
     ran (and the hanging one was killed), SIGTERM, wait for the exit."""
@@ -242,7 +242,7 @@ def run_worker(
     client = redis.Redis.from_url(redis_url)
     with log.open("w") as output:
         worker = subprocess.Popen(
-            worker_command(zero_code, max_tasks_per_child),
+            worker_command(zero_code, pool, recycling + _max_tasks(max_tasks_per_child)),
             cwd=ROOT,
             env=celery_env(broker, receiver, redis_url, counter, **(variables or {})),
             stdout=output,
@@ -284,6 +284,10 @@ def run_worker(
         client.close()
     run.producer_spans = producer.spans.get_finished_spans()
     return run
+
+
+def _max_tasks(max_tasks_per_child: int | None) -> tuple[str, ...]:
+    return () if max_tasks_per_child is None else (f"--max-tasks-per-child={max_tasks_per_child}",)
 
 
 def check_producer_spans(run: Run) -> dict[str, str]:
@@ -532,14 +536,16 @@ def test_beat_ticks_are_trace_roots_of_their_send_spans(
 
 
 @pytest.mark.redis
-def test_logs_from_tasks_are_flushed_when_pool_processes_exit(
+def test_pool_processes_recycled_for_memory_lose_nothing_logs_included_on_redis(
     producer_instrumentation: TracerProvider,
     redis_broker: Broker,
     redis_url: str,
     counter: str,
     tmp_path: Path,
 ) -> None:
+    # A limit of 1 KiB: every pool process is over it after its first task, and is recycled.
     producer = make_producer(producer_instrumentation, redis_broker)
+    log = tmp_path / "worker.log"
     with OtlpReceiver() as receiver:
         run = run_worker(
             producer,
@@ -547,9 +553,9 @@ def test_logs_from_tasks_are_flushed_when_pool_processes_exit(
             receiver,
             redis_url,
             counter,
-            tmp_path / "worker.log",
-            tasks=10,
-            max_tasks_per_child=2,
+            log,
+            tasks=5,
+            recycling=("--max-memory-per-child=1",),
             variables={
                 "OTEL_LOGS_EXPORTER": "otlp",
                 "OTEL_BLRP_SCHEDULE_DELAY": "60000",  # only the flush at exit exports them
@@ -557,11 +563,33 @@ def test_logs_from_tasks_are_flushed_when_pool_processes_exit(
             },
         )
         by_task = check_process_spans(receiver, run)
-        logs = [log for log in receiver.logs() if log.body == celery_tasks.LOG_LINE]
-    assert len(logs) == len(run.sent) == 10
-    for log in logs:
-        task_id = log.attributes[semconv.LOG_CELERY_TASK_ID]
-        assert log.attributes[semconv.LOG_CELERY_TASK_NAME] == celery_tasks.TASK_NAME
+        instances = check_pool_processes(list(by_task.values()), 1)
+        check_metrics(receiver, instances, len(run.sent), log)
+        logs = [record for record in receiver.logs() if record.body == celery_tasks.LOG_LINE]
+    assert len(logs) == len(run.sent) == 5
+    for record in logs:
+        task_id = record.attributes[semconv.LOG_CELERY_TASK_ID]
+        assert record.attributes[semconv.LOG_CELERY_TASK_NAME] == celery_tasks.TASK_NAME
         span = by_task[task_id]
-        assert (log.trace_id, log.span_id) == (span.trace_id, span.span_id)
-        assert log.resource["service.instance.id"] == span.resource["service.instance.id"]
+        assert (record.trace_id, record.span_id) == (span.trace_id, span.span_id)
+        assert record.resource["service.instance.id"] == span.resource["service.instance.id"]
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("pool", ["solo", "threads"])
+def test_solo_and_threads_pools_flush_at_warm_shutdown_on_redis(
+    producer_instrumentation: TracerProvider,
+    redis_broker: Broker,
+    redis_url: str,
+    counter: str,
+    tmp_path: Path,
+    pool: str,
+) -> None:
+    producer = make_producer(producer_instrumentation, redis_broker)
+    log = tmp_path / "worker.log"
+    with OtlpReceiver() as receiver:
+        run = run_worker(producer, redis_broker, receiver, redis_url, counter, log, tasks=10, pool=pool)
+        spans = list(check_process_spans(receiver, run).values())
+        instances = {span.resource["service.instance.id"] for span in spans}
+        assert len(instances) == 1, "one worker process"
+        check_metrics(receiver, instances, len(run.sent), log)
