@@ -89,6 +89,7 @@ class CeleryInstrumentor(BaseInstrumentor):
 
         unwrap(Celery, "send_task")
         unwrap(Request, "on_failure")
+        log_fields.unregister(current_task_fields)
         if self._pool is not None:
             self._pool.disconnect()
             self._pool = None
