@@ -26,11 +26,13 @@ from celery import Celery
 #: The task's name, the same on both sides.
 TASK_NAME = "e2e.celery_work"
 #: What the task is asked to do (its ``mode`` argument).
-MODE_WORK, MODE_HANG, MODE_DIE = "work", "hang", "die"
+MODE_WORK, MODE_HANG, MODE_DIE, MODE_WAIT_FOR_SIGNAL = "work", "hang", "die", "wait_for_signal"
 #: How long a hanging task sleeps, in seconds: far past any time limit a test sets.
 HANG_S = 120.0
 #: Exit code of a task that kills its own pool process.
 DIE_EXIT_CODE = 3
+#: Where a task waiting for a signal stores its process id: the counter's key with this suffix.
+PID_SUFFIX = ":pid"
 #: What the task logs for each run when ``TASKLENS_E2E_LOG=1``.
 LOG_LINE = "e2e celery work done"
 
@@ -47,7 +49,11 @@ def work(n: int, mode: str = MODE_WORK) -> int:
     _counter.incr(os.environ["TASKLENS_E2E_COUNTER_KEY"])
     if os.environ.get("TASKLENS_E2E_LOG") == "1":
         logger.warning(LOG_LINE)
-    if mode == MODE_HANG:
+    if mode == MODE_WAIT_FOR_SIGNAL:
+        # Tell the test which process to signal.
+        _counter.set(os.environ["TASKLENS_E2E_COUNTER_KEY"] + PID_SUFFIX, os.getpid())
+        time.sleep(HANG_S)
+    elif mode == MODE_HANG:
         time.sleep(HANG_S)
     elif mode == MODE_DIE:
         os._exit(DIE_EXIT_CODE)

@@ -265,6 +265,12 @@ def run_worker(
             for _ in range(tasks // PER_REQUEST):
                 body = producer.client.post("/jobs", params={"count": PER_REQUEST}).raise_for_status().json()
                 sent.update(dict.fromkeys(body["task_ids"], body["trace_id"]))
+        if celery_tasks.MODE_WAIT_FOR_SIGNAL in special:
+            pid_key = counter + celery_tasks.PID_SUFFIX
+            wait_until(lambda: client.get(pid_key) is not None, DRAIN_TIMEOUT, "the task's pid", log, worker)
+            # SIGTERM from outside Celery (an operator, a supervisor) to the pool process.
+            os.kill(int(client.get(pid_key) or 0), signal.SIGTERM)
+            client.delete(pid_key)
         wait_until(
             lambda: int(client.get(counter) or 0) >= len(sent),
             DRAIN_TIMEOUT,
@@ -463,7 +469,7 @@ def test_recycled_pool_processes_on_rabbitmq(
 
 
 @pytest.mark.redis
-def test_tasks_whose_pool_process_is_killed_or_dies_still_get_their_span(
+def test_tasks_whose_pool_process_is_killed_dies_or_is_terminated_get_one_span(
     producer_instrumentation: TracerProvider,
     redis_broker: Broker,
     redis_url: str,
@@ -482,7 +488,7 @@ def test_tasks_whose_pool_process_is_killed_or_dies_still_get_their_span(
             tmp_path / "worker.log",
             tasks=tasks,
             max_tasks_per_child=5,
-            special=(celery_tasks.MODE_HANG, celery_tasks.MODE_DIE),
+            special=(celery_tasks.MODE_HANG, celery_tasks.MODE_DIE, celery_tasks.MODE_WAIT_FOR_SIGNAL),
         )
         by_task = check_process_spans(receiver, run)
         points = receiver.metric_points()
@@ -494,9 +500,13 @@ def test_tasks_whose_pool_process_is_killed_or_dies_still_get_their_span(
     assert died.status_code == 2
     assert died.attributes[semconv.ERROR_TYPE] == "WorkerLostError"
     assert semconv.EVENT_CELERY_WORKER_LOST in died.events
+    terminated = by_task[run.special[celery_tasks.MODE_WAIT_FOR_SIGNAL]]
+    assert terminated.status_code == 2
+    assert terminated.attributes[semconv.ERROR_TYPE] == "WorkerLostError"
+    assert semconv.EVENT_CELERY_WORKER_LOST in terminated.events
     others = [span for task_id, span in by_task.items() if task_id not in run.special.values()]
     assert len(others) == tasks and all(span.status_code != 2 for span in others)
-    assert consumed_count(points) == tasks + 2, "the lost tasks are counted once too"
+    assert consumed_count(points) == tasks + 3, "the lost tasks are counted once too"
 
 
 @pytest.mark.redis
