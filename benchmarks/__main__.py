@@ -18,6 +18,7 @@ from benchmarks.brokers import BROKERS
 from benchmarks.memory import MemorySpec, format_memory, summarize_memory
 from benchmarks.report import (
     check_targets,
+    extra_markdown,
     format_checks,
     markdown_tables,
     print_tables,
@@ -81,7 +82,7 @@ def _print_progress(outcome: Outcome) -> None:
             f"exported {outcome.exported_kib:>8,.0f} KiB"
         )
     print(
-        f"round {outcome.round} {outcome.broker:<8} {outcome.variant:<21} {line}  ({outcome.seconds:.1f} s)",
+        f"round {outcome.round} {outcome.broker:<8} {outcome.variant:<22} {line}  ({outcome.seconds:.1f} s)",
         file=sys.stderr,
         flush=True,
     )
@@ -145,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     store = _store_bench(arguments)
 
     print_tables(summary, messages, arguments.rounds)
+    extra = extra_markdown(summary, messages, arguments.rounds)
+    print("\n" + extra)
     print(format_checks(checks))
     if memory and "samples" in memory:
         print("\nMemory check (" + memory["spec"]["variant"] + ", redis)\n" + format_memory(memory))
@@ -172,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         settings=settings,
         memory=memory,
     )
-    markdown = markdown_tables(summary, messages, arguments.rounds)
+    markdown = markdown_tables(summary, messages, arguments.rounds) + "\n" + extra
     if store is not None:
         (arguments.output / "store.json").write_text(json.dumps(store, indent=2))
         markdown += "\n```\n" + format_store_bench(store) + "\n```\n"
