@@ -72,3 +72,83 @@ def test_in_flight_counts_the_messages_being_processed(rig: BrokerRig, telemetry
     finally:
         release.set()
         worker.stop()
+
+
+def _histogram_counts(points: list) -> dict[tuple, tuple[int, tuple[int, ...] | None]]:
+    return {
+        tuple(sorted(p.attributes.items())): (p.count, tuple(p.explicit_bounds)) for p in points if p.count
+    }
+
+
+def test_pre_aggregated_histograms_export_what_the_sdk_histograms_do() -> None:
+    """The provider ``tasklens.setup()`` builds exports the same histogram series and counts as a
+    user's own provider read by an in-memory reader."""
+    import math
+
+    import dramatiq
+    from dramatiq.brokers.stub import StubBroker
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader, PeriodicExportingMetricReader
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from tasklens.dramatiq import OpenTelemetryMiddleware
+    from tasklens.messaging.histogram import PreAggregatedHistograms, export_histograms
+    from tests.messaging.test_histogram import CapturingExporter
+
+    def run(meter_provider: MeterProvider) -> None:
+        broker = StubBroker()
+        broker.emit_after("process_boot")
+        broker.add_middleware(
+            OpenTelemetryMiddleware(tracer_provider=TracerProvider(), meter_provider=meter_provider)
+        )
+
+        @dramatiq.actor(broker=broker, queue_name="hist", max_retries=1, min_backoff=1, max_backoff=2)
+        def maybe(n: int) -> None:
+            if n % 3 == 0:
+                raise ValueError(n)
+
+        for n in range(9):
+            maybe.send(n)
+        worker = dramatiq.Worker(broker, worker_timeout=50, worker_threads=3)
+        worker.start()
+        broker.join("hist", fail_fast=False)
+        worker.join()
+        worker.stop()
+        broker.close()
+
+    reader = InMemoryMetricReader()
+    sdk_provider = MeterProvider(metric_readers=[reader])
+    run(sdk_provider)
+
+    exporter = CapturingExporter()
+    resource = Resource.create({})
+    histograms = PreAggregatedHistograms(resource)
+    wrapped = histograms.exporter(exporter)
+    assert wrapped is not None
+    ours = MeterProvider(
+        resource=resource,
+        metric_readers=[PeriodicExportingMetricReader(wrapped, export_interval_millis=math.inf)],
+    )
+    export_histograms(ours, histograms)
+    run(ours)
+    ours.force_flush()
+
+    def points(data: object, name: str) -> list:
+        return [
+            point
+            for rm in data.resource_metrics  # type: ignore[attr-defined]
+            for sm in rm.scope_metrics
+            for metric in sm.metrics
+            if metric.name == name
+            for point in metric.data.data_points
+        ]
+
+    for spec in (semconv.CLIENT_OPERATION_DURATION, semconv.PROCESS_DURATION, semconv.MESSAGE_QUEUE_WAIT):
+        expected = _histogram_counts(points(reader.get_metrics_data(), spec.name))
+        got = _histogram_counts(points(exporter.batches[-1], spec.name))
+        assert expected and got == expected, spec.name
+        for point in points(exporter.batches[-1], spec.name):
+            assert sum(point.bucket_counts) == point.count and point.min <= point.max
+    sdk_provider.shutdown()
+    ours.shutdown()
