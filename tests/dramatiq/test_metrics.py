@@ -81,27 +81,23 @@ def _histogram_counts(points: list) -> dict[tuple, tuple[int, tuple[int, ...] | 
 
 
 def test_pre_aggregated_histograms_export_what_the_sdk_histograms_do() -> None:
-    """The provider ``tasklens.setup()`` builds exports the same histogram series and counts as a
-    user's own provider read by an in-memory reader."""
-    import math
-
+    """A provider whose histograms are aggregated per thread exports the same series and counts as
+    one that keeps the SDK's histograms (a view that matches nothing keeps them)."""
     import dramatiq
     from dramatiq.brokers.stub import StubBroker
     from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader, PeriodicExportingMetricReader
-    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.metrics.view import View
     from opentelemetry.sdk.trace import TracerProvider
 
     from tasklens.dramatiq import OpenTelemetryMiddleware
-    from tasklens.messaging.histogram import PreAggregatedHistograms, export_histograms
-    from tests.messaging.test_histogram import CapturingExporter
+    from tasklens.messaging.histogram import ThreadHistogram
 
-    def run(meter_provider: MeterProvider) -> None:
+    def run(meter_provider: MeterProvider) -> OpenTelemetryMiddleware:
         broker = StubBroker()
         broker.emit_after("process_boot")
-        broker.add_middleware(
-            OpenTelemetryMiddleware(tracer_provider=TracerProvider(), meter_provider=meter_provider)
-        )
+        middleware = OpenTelemetryMiddleware(tracer_provider=TracerProvider(), meter_provider=meter_provider)
+        broker.add_middleware(middleware)
 
         @dramatiq.actor(broker=broker, queue_name="hist", max_retries=1, min_backoff=1, max_backoff=2)
         def maybe(n: int) -> None:
@@ -116,39 +112,30 @@ def test_pre_aggregated_histograms_export_what_the_sdk_histograms_do() -> None:
         worker.join()
         worker.stop()
         broker.close()
+        return middleware
 
-    reader = InMemoryMetricReader()
-    sdk_provider = MeterProvider(metric_readers=[reader])
-    run(sdk_provider)
-
-    exporter = CapturingExporter()
-    resource = Resource.create({})
-    histograms = PreAggregatedHistograms(resource)
-    wrapped = histograms.exporter(exporter)
-    assert wrapped is not None
-    ours = MeterProvider(
-        resource=resource,
-        metric_readers=[PeriodicExportingMetricReader(wrapped, export_interval_millis=math.inf)],
-    )
-    export_histograms(ours, histograms)
-    run(ours)
-    ours.force_flush()
-
-    def points(data: object, name: str) -> list:
+    def points(reader: InMemoryMetricReader, name: str) -> list:
+        data = reader.get_metrics_data()
         return [
             point
-            for rm in data.resource_metrics  # type: ignore[attr-defined]
+            for rm in data.resource_metrics  # type: ignore[union-attr]
             for sm in rm.scope_metrics
             for metric in sm.metrics
             if metric.name == name
             for point in metric.data.data_points
         ]
 
+    sdk_reader, ours_reader = InMemoryMetricReader(), InMemoryMetricReader()
+    sdk_provider = MeterProvider(metric_readers=[sdk_reader], views=[View(instrument_name="unrelated")])
+    ours_provider = MeterProvider(metric_readers=[ours_reader])
+    assert not isinstance(run(sdk_provider)._process_duration, ThreadHistogram)
+    assert isinstance(run(ours_provider)._process_duration, ThreadHistogram)
+
     for spec in (semconv.CLIENT_OPERATION_DURATION, semconv.PROCESS_DURATION, semconv.MESSAGE_QUEUE_WAIT):
-        expected = _histogram_counts(points(reader.get_metrics_data(), spec.name))
-        got = _histogram_counts(points(exporter.batches[-1], spec.name))
+        expected = _histogram_counts(points(sdk_reader, spec.name))
+        got = _histogram_counts(points(ours_reader, spec.name))
         assert expected and got == expected, spec.name
-        for point in points(exporter.batches[-1], spec.name):
+        for point in points(ours_reader, spec.name):
             assert sum(point.bucket_counts) == point.count and point.min <= point.max
     sdk_provider.shutdown()
-    ours.shutdown()
+    ours_provider.shutdown()

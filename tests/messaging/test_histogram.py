@@ -1,4 +1,4 @@
-"""Thread histograms: the same OTLP points as the SDK's histogram, added by the provider's exporters."""
+"""Thread histograms: what every reader of an SDK meter provider collects is the SDK histogram's points."""
 
 from __future__ import annotations
 
@@ -8,8 +8,12 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from opentelemetry.sdk.metrics import (
+    AlwaysOnExemplarFilter,
+    MeterProvider,
+    TraceBasedExemplarFilter,
+)
 from opentelemetry.sdk.metrics import Histogram as SdkHistogram
-from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     HistogramDataPoint,
@@ -19,16 +23,13 @@ from opentelemetry.sdk.metrics.export import (
     MetricsData,
     PeriodicExportingMetricReader,
 )
+from opentelemetry.sdk.metrics.view import View
 from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from tasklens import semconv
-from tasklens.messaging.histogram import (
-    PreAggregatedHistograms,
-    ThreadHistogram,
-    create_histogram,
-    export_histograms,
-)
+from tasklens.messaging.histogram import ThreadHistogram, create_histogram
 
 SCOPE = InstrumentationScope("tasklens.test", "1.0", semconv.SCHEMA_URL)
 SPEC = semconv.PROCESS_DURATION
@@ -85,13 +86,23 @@ def _values(rng: random.Random, count: int, buckets: Sequence[float]) -> list[fl
     return values
 
 
+def _pair(**options: Any) -> tuple[Any, InMemoryMetricReader, Any, InMemoryMetricReader]:
+    """The same histogram on two providers: pre-aggregated, and the SDK's (a view that matches
+    nothing keeps the SDK's own instrument and changes nothing else)."""
+    ours_reader, sdk_reader = InMemoryMetricReader(), InMemoryMetricReader()
+    ours_provider = MeterProvider(metric_readers=[ours_reader], **options)
+    sdk_provider = MeterProvider(
+        metric_readers=[sdk_reader], views=[View(instrument_name="unrelated")], **options
+    )
+    ours = create_histogram(ours_provider.get_meter(SCOPE.name), SPEC, SCOPE, ours_provider)
+    sdk = create_histogram(sdk_provider.get_meter(SCOPE.name), SPEC, SCOPE, sdk_provider)
+    assert isinstance(ours, ThreadHistogram) and not isinstance(sdk, ThreadHistogram)
+    return ours, ours_reader, sdk, sdk_reader
+
+
 def test_points_equal_the_sdk_histogram_read_by_an_in_memory_reader() -> None:
     rng = random.Random(3)
-    reader = InMemoryMetricReader()
-    sdk = create_histogram(
-        MeterProvider(metric_readers=[reader]).get_meter("t"), SPEC, SCOPE, MeterProvider()
-    )
-    ours = ThreadHistogram(SPEC)
+    ours, ours_reader, sdk, sdk_reader = _pair()
     attribute_sets = [{"queue": "a"}, {"queue": "b", "error.type": "ValueError"}]
     per_thread = [_values(rng, 2_000, SPEC.buckets or ()) for _ in range(4)]
 
@@ -108,11 +119,38 @@ def test_points_equal_the_sdk_histogram_read_by_an_in_memory_reader() -> None:
     for thread in threads:
         thread.join()
 
-    expected = _points(reader.get_metrics_data(), SPEC.name)
-    got = {frozenset(p.attributes.items()): p for p in ours.points(0)}
+    expected = _points(sdk_reader.get_metrics_data(), SPEC.name)
+    got = _points(ours_reader.get_metrics_data(), SPEC.name)
     assert len(expected) == 2
     assert {k: _comparable(p) for k, p in got.items()} == {k: _comparable(p) for k, p in expected.items()}
     assert all(sum(p.bucket_counts) == p.count == 4_000 for p in got.values())
+    assert all(p.exemplars == [] for p in got.values())
+    # Cumulative: a second collection has everything again, plus what came since.
+    ours.record("a", attribute_sets[0], 0.1)
+    assert _points(ours_reader.get_metrics_data(), SPEC.name)[frozenset({("queue", "a")})].count == 4_001
+
+
+def _exemplars(reader: InMemoryMetricReader) -> list[tuple]:
+    (point,) = _points(reader.get_metrics_data(), SPEC.name).values()
+    return [(e.value, e.span_id, e.trace_id, e.filtered_attributes or {}) for e in point.exemplars]
+
+
+def test_exemplars_follow_the_providers_filter_as_the_sdk_does() -> None:
+    tracer = TracerProvider().get_tracer("t")
+    for exemplar_filter in (TraceBasedExemplarFilter(), AlwaysOnExemplarFilter()):
+        ours, ours_reader, sdk, sdk_reader = _pair(exemplar_filter=exemplar_filter)
+        for value in (0.001, 0.2, 0.3):
+            for histogram in (ours, sdk):
+                histogram.record("q", {"queue": "q"}, value)  # no span current
+        with tracer.start_as_current_span("sampled"):
+            for histogram in (ours, sdk):
+                histogram.record("q", {"queue": "q"}, 0.22)
+                histogram.record("q", {"queue": "q"}, 7.0)
+        ours_exemplars = _exemplars(ours_reader)
+        assert ours_exemplars == _exemplars(sdk_reader)
+        assert len(ours_exemplars) >= 2
+        # Each collection gets the exemplars offered since the previous one.
+        assert _exemplars(ours_reader) == _exemplars(sdk_reader) == []
 
 
 def test_keys_that_share_attributes_make_one_point() -> None:
@@ -134,36 +172,25 @@ def test_values_of_finished_threads_stay() -> None:
     assert [(p.count, p.sum) for p in histogram.points(0)] == [(2, 4.0)]
 
 
-def _provider_with_histograms(
-    exporter: CapturingExporter,
-) -> tuple[MeterProvider, PreAggregatedHistograms, PeriodicExportingMetricReader]:
-    resource = Resource.create({"service.name": "histogram-test"})
-    histograms = PreAggregatedHistograms(resource)
-    wrapped = histograms.exporter(exporter)
-    assert wrapped is not None
-    reader = PeriodicExportingMetricReader(wrapped, export_interval_millis=math.inf)
-    provider = MeterProvider(resource=resource, metric_readers=[reader])
-    export_histograms(provider, histograms)
-    return provider, histograms, reader
-
-
-def test_the_exporter_adds_the_histogram_to_the_scope_of_its_meter() -> None:
-    exporter = CapturingExporter()
-    provider, _, _ = _provider_with_histograms(exporter)
+def test_a_counter_and_the_histogram_of_one_meter_share_its_scope() -> None:
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader], resource=Resource.create({"service.name": "h"}))
     meter = provider.get_meter(SCOPE.name, SCOPE.version, schema_url=SCOPE.schema_url)
     histogram = create_histogram(meter, SPEC, SCOPE, provider)
-    assert isinstance(histogram, ThreadHistogram)
     meter.create_counter("messages").add(3, {"queue": "q"})
+    provider.get_meter("someone.else").create_counter("their.counter").add(1)
     histogram.record("q", {"queue": "q"}, 0.2)
     histogram.record("q", {"queue": "q"}, 7.0)
 
-    provider.force_flush()
-    (batch,) = exporter.batches
-    (resource_metrics,) = batch.resource_metrics
-    assert resource_metrics.resource.attributes["service.name"] == "histogram-test"
-    (scope_metrics,) = resource_metrics.scope_metrics
-    assert scope_metrics.scope == SCOPE
-    metrics = {metric.name: metric for metric in scope_metrics.metrics}
+    data = reader.get_metrics_data()
+    assert data is not None
+    (resource_metrics,) = data.resource_metrics
+    assert resource_metrics.resource.attributes["service.name"] == "h"
+    scopes = {sm.scope.name: sm for sm in resource_metrics.scope_metrics}
+    assert set(scopes) == {SCOPE.name, "someone.else"}
+    ours = scopes[SCOPE.name]
+    assert ours.scope == SCOPE and ours.schema_url == semconv.SCHEMA_URL
+    metrics = {metric.name: metric for metric in ours.metrics}
     assert set(metrics) == {"messages", SPEC.name}
     histogram_metric = metrics[SPEC.name]
     assert (histogram_metric.unit, histogram_metric.description) == (SPEC.unit, SPEC.description)
@@ -172,50 +199,41 @@ def test_the_exporter_adds_the_histogram_to_the_scope_of_its_meter() -> None:
     assert (point.count, point.sum, point.min, point.max) == (2, 7.2, 0.2, 7.0)
     assert list(point.explicit_bounds) == list(SPEC.buckets or ())
 
-    # Cumulative: the next export has everything again, plus what came since.
-    histogram.record("q", {"queue": "q"}, 0.1)
-    provider.force_flush()
-    (point,) = _points(exporter.batches[-1], SPEC.name).values()
-    assert point.count == 3
-    provider.shutdown()
 
-
-def test_a_scope_with_nothing_else_gets_its_own_scope_metrics() -> None:
-    exporter = CapturingExporter()
-    provider, _, _ = _provider_with_histograms(exporter)
-    other = provider.get_meter("someone.else")
-    other.create_counter("their.counter").add(1)
-    histogram = create_histogram(provider.get_meter(SCOPE.name), SPEC, SCOPE, provider)
-    histogram.record("q", {"queue": "q"}, 1.0)
-    provider.force_flush()
-    scopes = {sm.scope.name: sm for sm in exporter.batches[-1].resource_metrics[0].scope_metrics}
-    assert set(scopes) == {"someone.else", SCOPE.name}
-    assert [m.name for m in scopes[SCOPE.name].metrics] == [SPEC.name]
-    assert scopes[SCOPE.name].schema_url == semconv.SCHEMA_URL
-    provider.shutdown()
-
-
-def test_nothing_recorded_adds_nothing() -> None:
-    exporter = CapturingExporter()
-    provider, _, _ = _provider_with_histograms(exporter)
-    meter = provider.get_meter(SCOPE.name)
-    create_histogram(meter, SPEC, SCOPE, provider)
-    meter.create_counter("messages").add(1)
-    provider.force_flush()
-    assert _points(exporter.batches[-1], SPEC.name) == {}
-    provider.shutdown()
-
-
-def test_an_exporter_that_wants_delta_histograms_is_not_wrapped() -> None:
-    histograms = PreAggregatedHistograms(Resource.create({}))
-    assert histograms.exporter(CapturingExporter(AggregationTemporality.DELTA)) is None
-
-
-def test_a_users_own_meter_provider_gets_the_sdk_histogram() -> None:
+def test_a_histogram_alone_still_reaches_the_reader() -> None:
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader])
     histogram = create_histogram(provider.get_meter(SCOPE.name), SPEC, SCOPE, provider)
-    assert not isinstance(histogram, ThreadHistogram)
+    assert reader.get_metrics_data() is None or _points(reader.get_metrics_data(), SPEC.name) == {}
+    histogram.record("q", {"queue": "q"}, 1.0)
+    data = reader.get_metrics_data()
+    (scope_metrics,) = data.resource_metrics[0].scope_metrics  # type: ignore[union-attr]
+    assert scope_metrics.scope == SCOPE and [m.name for m in scope_metrics.metrics] == [SPEC.name]
+
+
+def test_a_periodic_exporting_reader_exports_the_histogram() -> None:
+    exporter = CapturingExporter()
+    reader = PeriodicExportingMetricReader(exporter, export_interval_millis=math.inf)
+    provider = MeterProvider(metric_readers=[reader])
+    histogram = create_histogram(provider.get_meter(SCOPE.name), SPEC, SCOPE, provider)
+    assert isinstance(histogram, ThreadHistogram)
+    histogram.record("q", {"queue": "q"}, 0.5)
+    provider.force_flush()
+    assert [p.count for p in _points(exporter.batches[-1], SPEC.name).values()] == [1]
+    provider.shutdown()
+
+
+def test_providers_whose_readers_could_not_take_it_keep_the_sdk_histogram() -> None:
+    delta = InMemoryMetricReader(preferred_temporality={SdkHistogram: AggregationTemporality.DELTA})
+    cases = [
+        MeterProvider(metric_readers=[delta]),
+        MeterProvider(metric_readers=[InMemoryMetricReader()], views=[View(instrument_name="x")]),
+    ]
+    for provider in cases:
+        histogram = create_histogram(provider.get_meter(SCOPE.name), SPEC, SCOPE, provider)
+        assert not isinstance(histogram, ThreadHistogram)
+    reader = delta
+    histogram = create_histogram(cases[0].get_meter(SCOPE.name), SPEC, SCOPE, cases[0])
     histogram.record("q", {"queue": "q"}, 0.3)
     (point,) = _points(reader.get_metrics_data(), SPEC.name).values()
     assert (point.count, point.sum) == (1, 0.3)

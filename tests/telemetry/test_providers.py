@@ -98,47 +98,20 @@ def test_grpc_without_the_grpc_exporter_falls_back_to_http(caplog: pytest.LogCap
     assert "using OTLP over HTTP" in caplog.text
 
 
-def _histogram_kind(provider: object) -> str:
-    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-
-    from tasklens import semconv
-    from tasklens.messaging.histogram import ThreadHistogram, create_histogram
-
-    scope = InstrumentationScope("tasklens.test", "1", semconv.SCHEMA_URL)
-    meter = provider.get_meter("tasklens.test")  # type: ignore[attr-defined]
-    histogram = create_histogram(meter, semconv.PROCESS_DURATION, scope, provider)  # type: ignore[arg-type]
-    return "thread" if isinstance(histogram, ThreadHistogram) else "sdk"
-
-
 def _exemplar_filter(provider: object) -> str:
     return type(provider._sdk_config.exemplar_filter).__name__  # type: ignore[attr-defined]
 
 
-def test_setup_meter_provider_takes_no_exemplars_and_pre_aggregates_histograms(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_setup_meter_provider_takes_exemplars_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OTEL_METRICS_EXEMPLAR_FILTER", raising=False)
     provider = build_meter_provider(
-        TelemetrySettings.from_env({"OTEL_METRICS_EXPORTER": "otlp"}), Resource.create()
+        TelemetrySettings.from_env({"OTEL_METRICS_EXPORTER": "none"}), Resource.create()
     )
     assert _exemplar_filter(provider) == "AlwaysOffExemplarFilter"
-    assert _histogram_kind(provider) == "thread"
     provider.shutdown(timeout_millis=100)
 
-
-def test_exemplars_asked_for_keep_the_sdk_histograms(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_METRICS_EXEMPLAR_FILTER", "trace_based")
+    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "none")
     provider = build_meter_provider(TelemetrySettings.from_env(), Resource.create())
     assert _exemplar_filter(provider) == "TraceBasedExemplarFilter"
-    assert _histogram_kind(provider) == "sdk"
-    provider.shutdown(timeout_millis=100)
-
-
-def test_delta_histograms_keep_the_sdk_histograms(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("OTEL_METRICS_EXEMPLAR_FILTER", raising=False)
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "delta")
-    provider = build_meter_provider(
-        TelemetrySettings.from_env({"OTEL_METRICS_EXPORTER": "otlp"}), Resource.create()
-    )
-    assert _histogram_kind(provider) == "sdk"
     provider.shutdown(timeout_millis=100)

@@ -190,9 +190,7 @@ def _exporters() -> Iterator[Any]:
     """The exporters behind the registered providers (private attributes of the SDK)."""
     for provider in list(_registered):
         for reader in getattr(provider, "_metric_readers", ()):
-            exporter = getattr(reader, "_exporter", None)
-            # The exporter that adds tasklens's pre-aggregated histograms wraps the real one.
-            yield getattr(exporter, "inner", exporter)
+            yield getattr(reader, "_exporter", None)
         multi = getattr(provider, "_active_span_processor", None) or getattr(
             provider, "_multi_log_record_processor", None
         )

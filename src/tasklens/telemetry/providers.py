@@ -52,7 +52,6 @@ from opentelemetry.sdk.trace.sampling import (
     TraceIdRatioBased,
 )
 
-from tasklens.messaging.histogram import PreAggregatedHistograms, export_histograms
 from tasklens.telemetry.settings import DEFAULT_SAMPLER, TelemetrySettings
 
 __all__ = [
@@ -145,37 +144,20 @@ def build_meter_provider(settings: TelemetrySettings, resource: Resource) -> Met
 
     The readers export every ``OTEL_METRIC_EXPORT_INTERVAL`` milliseconds; the SDK restarts their
     thread in a forked child. Exemplars are taken only when ``OTEL_METRICS_EXEMPLAR_FILTER`` asks
-    for them. Unless it does, and unless an exporter prefers delta histograms, tasklens's
-    histograms are aggregated per thread and added by the exporters
-    (:mod:`tasklens.messaging.histogram`): the same OTLP points for a fraction of the cost.
+    for them (each one costs a reservoir pass per measurement inside a span).
     """
-    exporters: list[MetricExporter] = [
-        exporter
-        for name in settings.metrics_exporters
-        if (exporter := _build_exporter("metrics", name, settings)) is not None
-    ]
-    histograms: PreAggregatedHistograms | None = None
-    if settings.exemplar_filter is None:
-        histograms = PreAggregatedHistograms(resource)
-        wrapped = [histograms.exporter(exporter) for exporter in exporters]
-        if all(exporter is not None for exporter in wrapped):
-            exporters = [exporter for exporter in wrapped if exporter is not None]
-        else:
-            histograms = None
     readers: list[MetricReader] = [
         PeriodicExportingMetricReader(
             exporter,
             export_interval_millis=settings.metric_export_interval_ms,
             export_timeout_millis=settings.metric_export_timeout_ms,
         )
-        for exporter in exporters
+        for name in settings.metrics_exporters
+        if (exporter := _build_exporter("metrics", name, settings)) is not None
     ]
     # The SDK reads OTEL_METRICS_EXEMPLAR_FILTER itself when it is set; unset, exemplars are off.
     exemplar_filter = AlwaysOffExemplarFilter() if settings.exemplar_filter is None else None
-    provider = MeterProvider(resource=resource, metric_readers=readers, exemplar_filter=exemplar_filter)
-    if histograms is not None:
-        export_histograms(provider, histograms)
-    return provider
+    return MeterProvider(resource=resource, metric_readers=readers, exemplar_filter=exemplar_filter)
 
 
 def build_logger_provider(settings: TelemetrySettings, resource: Resource) -> LoggerProvider | None:
