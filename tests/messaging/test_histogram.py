@@ -237,3 +237,22 @@ def test_providers_whose_readers_could_not_take_it_keep_the_sdk_histogram() -> N
     histogram.record("q", {"queue": "q"}, 0.3)
     (point,) = _points(reader.get_metrics_data(), SPEC.name).values()
     assert (point.count, point.sum) == (1, 0.3)
+
+
+def test_a_forked_child_starts_from_zero() -> None:
+    import os
+
+    histogram = ThreadHistogram(SPEC)
+    histogram.record("k", {"queue": "q"}, 1.0)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        os.close(read)
+        histogram.record("k", {"queue": "q"}, 2.0)
+        os.write(write, str([(p.count, p.sum) for p in histogram.points(0)]).encode())
+        os._exit(0)
+    os.close(write)
+    child_points = os.read(read, 100).decode()
+    os.waitpid(pid, 0)
+    assert child_points == "[(1, 2.0)]"
+    assert [(p.count, p.sum) for p in histogram.points(0)] == [(1, 1.0)]

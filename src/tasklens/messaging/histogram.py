@@ -279,12 +279,13 @@ class PreAggregatedHistograms:
     """The thread histograms of one meter provider, added to what each of its readers collects.
 
     Parameters:
-      resource(Resource): The provider's resource, for a collection that holds no other metric.
+      resource(Resource | callable): The provider's resource (or what returns it, as it changes
+        in a forked child), for a collection that holds no other metric.
       exemplars(str): The provider's exemplar policy, one of :data:`EXEMPLARS`.
     """
 
-    def __init__(self, resource: Resource, exemplars: str = "always_off") -> None:
-        self.resource = resource
+    def __init__(self, resource: Resource | Callable[[], Resource], exemplars: str = "always_off") -> None:
+        self._resource = resource
         self.exemplars = exemplars
         self._lock = threading.Lock()
         self._histograms: dict[tuple[InstrumentationScope, str], ThreadHistogram] = {}
@@ -315,7 +316,8 @@ class PreAggregatedHistograms:
             return metrics_data
         resource_metrics = list(metrics_data.resource_metrics) if metrics_data is not None else []
         if not resource_metrics:
-            resource_metrics = [ResourceMetrics(self.resource, [], self.resource.schema_url)]
+            resource = self._resource if isinstance(self._resource, Resource) else self._resource()
+            resource_metrics = [ResourceMetrics(resource, [], resource.schema_url)]
         first = resource_metrics[0]
         scopes = []
         for scope_metrics in first.scope_metrics:
@@ -370,7 +372,7 @@ def _hook_readers(provider: MeterProvider) -> PreAggregatedHistograms | None:
             temporality = reader._instrument_class_temporality.get(_Histogram)
             if temporality != AggregationTemporality.CUMULATIVE or not callable(reader._collect):
                 return None
-        histograms = PreAggregatedHistograms(config.resource, exemplars)
+        histograms = PreAggregatedHistograms(lambda: config.resource, exemplars)
         for reader in readers:
             collect: Any = reader._collect
             reader._collect = _collect_with(histograms, collect)
