@@ -132,6 +132,18 @@ def main(argv: list[str] | None = None) -> int:
     messages = {b: arguments.messages or DEFAULT_MESSAGES[b] for b in brokers}
     started = time.perf_counter()
 
+    def write_partial(done: int, so_far: list[Outcome]) -> None:
+        # A long run on a loaded machine still leaves the rounds it finished.
+        if done < arguments.rounds:
+            partial = summarize(so_far)
+            arguments.output.mkdir(parents=True, exist_ok=True)
+            (arguments.output / "partial.md").write_text(
+                f"{done} of {arguments.rounds} rounds\n\n"
+                + markdown_tables(partial, messages, done)
+                + "\n"
+                + extra_markdown(partial, messages, done)
+            )
+
     outcomes = run_rounds(
         brokers=brokers,
         variants=variants,
@@ -139,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         messages=messages,
         threads=arguments.threads,
         report=_print_progress,
+        round_done=write_partial,
     )
     summary = summarize(outcomes)
     checks = check_targets(summary)
@@ -180,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         (arguments.output / "store.json").write_text(json.dumps(store, indent=2))
         markdown += "\n```\n" + format_store_bench(store) + "\n```\n"
     (arguments.output / "latest.md").write_text(markdown)
+    (arguments.output / "partial.md").unlink(missing_ok=True)
     write_chart(arguments.output / "ratios.png", summary)
     print(f"Wrote {arguments.output}/latest.json, latest.md, ratios.png")
     return 0 if all(o.result is not None for o in outcomes) else 1

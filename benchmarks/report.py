@@ -123,7 +123,9 @@ def markdown_tables(summary: Summary, messages: dict[str, int], rounds: int) -> 
     """The same tables as :func:`print_tables`, as Markdown."""
     lines: list[str] = []
     for broker, variants in summary.items():
-        lines.append(f"**{broker}**: {messages[broker]:,} messages, median of {rounds} rounds")
+        lines.append(
+            f"**{broker}**: {messages[broker]:,} messages (breakdown: half), median of {rounds} rounds"
+        )
         lines.append("")
         lines.append("| variant | " + " | ".join(title for _, title, _ in METRICS) + " |")
         lines.append("|---|" + "---:|" * len(METRICS))

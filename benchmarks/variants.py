@@ -45,6 +45,11 @@ class Variant:
     _cleanup: list[str] = field(default_factory=list, repr=False)
 
     @property
+    def messages_scale(self) -> float:
+        """The fraction of a run's messages this variant's trials send (the breakdown's is half)."""
+        return 0.5 if self.group == "breakdown" else 1.0
+
+    @property
     def exports_reach_sink(self) -> bool:
         """False when every export is bound to fail, so that waiting for a flush is pointless."""
         return True
