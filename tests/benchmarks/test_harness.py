@@ -25,7 +25,7 @@ def test_a_tiny_run_prints_a_table_and_writes_results(redis_url: str, tmp_path: 
 
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert "uninstrumented" in completed.stdout
-    assert "tasklens metrics only" in completed.stdout
+    assert "tasklens.setup() metrics only" in completed.stdout
     results = json.loads((tmp_path / "latest.json").read_text())
     assert set(results["summary"]["redis"]) == {"uninstrumented", "tasklens-metrics"}
     assert (tmp_path / "ratios.png").stat().st_size > 0
