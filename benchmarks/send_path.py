@@ -113,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds; the median is printed")
+    parser.add_argument(
+        "--setups", default=",".join(SETUPS), help=f"comma-separated, from: {'; '.join(SETUPS)}"
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)
     arguments = parser.parse_args(argv)
     if arguments.one:
@@ -121,10 +124,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result), flush=True)
         return 0
     brokers = [b for b in arguments.brokers.split(",") if b]
+    setups = [name for name in SETUPS if name in {part.strip() for part in arguments.setups.split(";")}]
     results: dict[tuple[str, str], list[dict[str, float]]] = {}
     for _ in range(arguments.rounds):
         for kind in brokers:
-            for setup in SETUPS:
+            for setup in setups:
                 command = [
                     sys.executable, "-m", "benchmarks.send_path", "--one", json.dumps([kind, setup]),
                     "--sends", str(arguments.sends), "--warmup", str(arguments.warmup),
@@ -140,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         f"best of {arguments.repeats}, median of {arguments.rounds} rounds (wall / thread CPU)"
     )
     print(f"{'set-up':<32}" + "".join(f"{kind:>18}" for kind in brokers))
-    for setup in SETUPS:
+    for setup in setups:
         cells = []
         for kind in brokers:
             samples = results.get((kind, setup))
