@@ -33,7 +33,7 @@ from opentelemetry.sdk._logs.export import (
     ConsoleLogRecordExporter,
     LogRecordExporter,
 )
-from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
 from opentelemetry.sdk.metrics.export import (
     ConsoleMetricExporter,
     MetricExporter,
@@ -165,7 +165,8 @@ def build_meter_provider(settings: TelemetrySettings, resource: Resource) -> Met
     """A meter provider with a periodic reader per exporter (none: measurements go nowhere).
 
     The readers export every ``OTEL_METRIC_EXPORT_INTERVAL`` milliseconds; the SDK restarts their
-    thread in a forked child.
+    thread in a forked child. Exemplars are taken only when ``OTEL_METRICS_EXEMPLAR_FILTER`` asks
+    for them (each one costs a reservoir pass per measurement inside a span).
     """
     readers: list[MetricReader] = [
         PeriodicExportingMetricReader(
@@ -176,7 +177,9 @@ def build_meter_provider(settings: TelemetrySettings, resource: Resource) -> Met
         for name in settings.metrics_exporters
         if (exporter := _build_exporter("metrics", name, settings)) is not None
     ]
-    return MeterProvider(resource=resource, metric_readers=readers)
+    # The SDK reads OTEL_METRICS_EXEMPLAR_FILTER itself when it is set; unset, exemplars are off.
+    exemplar_filter = AlwaysOffExemplarFilter() if settings.exemplar_filter is None else None
+    return MeterProvider(resource=resource, metric_readers=readers, exemplar_filter=exemplar_filter)
 
 
 def build_logger_provider(settings: TelemetrySettings, resource: Resource) -> LoggerProvider | None:

@@ -71,6 +71,8 @@ class TelemetrySettings:
       sampler_arg(str): ``OTEL_TRACES_SAMPLER_ARG``, or None.
       metric_export_interval_ms(float): ``OTEL_METRIC_EXPORT_INTERVAL``, in milliseconds.
       metric_export_timeout_ms(float): ``OTEL_METRIC_EXPORT_TIMEOUT``, in milliseconds.
+      exemplar_filter(str): ``OTEL_METRICS_EXEMPLAR_FILTER`` (``always_on``, ``always_off``,
+        ``trace_based``), or None when unset: then no exemplars are taken.
 
     Example:
 
@@ -92,6 +94,7 @@ class TelemetrySettings:
     sampler_arg: str | None = None
     metric_export_interval_ms: float = DEFAULT_METRIC_EXPORT_INTERVAL_MS
     metric_export_timeout_ms: float = DEFAULT_METRIC_EXPORT_TIMEOUT_MS
+    exemplar_filter: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> TelemetrySettings:
@@ -118,6 +121,7 @@ class TelemetrySettings:
             metric_export_timeout_ms=_milliseconds(
                 env, "OTEL_METRIC_EXPORT_TIMEOUT", DEFAULT_METRIC_EXPORT_TIMEOUT_MS
             ),
+            exemplar_filter=(_text(env, "OTEL_METRICS_EXEMPLAR_FILTER") or "").lower() or None,
         )
 
     def service_name(self, default: str | None = None) -> str | None:
