@@ -29,6 +29,7 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, propagate, trace
 from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 from tasklens import semconv
@@ -36,6 +37,7 @@ from tasklens.celery.routes import Route, RouteTable
 from tasklens.messaging import propagation
 from tasklens.messaging.arguments import ArgsCapture, format_arguments
 from tasklens.messaging.errors import describe, error_type, record_exception
+from tasklens.messaging.histogram import HistogramRecorder, create_histogram
 from tasklens.messaging.tally import Tally
 from tasklens.version import __version__
 
@@ -178,9 +180,13 @@ class CeleryTracing:
             semconv.CELERY_TASKS_IN_FLIGHT.unit,
             semconv.CELERY_TASKS_IN_FLIGHT.description,
         )
-        self._send_duration = self._histogram(meter, semconv.CLIENT_OPERATION_DURATION)
-        self._process_duration = self._histogram(meter, semconv.PROCESS_DURATION)
-        self._queue_wait = self._histogram(meter, semconv.CELERY_TASK_QUEUE_WAIT)
+        # Per-thread histograms handed to the SDK at collection (tasklens.messaging.histogram).
+        scope = InstrumentationScope(SCOPE_NAME, __version__, semconv.SCHEMA_URL)
+        self._send_duration: HistogramRecorder = create_histogram(
+            meter, semconv.CLIENT_OPERATION_DURATION, scope, meter_provider
+        )
+        self._process_duration = create_histogram(meter, semconv.PROCESS_DURATION, scope, meter_provider)
+        self._queue_wait = create_histogram(meter, semconv.CELERY_TASK_QUEUE_WAIT, scope, meter_provider)
         self._routes = RouteTable()
 
     @staticmethod
@@ -188,15 +194,6 @@ class CeleryTracing:
         tally = Tally(spec.name)
         meter.create_observable_counter(spec.name, [tally.observe], spec.unit, spec.description)
         return tally
-
-    @staticmethod
-    def _histogram(meter: metrics.Meter, spec: semconv.MetricSpec) -> metrics.Histogram:
-        return meter.create_histogram(
-            spec.name,
-            spec.unit,
-            spec.description,
-            explicit_bucket_boundaries_advisory=list(spec.buckets or ()),
-        )
 
     def _observe_in_flight(self, options: CallbackOptions) -> list[Observation]:
         # Consumed first: every task it counts was started before, so the difference is never
@@ -303,7 +300,7 @@ class CeleryTracing:
         elapsed = time.perf_counter() - publishing.started
         span.end()
         self._sent.add(route, route.send_metric_attributes)
-        self._send_duration.record(elapsed, route.send_metric_attributes)
+        self._send_duration.record(route, route.send_metric_attributes, elapsed)
 
     def _end_failed_send(
         self, publishing: _Publishing, exception: BaseException, args: Any, kwargs: Any
@@ -333,7 +330,7 @@ class CeleryTracing:
             span.end()
             attributes = {**route.send_metric_attributes, semconv.ERROR_TYPE: failure}
             self._sent.add((route, failure), attributes)
-            self._send_duration.record(elapsed, attributes)
+            self._send_duration.record((route, failure), attributes, elapsed)
         except Exception:
             logger.debug("Ending the failed send span failed.", exc_info=True)
 
@@ -369,7 +366,9 @@ class CeleryTracing:
         self._started.add(route, route.process_metric_attributes)
         runnable_at = _runnable_at(getattr(request, semconv.PUBLISHED_AT_HEADER, None), request.eta)
         if runnable_at is not None:
-            self._queue_wait.record(max(0.0, time.time() - runnable_at), route.process_metric_attributes)
+            self._queue_wait.record(
+                route, route.process_metric_attributes, max(0.0, time.time() - runnable_at)
+            )
 
     def _start_process_span(
         self,
@@ -478,7 +477,7 @@ class CeleryTracing:
         elapsed = time.perf_counter() - running.started
         span.end()
 
-        self._process_duration.record(elapsed, attributes)
+        self._process_duration.record(consumed_key, attributes, elapsed)
         self._consumed.add(consumed_key, attributes)
         if failure_state is not None:
             self._failures.add(
@@ -682,7 +681,7 @@ class CeleryTracing:
         metric_attributes = {**route.process_metric_attributes, semconv.ERROR_TYPE: failure}
         self._started.add(route, route.process_metric_attributes)
         self._consumed.add((route, failure), metric_attributes)
-        self._process_duration.record(elapsed, metric_attributes)
+        self._process_duration.record((route, failure), metric_attributes, elapsed)
         self._failures.add(
             (route, failure_state),
             {**route.process_metric_attributes, semconv.CELERY_TASK_STATE: failure_state},
