@@ -28,6 +28,12 @@ from tests.monitor.fake_broker import FAKE_URL
         (["health", "--timeout", "nan"], "--timeout"),
         (["health", "--max-age", "nan"], "--max-age"),
         (["queues", "--timeout", "inf"], "--timeout"),
+        (["queues", "--watch", "--interval", "nan"], "--interval"),
+        (["queues", "--watch", "--interval", "1e12"], "--interval"),
+        (["dlq", "list", "default", "--offset", str(2**64)], "--offset"),
+        (["health", "--max-dead", str(2**64)], "--max-dead"),
+        (["health", "--max-new-dead", "-1"], "--max-new-dead"),
+        (["health", "--dead-window", "inf"], "--dead-window"),
     ],
 )
 def test_a_value_out_of_range_is_refused_with_one_line(invoke: Invoke, args: list[str], named: str) -> None:

@@ -16,7 +16,7 @@ from tasklens import semconv
 from tasklens.brokers.base import BrokerInspector, DeadLetter, DeadLetterPage, MessageNotFound
 from tasklens.brokers.base import Progress as ProgressCallback
 from tasklens.cli.formatting import age, short_id
-from tasklens.cli.options import BrokerTarget, broker_options, opened
+from tasklens.cli.options import MAX_COUNT, BrokerTarget, broker_options, opened
 from tasklens.monitor.api import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from tasklens.monitor.schemas import DeadLetterOut, DeadLetterPageOut
 from tasklens.monitor.settings import DEFAULT_HOST, DEFAULT_PORT
@@ -54,7 +54,9 @@ def dlq() -> None:
 @dlq.command("list")
 @broker_options
 @click.argument("queue")
-@click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True, help="Skip this many.")
+@click.option(
+    "--offset", type=click.IntRange(0, MAX_COUNT), default=0, show_default=True, help="Skip this many."
+)
 @click.option(
     "--limit",
     type=click.IntRange(min=1, max=MAX_PAGE_SIZE),

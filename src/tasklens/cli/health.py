@@ -10,6 +10,9 @@ import click
 from tasklens.brokers.base import BrokerSnapshot, BrokerUnavailable
 from tasklens.cli.options import (
     EXIT_UNREACHABLE,
+    MAX_AGE,
+    MAX_COUNT,
+    BoundedFloat,
     BrokerTarget,
     broker_errors,
     broker_options,
@@ -42,13 +45,13 @@ EXIT_STATUS = {HEALTHY: 0, DEGRADED: 1, UNHEALTHY: EXIT_UNREACHABLE}
 @threshold_options
 @click.option(
     "--max-new-dead",
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, MAX_COUNT),
     metavar="N",
     help="Degraded when more than N messages of one queue were dead-lettered within --dead-window.",
 )
 @click.option(
     "--dead-window",
-    type=click.FloatRange(min=1),
+    type=BoundedFloat(1, MAX_AGE),
     default=DEFAULT_DEAD_WINDOW,
     show_default=True,
     metavar="SECONDS",

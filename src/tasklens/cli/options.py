@@ -274,7 +274,7 @@ def threshold_options(command: F) -> F:
         ),
         click.option(
             "--max-dead",
-            type=click.IntRange(min=0),
+            type=click.IntRange(0, MAX_COUNT),
             metavar="N",
             help="Degraded when a queue holds more dead letters.",
         ),

@@ -17,8 +17,18 @@ from rich.text import Text
 
 from tasklens.brokers.base import BrokerError, BrokerInspector, BrokerSnapshot, QueueStats
 from tasklens.cli.formatting import age, count
-from tasklens.cli.options import BrokerTarget, broker_errors, broker_options, narrowed, read_snapshot
+from tasklens.cli.options import (
+    BoundedFloat,
+    BrokerTarget,
+    broker_errors,
+    broker_options,
+    narrowed,
+    read_snapshot,
+)
 from tasklens.monitor.schemas import QueuesOut
+
+#: Longest --interval between reads with --watch, in seconds (a day).
+MAX_WATCH_INTERVAL = 86400.0
 
 __all__ = ["queues", "queues_document", "queues_summary", "queues_table"]
 
@@ -109,7 +119,7 @@ def queues_document(snapshot: BrokerSnapshot, broker: str, *, indent: int | None
 @click.option("--watch", is_flag=True, help="Read again every --interval seconds until interrupted.")
 @click.option(
     "--interval",
-    type=click.FloatRange(min=0.1),
+    type=BoundedFloat(0.1, MAX_WATCH_INTERVAL),
     default=DEFAULT_WATCH_INTERVAL,
     show_default=True,
     help="Seconds between reads with --watch.",
