@@ -10,9 +10,11 @@ every column), and writes ``celery-latest.json`` and ``celery-latest.md``.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from benchmarks.celery.report import (
     check_targets,
@@ -28,7 +30,7 @@ from benchmarks.celery.trial import DEFAULT_WARMUP
 from benchmarks.celery.variants import BASELINE, DEFAULT_VARIANTS, get_variant
 from benchmarks.celery.worker import CONCURRENCY
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["add_arguments", "resummarize", "run"]
 
 #: Tasks per timed window in a full run.
 DEFAULT_TASKS = 1_000
@@ -100,15 +102,7 @@ def run(arguments: argparse.Namespace) -> int:
         warm_up=not quick,
         report=_print_progress,
     )
-    summary = summarize(outcomes)
-    checks = check_targets(summary)
-    print_tables(summary, tasks, rounds)
-    print(format_checks(checks))
     elapsed = time.perf_counter() - started
-    print(f"\nCelery: {elapsed / 60:.1f} min.")
-
-    output: Path = arguments.output
-    output.mkdir(parents=True, exist_ok=True)
     run_settings = {
         "settings": [s.key for s in settings],
         "concurrency": {pool: CONCURRENCY[pool] for pool in pools},
@@ -119,9 +113,28 @@ def run(arguments: argparse.Namespace) -> int:
         "elapsed_seconds": round(elapsed, 1),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    _report(outcomes, run_settings, arguments.output)
+    print(f"\nCelery: {elapsed / 60:.1f} min.")
+    return 0 if all(o.result is not None for o in outcomes) else 1
+
+
+def _report(outcomes: list[CeleryOutcome], run_settings: dict[str, Any], output: Path) -> None:
+    tasks, rounds = run_settings["tasks"], run_settings["rounds"]
+    summary = summarize(outcomes)
+    checks = check_targets(summary)
+    print_tables(summary, tasks, rounds)
+    print(format_checks(checks))
+    output.mkdir(parents=True, exist_ok=True)
     document = output / "celery-latest.json"
     write_json(document, summary=summary, outcomes=outcomes, checks=checks, settings=run_settings)
     markdown = markdown_tables(summary, tasks, rounds) + "\n" + markdown_checks(checks)
     (output / "celery-latest.md").write_text(markdown)
     print(f"Wrote {output}/celery-latest.json, celery-latest.md")
-    return 0 if all(o.result is not None for o in outcomes) else 1
+
+
+def resummarize(document: Path, output: Path) -> int:
+    """Rebuild the tables, targets and files from the trials kept in a ``celery-latest.json``."""
+    stored = json.loads(document.read_text())
+    outcomes = [CeleryOutcome(**trial) for trial in stored["trials"]]
+    _report(outcomes, stored["settings"], output)
+    return 0
