@@ -37,3 +37,20 @@ def test_a_quick_celery_run_prints_its_tables_and_writes_results(redis_url: str,
     assert summary["tasklens"]["exported_kib"] > 0 and summary["otel-celery"]["exported_kib"] > 0
     assert {c["variant"] for c in results["targets"]} == {"tasklens"}
     assert "| variant |" in (tmp_path / "celery-latest.md").read_text()
+
+
+@pytest.mark.redis
+@pytest.mark.timeout(90)
+def test_the_producer_alone_prints_a_line_per_trial_and_the_ratios(redis_url: str) -> None:
+    command = [
+        sys.executable, "-m", "benchmarks.celery.send_path", "--broker", "redis",
+        "--rounds", "1", "--tasks", "20", "--variants", "tasklens",
+    ]  # fmt: skip
+    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=90)
+
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "round 1 redis uninstrumented" in completed.stdout
+    assert "round 1 redis tasklens" in completed.stdout
+    [ratios] = [line for line in completed.stdout.splitlines() if line.strip().startswith("tasklens ")]
+    rate, cpu = (float(value) for value in ratios.split()[-3::2])
+    assert rate > 0 and cpu > 0
