@@ -206,7 +206,10 @@ def test_a_pool_process_that_dies_gets_its_process_span_from_the_main_process(
     tracer = telemetry.tracer_provider.get_tracer("test")
     with tracer.start_as_current_span("request"):
         result = dies.delay()
-    [process] = rig.run(telemetry, 1, pool="prefork")
+    rig.run(telemetry, 1, pool="prefork")
+    processes = telemetry.spans("process ")
+    assert len(processes) == 1, "exactly one span for the task, after the worker stopped"
+    [process] = processes
     [send] = telemetry.spans("send ")
     assert process.parent is not None and process.parent.span_id == send.context.span_id
     assert process.attributes[semconv.MESSAGING_MESSAGE_ID] == result.id

@@ -137,6 +137,24 @@ def test_group_and_chord_callback_stay_in_the_header_tasks_trace(
         assert _parent(_parent(header, spans), spans).name == "request"
 
 
+def test_group_members_are_sent_under_the_caller(
+    rig: AppRig, telemetry: Telemetry, instrumented: CeleryInstrumentor
+) -> None:
+    @rig.task(name=f"{rig.queue_name}.member")
+    def member(value: int) -> int:
+        return value
+
+    tracer = telemetry.tracer_provider.get_tracer("test")
+    with tracer.start_as_current_span("request"):
+        group(member.s(n) for n in range(3)).apply_async()
+    processes = rig.run(telemetry, 3)
+    spans = telemetry.spans()
+    _one_trace(spans)
+    assert len({p.attributes[semconv.MESSAGING_MESSAGE_ID] for p in processes}) == 3
+    for process in processes:
+        assert _parent(_parent(process, spans), spans).name == "request"
+
+
 def test_replaced_task_continues_the_trace(
     rig: AppRig, telemetry: Telemetry, instrumented: CeleryInstrumentor
 ) -> None:
@@ -213,6 +231,7 @@ def test_eager_tasks_get_a_process_span_under_the_caller_and_no_send(
     assert broken_span.status.status_code is StatusCode.ERROR
     assert broken_span.attributes[semconv.ERROR_TYPE] == "ValueError"
     assert outer_span.name == f"process {rig.queue_name}"
+    assert semconv.SERVER_ADDRESS not in outer_span.attributes, "an eager task reaches no broker"
 
 
 def test_eager_tasks_that_propagate_their_error_still_end_their_span_with_it(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import logging
 from typing import Any
 
@@ -11,7 +12,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from tasklens import semconv
 from tasklens.celery import CeleryInstrumentor
-from tests.celery.conftest import WAIT_S, AppRig
+from tests.celery.conftest import AppRig
 from tests.dramatiq.conftest import Telemetry
 
 
@@ -112,14 +113,19 @@ def test_a_failing_task_ends_its_process_span_with_error(
     assert telemetry.metric_total(semconv.CONSUMED_MESSAGES.name, error__type="KeyError") == 1
 
 
-def test_priority_and_countdown_are_on_the_send_span(
-    rig: AppRig, telemetry: Telemetry, instrumented: CeleryInstrumentor
+@pytest.mark.parametrize("delay", ["countdown", "eta"])
+def test_priority_and_countdown_or_eta_are_on_the_send_span(
+    rig: AppRig, telemetry: Telemetry, instrumented: CeleryInstrumentor, delay: str
 ) -> None:
     @rig.task(name=f"{rig.queue_name}.later")
     def later() -> None:
         pass
 
-    later.apply_async(countdown=0.2, priority=3)
+    if delay == "countdown":
+        later.apply_async(countdown=0.2, priority=3)
+    else:
+        eta = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=0.2)
+        later.apply_async(eta=eta, priority=3)
     [process] = rig.run(telemetry, 1)
     [send] = telemetry.spans("send ")
     at_start = telemetry.sampler.seen[send.name]
@@ -127,9 +133,39 @@ def test_priority_and_countdown_are_on_the_send_span(
     assert 0 < at_start[semconv.CELERY_TASK_COUNTDOWN] <= 0.2
     assert at_start[semconv.CELERY_TASK_ETA].endswith("+00:00")
     assert process.parent is not None and process.parent.span_id == send.context.span_id
-    # The queue wait runs from the eta, not from the publish.
     [wait] = telemetry.metric_points(semconv.CELERY_TASK_QUEUE_WAIT.name)
-    assert wait.count == 1 and wait.sum < WAIT_S
+    assert wait.count == 1
+
+
+def test_the_queue_wait_runs_from_the_eta_when_there_is_one(
+    rig: AppRig, telemetry: Telemetry, instrumented: CeleryInstrumentor
+) -> None:
+    @rig.task(name=f"{rig.queue_name}.overdue")
+    def overdue() -> None:
+        pass
+
+    # Runnable for an hour already: an hour of waiting, though it was published just now.
+    overdue.apply_async(eta=datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=1))
+    rig.run(telemetry, 1)
+    [wait] = telemetry.metric_points(semconv.CELERY_TASK_QUEUE_WAIT.name)
+    assert wait.count == 1 and wait.sum >= 3600
+
+
+def test_the_queue_wait_runs_from_the_published_at_header(
+    rig: AppRig, telemetry: Telemetry, instrument: Any
+) -> None:
+    import time
+
+    @rig.task(name=f"{rig.queue_name}.waited")
+    def waited() -> None:
+        pass
+
+    # As if published ten minutes ago by an instrumented producer.
+    waited.apply_async(headers={semconv.PUBLISHED_AT_HEADER: int(time.time() * 1000) - 600_000})
+    instrument()
+    rig.run(telemetry, 1)
+    [wait] = telemetry.metric_points(semconv.CELERY_TASK_QUEUE_WAIT.name)
+    assert wait.count == 1 and wait.sum >= 600
 
 
 def test_capture_args_records_redacted_arguments(rig: AppRig, telemetry: Telemetry, instrument: Any) -> None:

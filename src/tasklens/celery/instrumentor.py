@@ -83,6 +83,7 @@ class CeleryInstrumentor(BaseInstrumentor):
 
         unwrap(Celery, "send_task")
         unwrap(Request, "on_failure")
+        log_fields.unregister(current_task_fields)
         tracing = self._tracing
         if tracing is None:
             return

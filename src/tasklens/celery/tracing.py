@@ -16,6 +16,7 @@ a ``process`` span that starts and ends at once, so every task taken from the qu
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import sys
@@ -44,6 +45,9 @@ SCOPE_NAME = "tasklens.celery"
 
 #: The queue of an eager task (which is never routed) when the app names no default queue.
 DEFAULT_QUEUE = "celery"
+
+#: Set on a worker ``Request`` once its span was recorded from the main process.
+_RECORDED_ATTRIBUTE = "_tasklens_recorded"
 
 #: Celery task states the worker side tells apart (``celery.states``).
 _SUCCESS, _FAILURE, _RETRY, _REJECTED = "SUCCESS", "FAILURE", "RETRY", "REJECTED"
@@ -346,7 +350,8 @@ class CeleryTracing:
         delivery_info = getattr(request, "delivery_info", None) or {}
         app = getattr(task, "app", None)
         queue_name = delivery_info.get("routing_key") or _default_queue(app)
-        route = self._routes.route(app, queue_name, task.name)
+        # An eager task never reaches a broker: it names no server.
+        route = self._routes.route(None if request.is_eager else app, queue_name, task.name)
         attributes = dict(route.process_span_attributes)
         attributes[semconv.MESSAGING_MESSAGE_ID] = task_id
         retries = getattr(request, "retries", 0)
@@ -493,23 +498,51 @@ class CeleryTracing:
         from billiard.exceptions import WorkerLostError
 
         exception = getattr(exception, "exc", exception)  # unwrap ExceptionWithTraceback
-        if not isinstance(exception, WorkerLostError):
-            return
+        if isinstance(exception, WorkerLostError):
+            self.record_lost_task(request, exception, semconv.EVENT_CELERY_WORKER_LOST)
+
+    def record_lost_task(
+        self,
+        request: Any,
+        exception: BaseException,
+        event: str,
+        event_attributes: dict[str, Any] | None = None,
+    ) -> bool:
+        """End the ``process`` span of a task whose pool process could not: called in the worker's
+        main process with its ``Request``. The span starts when the pool accepted the task, ends
+        now with status ERROR, ``exception`` and ``event``, and counts as a failure. A request is
+        recorded once: a second call (a hard time limit, then the lost worker) does nothing.
+
+        Parameters:
+          request(celery.worker.request.Request): The main process's request for the task.
+          exception(BaseException): What ended it (``WorkerLostError``, ``TimeLimitExceeded``).
+          event(str): The span event to add (``celery.worker.lost``, ``celery.task.time_limit``).
+          event_attributes(dict): The event's attributes.
+
+        Returns:
+          bool: True when the span was recorded, False when the request already had one.
+        """
+        if getattr(request, _RECORDED_ATTRIBUTE, False):
+            return False
+        # A request class without a __dict__ is recorded all the same.
+        with contextlib.suppress(AttributeError):
+            setattr(request, _RECORDED_ATTRIBUTE, True)
         started = getattr(request, "time_start", None)
         headers = getattr(request, "request_dict", None)
         self._settle(
             getattr(request, "app", None),
             headers if isinstance(headers, dict) else {},
-            str(getattr(request, "name", None) or getattr(request, "task_name", "unknown")),
+            str(getattr(request, "name", None) or "unknown"),
             str(getattr(request, "id", "")),
             error_type(exception),
-            semconv.EVENT_CELERY_WORKER_LOST,
-            {},
+            event,
+            event_attributes or {},
             semconv.STATE_FAILURE,
             (getattr(request, "delivery_info", None) or {}).get("routing_key"),
             start_time=int(started * 1e9) if isinstance(started, (int, float)) and started else None,
             exception=exception,
         )
+        return True
 
     def task_revoked(
         self, sender: Any = None, request: Any = None, terminated: Any = None, expired: Any = None, **_: Any
