@@ -2,7 +2,8 @@
 
 Prints one table per broker and the targets, writes ``<output>/latest.json``, ``latest.md`` and
 ``ratios.png``, then runs the memory check and the dashboard store's benchmark (ingest rate and
-API latency with a million stored spans, ``store.json``). ``--quick`` is a small run for trying
+API latency with a million stored spans, ``store.json``), and last the Celery tables
+(:mod:`benchmarks.celery`; ``--library`` runs one of the two). ``--quick`` is a small run for trying
 the harness out; its numbers mean little.
 """
 
@@ -15,6 +16,8 @@ import time
 from pathlib import Path
 
 from benchmarks.brokers import BROKERS
+from benchmarks.celery.suite import add_arguments as add_celery_arguments
+from benchmarks.celery.suite import run as run_celery
 from benchmarks.memory import MemorySpec, format_memory, summarize_memory
 from benchmarks.report import (
     check_targets,
@@ -62,6 +65,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--output", type=Path, default=RESULTS, help="directory for latest.json, .md, .png")
     parser.add_argument("--quick", action="store_true", help="500 messages, 1 round, 20k memory check")
+    parser.add_argument("--library", choices=("all", "dramatiq", "celery"), default="all", help="tables")
+    add_celery_arguments(parser)
     arguments = parser.parse_args(argv)
     if arguments.quick:
         arguments.messages = arguments.messages or 500
@@ -125,6 +130,8 @@ def _store_bench(arguments: argparse.Namespace) -> dict | None:
 
 def main(argv: list[str] | None = None) -> int:
     arguments = _arguments(argv)
+    if arguments.library == "celery":
+        return run_celery(arguments)
     brokers = [b for b in arguments.brokers.split(",") if b]
     variants = [BASELINE, *(v for v in arguments.variants.split(",") if v and v != BASELINE)]
     for name in variants:
@@ -196,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     (arguments.output / "partial.md").unlink(missing_ok=True)
     write_chart(arguments.output / "ratios.png", summary)
     print(f"Wrote {arguments.output}/latest.json, latest.md, ratios.png")
+    if arguments.library == "all" and run_celery(arguments) != 0:
+        return 1
     return 0 if all(o.result is not None for o in outcomes) else 1
 
 

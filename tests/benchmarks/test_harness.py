@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_a_tiny_run_prints_a_table_and_writes_results(redis_url: str, tmp_path: Path) -> None:
     command = [
         sys.executable, "-m", "benchmarks",
-        "--brokers", "redis", "--variants", "tasklens-metrics",
+        "--library", "dramatiq", "--brokers", "redis", "--variants", "tasklens-metrics",
         "--messages", "50", "--rounds", "1", "--memory-messages", "0", "--store-spans", "2000",
         "--output", str(tmp_path),
     ]  # fmt: skip
