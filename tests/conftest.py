@@ -18,6 +18,11 @@ def rabbitmq_url() -> str:
     return services.require_rabbitmq()
 
 
+@pytest.fixture(scope="session")
+def rabbitmq_management_url() -> str:
+    return services.require_rabbitmq_management()
+
+
 @pytest.fixture
 def unique_name() -> str:
     """A name no other test uses: for queues, namespaces and actors."""

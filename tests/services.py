@@ -16,6 +16,7 @@ import pytest
 
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 RABBITMQ_HOST, RABBITMQ_PORT = "127.0.0.1", 5672
+RABBITMQ_MANAGEMENT_PORT = 15672
 REDIS_URL = f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
 RABBITMQ_URL = f"amqp://guest:guest@{RABBITMQ_HOST}:{RABBITMQ_PORT}/%2F"
 
@@ -94,3 +95,23 @@ def require_redis() -> str:
 def require_rabbitmq() -> str:
     _require("RabbitMQ", RABBITMQ_HOST, RABBITMQ_PORT, _start_rabbitmq)
     return RABBITMQ_URL
+
+
+def _enable_rabbitmq_management() -> None:
+    if shutil.which("rabbitmq-plugins") is None:
+        return
+    subprocess.run(
+        ["rabbitmq-plugins", "enable", "rabbitmq_management"],
+        check=False,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=START_TIMEOUT,
+    )
+
+
+def require_rabbitmq_management() -> str:
+    """The RabbitMQ management API's base URL (credentials from the AMQP URL); the plugin is
+    enabled when it does not answer (``scripts/system-deps`` enables it too)."""
+    require_rabbitmq()
+    _require("RabbitMQ management API", RABBITMQ_HOST, RABBITMQ_MANAGEMENT_PORT, _enable_rabbitmq_management)
+    return f"http://{RABBITMQ_HOST}:{RABBITMQ_MANAGEMENT_PORT}"

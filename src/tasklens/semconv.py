@@ -27,6 +27,8 @@ SCHEMA_URL = "https://opentelemetry.io/schemas/1.37.0"
 
 #: The value of ``messaging.system`` on every span and metric point.
 MESSAGING_SYSTEM_DRAMATIQ = "dramatiq"
+#: The value of ``messaging.system`` for Celery's tasks, queues and workers.
+MESSAGING_SYSTEM_CELERY = "celery"
 
 #: ``messaging.operation.type`` / ``messaging.operation.name`` of the producer span.
 OPERATION_SEND = "send"
@@ -40,6 +42,10 @@ CONTEXT_OPTION = "otel_context"
 #: ``message.options`` key holding when the message became ready to run (Unix ms); the start of
 #: the queue wait.
 READY_AT_OPTION = "otel_ready_at"
+
+#: Celery message header the tasklens producer stamps with when it published the task (Unix ms,
+#: an integer): the monitor reads a ready queue's oldest age from it (unknown without it).
+PUBLISHED_AT_HEADER = "tasklens_published_at"
 
 # -- Span attributes ------------------------------------------------------------------------------
 
@@ -199,30 +205,52 @@ MESSAGE_QUEUE_WAIT = MetricSpec(
     QUEUE_WAIT_BUCKETS_S,
 )
 
-# Broker-side metrics, read from the broker by ``tasklens monitor``.
+# Broker-side metrics, read from the broker by ``tasklens monitor``: the same families for every
+# task library, told apart by ``messaging.system``.
 
-#: Attribute of ``dramatiq.queue.depth``: ready | delayed | in_flight | dead.
+#: Attribute of ``tasklens.queue.depth``: ready | delayed | in_flight | dead.
 QUEUE_STATE = "state"
 QueueState = Literal["ready", "delayed", "in_flight", "dead"]
 QUEUE_STATES: tuple[QueueState, ...] = ("ready", "delayed", "in_flight", "dead")
+#: Attribute of ``tasklens.queue.priority.ready``: the priority step (Celery on Redis: 0, 3, 6, 9
+#: by default; 0 is served first).
+QUEUE_PRIORITY = "priority"
 
 QUEUE_DEPTH = MetricSpec(
-    "dramatiq.queue.depth",
+    "tasklens.queue.depth",
     "gauge",
     "{message}",
     "Messages in a queue, by state (ready, delayed, in_flight, dead).",
 )
 QUEUE_OLDEST_MESSAGE_AGE = MetricSpec(
-    "dramatiq.queue.oldest_message.age",
+    "tasklens.queue.oldest_message.age",
     "gauge",
     "s",
     "Age of the oldest ready message in a queue.",
 )
+QUEUE_PRIORITY_READY = MetricSpec(
+    "tasklens.queue.priority.ready",
+    "gauge",
+    "{message}",
+    "Ready messages of a queue in each priority step (Celery on Redis).",
+)
+QUEUE_OLDEST_UNACKED_AGE = MetricSpec(
+    "tasklens.queue.oldest_unacked.age",
+    "gauge",
+    "s",
+    "Time since a worker took the oldest message it has not acknowledged yet (Celery on Redis).",
+)
+QUEUE_VISIBILITY_TIMEOUT = MetricSpec(
+    "tasklens.queue.visibility_timeout",
+    "gauge",
+    "s",
+    "Unacknowledged messages older than this are delivered again (Celery on Redis).",
+)
 WORKERS = MetricSpec(
-    "dramatiq.workers",
+    "tasklens.workers",
     "gauge",
     "{worker}",
-    "Live worker processes (Redis heartbeats) or consumers (RabbitMQ).",
+    "Live workers: heartbeats (Dramatiq on Redis, Celery) or consumers (Dramatiq on RabbitMQ).",
 )
 BROKER_UP = MetricSpec(
     "tasklens.broker.up",
@@ -249,6 +277,9 @@ METRICS: tuple[MetricSpec, ...] = (
     MESSAGE_QUEUE_WAIT,
     QUEUE_DEPTH,
     QUEUE_OLDEST_MESSAGE_AGE,
+    QUEUE_PRIORITY_READY,
+    QUEUE_OLDEST_UNACKED_AGE,
+    QUEUE_VISIBILITY_TIMEOUT,
     WORKERS,
     BROKER_UP,
     BROKER_SCRAPE_DURATION,
@@ -272,6 +303,7 @@ ATTRIBUTES: tuple[str, ...] = (
     DRAMATIQ_RETRY_DELAY,
     DRAMATIQ_DEAD_LETTER_REASON,
     QUEUE_STATE,
+    QUEUE_PRIORITY,
 )
 
 #: Every span event name.

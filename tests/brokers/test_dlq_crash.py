@@ -30,7 +30,7 @@ kind, url, queue = sys.argv[1:4]
 if kind == "redis":
     inspector = RedisInspector(url, requeue_batch_size=100)
 else:
-    inspector = open_broker(url, queues=[queue])
+    inspector = open_broker(url, queues=[queue], library="dramatiq")
 
 def progress(done, total):
     print(done, total, flush=True)

@@ -15,14 +15,14 @@ from tasklens.brokers.redis import RedisInspector
     "url", ["redis://127.0.0.1:6379/0", "rediss://:pw@cache:6380/0", "unix:///run/redis.sock?db=0"]
 )
 def test_redis_urls(url: str) -> None:
-    with open_broker(url) as inspector:
+    with open_broker(url, library="dramatiq") as inspector:
         assert isinstance(inspector, RedisInspector)
         assert inspector.namespace == "dramatiq"
 
 
 @pytest.mark.parametrize("url", ["amqp://guest:guest@127.0.0.1:5672/%2F", "amqps://u:pw@rabbit:5671/prod"])
 def test_rabbitmq_urls(url: str) -> None:
-    with open_broker(url, queues=["default"]) as inspector:
+    with open_broker(url, queues=["default"], library="dramatiq") as inspector:
         assert isinstance(inspector, RabbitmqInspector)
         assert inspector.queues == ("default",)
 
@@ -71,5 +71,5 @@ def test_an_app_that_cannot_be_imported(tmp_path: Path, monkeypatch: pytest.Monk
         open_broker("redis://127.0.0.1:6379/0", app="no_such_app_module")
     (tmp_path / "not_a_broker_app.py").write_text("broker = 42\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    with pytest.raises(AppNotFound, match="is not a Dramatiq broker"):
+    with pytest.raises(AppNotFound, match="is neither a Celery app nor a Dramatiq broker"):
         open_broker("redis://127.0.0.1:6379/0", app="not_a_broker_app:broker")

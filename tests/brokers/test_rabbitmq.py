@@ -29,7 +29,7 @@ def queue(unique_name: str) -> str:
 
 @pytest.fixture
 def inspector(rabbitmq_url: str, queue: str) -> Iterator[RabbitmqInspector]:
-    broker = open_broker(rabbitmq_url, queues=[queue])
+    broker = open_broker(rabbitmq_url, queues=[queue], library="dramatiq")
     assert isinstance(broker, RabbitmqInspector)
     yield broker
     broker.close()
@@ -93,7 +93,7 @@ def test_an_empty_queue_has_no_oldest_message(
 def test_a_queue_that_does_not_exist_holds_nothing(rabbitmq_url: str, unique_name: str) -> None:
     # Each missing queue closes a channel; the reading goes on on a new one.
     names = [f"{unique_name}-a", f"{unique_name}-b"]
-    with open_broker(rabbitmq_url, queues=names) as inspector:
+    with open_broker(rabbitmq_url, queues=names, library="dramatiq") as inspector:
         snapshot = inspector.snapshot()
         assert [(q.name, q.ready, q.dead) for q in snapshot.queues] == [(n, 0, 0) for n in names]
         with pytest.raises(QueueNotFound):
@@ -176,7 +176,7 @@ def test_delete_and_purge(rabbitmq_broker: Any, inspector: RabbitmqInspector, qu
 
 def test_rabbitmq_needs_a_source_of_queue_names(rabbitmq_url: str) -> None:
     with pytest.raises(NoQueuesKnown, match=r"amqp://guest:\*\*\*@127.0.0.1:5672/%2F cannot list its queues"):
-        open_broker(rabbitmq_url)
+        open_broker(rabbitmq_url, library="dramatiq")
 
 
 def test_queues_come_from_the_app_module(
@@ -200,7 +200,9 @@ def test_queues_come_from_the_app_module(
 
 def test_a_down_broker_is_named_with_its_password_redacted() -> None:
     port = closed_port()
-    inspector = open_broker(f"amqp://guest:hunter2@127.0.0.1:{port}/%2F", queues=["default"], timeout=2)
+    inspector = open_broker(
+        f"amqp://guest:hunter2@127.0.0.1:{port}/%2F", queues=["default"], timeout=2, library="dramatiq"
+    )
     started = time.monotonic()
     with pytest.raises(BrokerUnavailable) as caught:
         inspector.snapshot()
@@ -211,7 +213,9 @@ def test_a_down_broker_is_named_with_its_password_redacted() -> None:
 def test_a_silent_broker_times_out_within_the_timeout() -> None:
     with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
         port = silent.getsockname()[1]
-        inspector = open_broker(f"amqp://guest:hunter2@127.0.0.1:{port}/%2F", queues=["default"], timeout=0.5)
+        inspector = open_broker(
+            f"amqp://guest:hunter2@127.0.0.1:{port}/%2F", queues=["default"], timeout=0.5, library="dramatiq"
+        )
         started = time.monotonic()
         with pytest.raises(
             BrokerUnavailable, match=rf"cannot reach amqp://guest:\*\*\*@127.0.0.1:{port}/%2F"
@@ -277,7 +281,7 @@ def test_the_management_api_adds_in_flight_counts_and_discovery(rabbitmq_url: st
     ]
     api = ManagementApi(rows)
     try:
-        with open_broker(rabbitmq_url, management_url=api.url) as inspector:
+        with open_broker(rabbitmq_url, management_url=api.url, library="dramatiq") as inspector:
             snapshot = inspector.snapshot()
     finally:
         api.close()
@@ -295,7 +299,9 @@ def test_the_management_api_adds_in_flight_counts_and_discovery(rabbitmq_url: st
 def test_the_management_api_credentials_come_from_its_url(rabbitmq_url: str) -> None:
     api = ManagementApi([])
     try:
-        with open_broker(rabbitmq_url, management_url=api.url.replace("//", "//admin:pw@")) as inspector:
+        with open_broker(
+            rabbitmq_url, management_url=api.url.replace("//", "//admin:pw@"), library="dramatiq"
+        ) as inspector:
             assert inspector.snapshot().queues == []
     finally:
         api.close()
@@ -304,7 +310,9 @@ def test_the_management_api_credentials_come_from_its_url(rabbitmq_url: str) -> 
 
 def test_an_unreachable_management_api_is_named_redacted(rabbitmq_url: str) -> None:
     port = closed_port()
-    inspector = open_broker(rabbitmq_url, management_url=f"http://admin:hunter2@127.0.0.1:{port}")
+    inspector = open_broker(
+        rabbitmq_url, management_url=f"http://admin:hunter2@127.0.0.1:{port}", library="dramatiq"
+    )
     with inspector, pytest.raises(BrokerUnavailable) as caught:
         inspector.snapshot()
     assert "hunter2" not in str(caught.value)

@@ -331,7 +331,7 @@ def test_requeue_of_a_missing_id_changes_nothing(
 
 def test_a_down_broker_is_named_with_its_password_redacted() -> None:
     port = closed_port()
-    inspector = open_broker(f"redis://:hunter2@127.0.0.1:{port}/0", timeout=2)
+    inspector = open_broker(f"redis://:hunter2@127.0.0.1:{port}/0", timeout=2, library="dramatiq")
     started = time.monotonic()
     with pytest.raises(BrokerUnavailable) as caught:
         inspector.snapshot()
@@ -344,7 +344,7 @@ def test_a_silent_broker_times_out_within_the_timeout() -> None:
 
     with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
         port = silent.getsockname()[1]
-        inspector = open_broker(f"redis://:hunter2@127.0.0.1:{port}/0", timeout=0.5)
+        inspector = open_broker(f"redis://:hunter2@127.0.0.1:{port}/0", timeout=0.5, library="dramatiq")
         started = time.monotonic()
         with pytest.raises(BrokerUnavailable, match=rf"cannot reach redis://:\*\*\*@127.0.0.1:{port}/0"):
             inspector.snapshot()

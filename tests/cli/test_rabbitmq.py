@@ -51,16 +51,16 @@ def test_metrics_leave_unknowns_out(rabbitmq_url: str, rabbit_queue: str) -> Non
     with TestClient(create_app(settings)) as client:
         metrics = client.get("/metrics").text
 
-    label = f'messaging_destination_name="{rabbit_queue}"'
-    assert f'dramatiq_queue_depth{{{label},state="ready"}} 2.0' in metrics
-    assert f'dramatiq_queue_depth{{{label},state="delayed"}} 1.0' in metrics
-    assert f'dramatiq_queue_depth{{{label},state="dead"}} 0.0' in metrics
+    label = f'messaging_destination_name="{rabbit_queue}",messaging_system="dramatiq"'
+    assert f'tasklens_queue_depth{{{label},state="ready"}} 2.0' in metrics
+    assert f'tasklens_queue_depth{{{label},state="delayed"}} 1.0' in metrics
+    assert f'tasklens_queue_depth{{{label},state="dead"}} 0.0' in metrics
     assert f'{label},state="in_flight"' not in metrics
-    assert f"dramatiq_queue_oldest_message_age_seconds{{{label}}}" not in metrics
+    assert f"tasklens_queue_oldest_message_age_seconds{{{label}}}" not in metrics
 
 
 def test_rabbitmq_without_any_queue_names_says_how_to_name_them(invoke: Invoke, rabbitmq_url: str) -> None:
-    result = invoke("queues", "--broker", rabbitmq_url)
+    result = invoke("queues", "--broker", rabbitmq_url, "--library", "dramatiq")
 
     assert result.exit_code == 2
     (line,) = result.stderr.strip().splitlines()

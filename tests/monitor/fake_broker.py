@@ -17,6 +17,7 @@ from tasklens.brokers.base import (
     Progress,
     QueueNotFound,
     QueueStats,
+    WorkerInfo,
 )
 
 #: A URL with a password, so that tests can check it is never shown.
@@ -36,6 +37,9 @@ class FakeInspector(BrokerInspector):
         self.dead: dict[str, list[DeadLetter]] = {}
         self.requeued: dict[str, list[DeadLetter]] = {}
         self.workers: int | None = 2
+        self.messaging_system = "dramatiq"
+        self.worker_list: list[WorkerInfo] | None = None
+        self.workers_note: str | None = None
         self.down = False
         self.hang: threading.Event | None = None
         self.snapshot_calls = 0
@@ -77,7 +81,15 @@ class FakeInspector(BrokerInspector):
             replace(stats, dead=len(self.dead[stats.name])) if stats.dead is not None else stats
             for stats in sorted(self.queues.values(), key=lambda stats: stats.name)
         ]
-        return BrokerSnapshot(queues=queues, workers=self.workers, read_at=time.time(), duration=0.001)
+        return BrokerSnapshot(
+            queues=queues,
+            workers=self.workers,
+            read_at=time.time(),
+            duration=0.001,
+            messaging_system=self.messaging_system,
+            worker_list=self.worker_list,
+            workers_note=self.workers_note,
+        )
 
     def dead_letters(self, queue: str, *, offset: int = 0, limit: int = 50) -> DeadLetterPage:
         if self.bug is not None:

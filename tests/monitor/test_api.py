@@ -17,6 +17,7 @@ def test_queues_lists_every_queue_with_unknown_counts_as_null(client: TestClient
     body = response.json()
     assert body["broker"] == "redis://:***@fake-broker:6379/0"
     assert body["workers"] == 2
+    assert body["messaging_system"] == "dramatiq"
     assert [queue["name"] for queue in body["queues"]] == ["default", "emails"]
     default, emails = body["queues"]
     assert default == {
@@ -28,6 +29,10 @@ def test_queues_lists_every_queue_with_unknown_counts_as_null(client: TestClient
         "oldest_age": 12.5,
         "consumers": None,
         "pending": 5,
+        # Only Celery on Redis has priority steps and a visibility timeout.
+        "priorities": None,
+        "oldest_unacked_age": None,
+        "visibility_timeout": None,
     }
     assert emails["delayed"] is None and emails["in_flight"] is None and emails["oldest_age"] is None
 

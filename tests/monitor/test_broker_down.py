@@ -56,7 +56,7 @@ def test_readyz_503_when_the_broker_refuses_then_recovers(proxy: TcpProxy, monit
     assert "pass-w0rd" not in down.text
     metrics = monitor.get("/metrics").text
     assert "tasklens_broker_up 0.0" in metrics
-    assert "dramatiq_queue_depth{" not in metrics
+    assert "tasklens_queue_depth{" not in metrics
 
     proxy.start()
     wait_for_status(monitor, "/readyz", 200)

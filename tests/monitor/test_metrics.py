@@ -21,7 +21,10 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 def depth(queue: str, state: str) -> tuple[str, tuple[tuple[str, str], ...]]:
-    return ("dramatiq_queue_depth", (("messaging_destination_name", queue), ("state", state)))
+    return (
+        "tasklens_queue_depth",
+        (("messaging_destination_name", queue), ("messaging_system", "dramatiq"), ("state", state)),
+    )
 
 
 def test_metrics_expose_the_broker_gauges(client: TestClient) -> None:
@@ -35,14 +38,19 @@ def test_metrics_expose_the_broker_gauges(client: TestClient) -> None:
     assert values[depth("default", "in_flight")] == 1
     assert values[depth("default", "dead")] == 4
     assert (
-        values[("dramatiq_queue_oldest_message_age_seconds", (("messaging_destination_name", "default"),))]
+        values[
+            (
+                "tasklens_queue_oldest_message_age_seconds",
+                (("messaging_destination_name", "default"), ("messaging_system", "dramatiq")),
+            )
+        ]
         == 12.5
     )
-    assert values[("dramatiq_workers", ())] == 2
+    assert values[("tasklens_workers", (("messaging_system", "dramatiq"),))] == 2
     assert values[("tasklens_broker_up", ())] == 1
     assert ("tasklens_broker_scrape_duration_seconds", ()) in values
-    assert "# TYPE dramatiq_queue_depth gauge" in response.text
-    assert "# HELP dramatiq_queue_depth Messages in a queue, by state" in response.text
+    assert "# TYPE tasklens_queue_depth gauge" in response.text
+    assert "# HELP tasklens_queue_depth Messages in a queue, by state" in response.text
 
 
 def test_unknown_counts_are_left_out_not_zero(client: TestClient) -> None:
@@ -52,15 +60,15 @@ def test_unknown_counts_are_left_out_not_zero(client: TestClient) -> None:
     assert depth("emails", "delayed") not in values
     assert depth("emails", "in_flight") not in values
     assert (
-        "dramatiq_queue_oldest_message_age_seconds",
-        (("messaging_destination_name", "emails"),),
+        "tasklens_queue_oldest_message_age_seconds",
+        (("messaging_destination_name", "emails"), ("messaging_system", "dramatiq")),
     ) not in values
 
 
 def test_unknown_worker_count_is_left_out(client: TestClient, fake: FakeInspector) -> None:
     fake.workers = None
 
-    assert "dramatiq_workers" not in client.get("/metrics").text
+    assert "tasklens_workers" not in client.get("/metrics").text
 
 
 def test_broker_down_reports_up_0_and_no_queue_gauges(client: TestClient, fake: FakeInspector) -> None:

@@ -41,8 +41,15 @@ def collect(fake: FakeInspector) -> Points:
     return points
 
 
+#: The attribute every Dramatiq broker gauge carries.
+DRAMATIQ = ("messaging.system", "dramatiq")
+
+
 def depth(queue: str, state: str) -> tuple[str, tuple[tuple[str, object], ...]]:
-    return ("dramatiq.queue.depth", (("messaging.destination.name", queue), ("state", state)))
+    return (
+        "tasklens.queue.depth",
+        (("messaging.destination.name", queue), ("messaging.system", "dramatiq"), ("state", state)),
+    )
 
 
 def test_gauges_carry_the_semantic_names_and_omit_unknowns(fake: FakeInspector) -> None:
@@ -54,9 +61,15 @@ def test_gauges_carry_the_semantic_names_and_omit_unknowns(fake: FakeInspector) 
     assert points[depth("default", "in_flight")] == 1
     assert points[depth("rabbit", "ready")] == 7
     assert depth("rabbit", "delayed") not in points
-    assert points[("dramatiq.queue.oldest_message.age", (("messaging.destination.name", "default"),))] == 12.5
-    assert ("dramatiq.queue.oldest_message.age", (("messaging.destination.name", "rabbit"),)) not in points
-    assert points[("dramatiq.workers", ())] == 2
+    assert (
+        points[("tasklens.queue.oldest_message.age", (("messaging.destination.name", "default"), DRAMATIQ))]
+        == 12.5
+    )
+    assert (
+        "tasklens.queue.oldest_message.age",
+        (("messaging.destination.name", "rabbit"), DRAMATIQ),
+    ) not in points
+    assert points[("tasklens.workers", (DRAMATIQ,))] == 2
     assert points[("tasklens.broker.up", ())] == 1
 
 
@@ -66,7 +79,7 @@ def test_broker_down_exports_up_0_only(fake: FakeInspector) -> None:
     points = collect(fake)
 
     assert points[("tasklens.broker.up", ())] == 0
-    assert not any(name.startswith("dramatiq.") for name, _ in points)
+    assert set(points) == {("tasklens.broker.up", ()), ("tasklens.broker.scrape.duration", ())}
 
 
 @pytest.mark.parametrize(
@@ -94,8 +107,9 @@ def test_the_monitor_exports_the_true_depth_to_an_otlp_receiver(queue: Populated
         return [
             point.value
             for point in receiver.metric_points()
-            if point.name == "dramatiq.queue.depth"
-            and point.attributes == {"messaging.destination.name": queue.queue, "state": "ready"}
+            if point.name == "tasklens.queue.depth"
+            and point.attributes
+            == {"messaging.system": "dramatiq", "messaging.destination.name": queue.queue, "state": "ready"}
         ]
 
     with OtlpReceiver() as receiver:

@@ -82,7 +82,7 @@ def test_prometheus_stores_the_true_queue_depth(redis_url: str, unique_name: str
 
 
 def _stored_depths(prometheus_url: str, queue: str) -> dict[str, int]:
-    expression = f'dramatiq_queue_depth{{messaging_destination_name="{queue}"}}'
+    expression = f'tasklens_queue_depth{{messaging_destination_name="{queue}",messaging_system="dramatiq"}}'
     deadline = time.monotonic() + QUERY_DEADLINE
     while True:
         result = query(prometheus_url, expression)

@@ -36,10 +36,10 @@ def test_serves_metrics_health_and_api_from_the_real_broker(redis_url: str, uniq
         queues = httpx.get(f"{base_url}/api/queues", timeout=10).json()
         ready = httpx.get(f"{base_url}/readyz", timeout=10)
 
-    label = f'messaging_destination_name="{queue.queue}"'
-    assert f'dramatiq_queue_depth{{{label},state="ready"}} 3.0' in metrics
-    assert f'dramatiq_queue_depth{{{label},state="delayed"}} 2.0' in metrics
-    assert f'dramatiq_queue_depth{{{label},state="dead"}} 1.0' in metrics
+    label = f'messaging_destination_name="{queue.queue}",messaging_system="dramatiq"'
+    assert f'tasklens_queue_depth{{{label},state="ready"}} 3.0' in metrics
+    assert f'tasklens_queue_depth{{{label},state="delayed"}} 2.0' in metrics
+    assert f'tasklens_queue_depth{{{label},state="dead"}} 1.0' in metrics
     assert "tasklens_broker_up 1.0" in metrics
     assert ready.status_code == 200
     (stats,) = [entry for entry in queues["queues"] if entry["name"] == queue.queue]

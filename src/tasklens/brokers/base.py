@@ -1,8 +1,14 @@
 """The one interface every broker layout implements: read queue state, act on dead letters.
 
 An implementation reads a broker the way the task library lays it out (Dramatiq on Redis,
-Dramatiq on RabbitMQ; Celery's layouts later) and never changes anything except through the
-dead-letter actions. Reads are bounded in time and never block the broker.
+Dramatiq on RabbitMQ, Celery on Redis, Celery on RabbitMQ) and never changes anything except
+through the dead-letter actions. Reads are bounded in time and never block the broker.
+
+The counts mean the same for both libraries: ``ready`` waits for a worker, ``delayed`` waits for
+its time (Dramatiq's delay queue; Celery's countdown/eta tasks, which workers hold
+unacknowledged until they are due), ``in_flight`` was taken by a worker and is not acknowledged
+yet (for Celery: reserved, that is prefetched, or executing with ``acks_late``), ``dead`` sits in
+a dead-letter queue. The optional fields are what only some layouts can tell.
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tasklens import semconv
+
 __all__ = [
     "BrokerError",
     "BrokerInspector",
@@ -20,8 +28,11 @@ __all__ = [
     "DeadLetter",
     "DeadLetterPage",
     "MessageNotFound",
+    "NoDeadLetterQueue",
     "QueueNotFound",
     "QueueStats",
+    "ReadOnlyInspector",
+    "WorkerInfo",
 ]
 
 
@@ -35,6 +46,10 @@ class BrokerUnavailable(BrokerError):
 
 class QueueNotFound(BrokerError):
     """The queue named does not exist on the broker."""
+
+
+class NoDeadLetterQueue(QueueNotFound):
+    """The queue has no dead-letter queue (Celery on Redis never has one)."""
 
 
 class MessageNotFound(BrokerError):
@@ -55,6 +70,12 @@ class QueueStats:
       dead(int|None): Messages in the dead-letter queue.
       oldest_age(float|None): Age of the oldest ready message, in seconds (0 when none is ready).
       consumers(int|None): Consumers attached to the queue, where the broker reports them.
+      priorities(dict[int, int]|None): Ready messages per priority step (Celery on Redis, whose
+        steps are sibling lists); their sum is ``ready``. ``None`` where the layout has none.
+      oldest_unacked_age(float|None): Seconds since a worker took the oldest message of the
+        queue it has not acknowledged (Celery on Redis), ``None`` when none is or it is unknown.
+      visibility_timeout(float|None): Unacknowledged messages older than this are delivered
+        again, in seconds (Celery on Redis).
     """
 
     name: str
@@ -64,6 +85,9 @@ class QueueStats:
     dead: int | None
     oldest_age: float | None
     consumers: int | None = None
+    priorities: dict[int, int] | None = None
+    oldest_unacked_age: float | None = None
+    visibility_timeout: float | None = None
 
     @property
     def pending(self) -> int:
@@ -72,20 +96,58 @@ class QueueStats:
 
 
 @dataclass(frozen=True)
+class WorkerInfo:
+    """One live worker, as its heartbeats describe it (Celery).
+
+    Parameters:
+      hostname(str): The full node name, ``name@host``: two workers on one host are two.
+      last_heartbeat(float): When its last heartbeat was received, Unix seconds (the monitor's
+        clock, so clock skew between machines does not matter).
+      expires_at(float): When it counts as gone unless it heart-beats again, Unix seconds.
+      freq(float): Its heartbeat interval, in seconds.
+      active(int|None): Tasks it is executing now.
+      processed(int|None): Tasks it has executed since it started.
+      pool(str|None): Its pool (prefork, threads, solo, eventlet, gevent), once known.
+      concurrency(int|None): Its pool's size, once known.
+      pid(int|None): Its main process id.
+      software(str|None): Its task library and version, e.g. ``py-celery 5.5.0``.
+    """
+
+    hostname: str
+    last_heartbeat: float
+    expires_at: float
+    freq: float
+    active: int | None = None
+    processed: int | None = None
+    pool: str | None = None
+    concurrency: int | None = None
+    pid: int | None = None
+    software: str | None = None
+
+
+@dataclass(frozen=True)
 class BrokerSnapshot:
     """One read of the whole broker.
 
     Parameters:
       queues(list[QueueStats]): Every queue found, sorted by name.
-      workers(int|None): Live worker processes (Redis heartbeats) or consumers (RabbitMQ).
+      workers(int|None): Live worker processes (Redis heartbeats) or consumers (RabbitMQ);
+        ``None`` when they cannot be known (``workers_note`` says why).
       read_at(float): When the read finished, Unix seconds.
       duration(float): How long the read took, in seconds.
+      messaging_system(str): The task library whose layout was read (``dramatiq``, ``celery``).
+      worker_list(list[WorkerInfo]|None): Each live worker, where the layout describes them.
+      workers_note(str|None): What limits the worker count, e.g. ``events disabled: workers
+        unknown``.
     """
 
     queues: list[QueueStats]
     workers: int | None
     read_at: float
     duration: float
+    messaging_system: str = semconv.MESSAGING_SYSTEM_DRAMATIQ
+    worker_list: list[WorkerInfo] | None = None
+    workers_note: str | None = None
 
     def queue(self, name: str) -> QueueStats:
         for stats in self.queues:
@@ -208,3 +270,34 @@ class BrokerInspector(abc.ABC):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class ReadOnlyInspector(BrokerInspector):
+    """An inspector whose layout offers no dead-letter browsing or actions: each of those calls
+    raises ``NoDeadLetterQueue`` with the reason ``no_dead_letters`` gives."""
+
+    @abc.abstractmethod
+    def no_dead_letters(self, queue: str) -> NoDeadLetterQueue:
+        """The error saying why ``queue``'s dead letters cannot be reached here."""
+
+    def dead_letters(self, queue: str, *, offset: int = 0, limit: int = 50) -> DeadLetterPage:
+        raise self.no_dead_letters(queue)
+
+    def dead_letter(self, queue: str, message_id: str) -> DeadLetter:
+        raise self.no_dead_letters(queue)
+
+    def requeue_dead(
+        self,
+        queue: str,
+        message_ids: Sequence[str] | None = None,
+        *,
+        reset_retries: bool = False,
+        progress: Progress | None = None,
+    ) -> int:
+        raise self.no_dead_letters(queue)
+
+    def delete_dead(self, queue: str, message_ids: Sequence[str]) -> int:
+        raise self.no_dead_letters(queue)
+
+    def purge_dead(self, queue: str) -> int:
+        raise self.no_dead_letters(queue)

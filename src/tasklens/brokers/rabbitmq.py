@@ -27,20 +27,17 @@ Example:
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
 
 import pika
-import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
-from pika.adapters.utils.connection_workflow import AMQPConnectorException, AMQPConnectorStackTimeout
 
+from tasklens.brokers.amqp import AmqpSession, QueueCounts
 from tasklens.brokers.base import (
     BrokerError,
     BrokerInspector,
@@ -61,7 +58,6 @@ from tasklens.brokers.payload import (
     message_id_of,
     requeued_payload,
 )
-from tasklens.brokers.url import redact_url, scrub
 
 __all__ = ["DEFAULT_TIMEOUT", "NoQueuesKnown", "RabbitmqInspector"]
 
@@ -71,8 +67,6 @@ DEFAULT_TIMEOUT = 5.0
 MAX_PAGE_SIZE = 1000
 #: ``requeue_dead`` reports progress after this many messages.
 PROGRESS_EVERY = 100
-#: AMQP reply code of a passive declare of a queue that does not exist.
-NOT_FOUND = 404
 #: Persistent delivery, as Dramatiq publishes.
 PERSISTENT = 2
 #: Header RabbitMQ adds when it dead-letters a message (a list, most recent first).
@@ -83,13 +77,6 @@ MANAGEMENT_COLUMNS = "name,messages,messages_ready,messages_unacknowledged,consu
 
 class NoQueuesKnown(BrokerError):
     """RabbitMQ cannot list queues over AMQP and no other source of queue names was given."""
-
-
-@dataclass(frozen=True)
-class _QueueCounts:
-    exists: bool
-    ready: int = 0
-    consumers: int = 0
 
 
 @dataclass(frozen=True)
@@ -126,9 +113,10 @@ class RabbitmqInspector(BrokerInspector):
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         self.url = url
-        self._redacted_url = redact_url(url)
+        self._session = AmqpSession(url, timeout=timeout, management_url=management_url)
+        self._redacted_url = self._session.redacted_url
         self.queues = tuple(dict.fromkeys(canonical_queue_name(q) for q in queues))
-        self.management_url = management_url.rstrip("/") if management_url else None
+        self.management_url = self._session.management_url
         self.timeout = timeout
         if not self.queues and not self.management_url:
             raise NoQueuesKnown(
@@ -136,28 +124,13 @@ class RabbitmqInspector(BrokerInspector):
                 "(--queue), give the app module (--app) or the management API URL "
                 "(--rabbitmq-management-url)"
             )
-        try:
-            self._parameters = pika.URLParameters(url)
-        except Exception as e:
-            raise BrokerError(f"invalid RabbitMQ URL {self._redacted_url}: {scrub(str(e), url)}") from None
-        self._parameters.socket_timeout = timeout
-        self._parameters.stack_timeout = timeout
-        self._parameters.blocked_connection_timeout = timeout
-        self._parameters.connection_attempts = 1
-        self._connection: pika.BlockingConnection | None = None
-        # A blocking connection is not thread-safe: one operation at a time.
-        self._lock = threading.RLock()
 
     @property
     def redacted_url(self) -> str:
         return self._redacted_url
 
     def close(self) -> None:
-        with self._lock:
-            connection, self._connection = self._connection, None
-            if connection is not None and connection.is_open:
-                with suppress(pika.exceptions.AMQPError):
-                    connection.close()
+        self._session.close()
 
     # -- Reading --------------------------------------------------------------------------------
 
@@ -258,74 +231,11 @@ class RabbitmqInspector(BrokerInspector):
 
     # -- Internals ------------------------------------------------------------------------------
 
-    @contextmanager
-    def _channel(self) -> Iterator[BlockingChannel]:
-        """A fresh channel on the shared connection, (re)connecting as needed."""
-        with self._lock:
-            try:
-                channel = self._open_channel()
-                try:
-                    yield channel
-                finally:
-                    if channel.is_open:
-                        channel.close()
-            except pika.exceptions.UnroutableError:
-                raise BrokerError(
-                    f"{self._redacted_url} could not route a requeued message: does the queue still "
-                    "exist? The dead letter was kept."
-                ) from None
-            except pika.exceptions.NackError:
-                raise BrokerError(
-                    f"{self._redacted_url} refused a requeued message; the dead letter was kept."
-                ) from None
-            except AMQPConnectorStackTimeout:
-                self._drop_connection()
-                raise BrokerUnavailable(
-                    f"cannot reach {self._redacted_url}: no answer within {self.timeout:g} s"
-                ) from None
-            except (
-                pika.exceptions.AMQPConnectionError,
-                pika.exceptions.ConnectionClosed,
-                AMQPConnectorException,
-                OSError,
-            ) as e:
-                self._drop_connection()
-                raise BrokerUnavailable(
-                    f"cannot reach {self._redacted_url}: {_reason(e, self.url)}"
-                ) from None
-            except pika.exceptions.AMQPChannelError as e:
-                raise BrokerError(
-                    f"{self._redacted_url} refused the operation: {_reason(e, self.url)}"
-                ) from None
+    def _channel(self) -> AbstractContextManager[BlockingChannel]:
+        return self._session.channel()
 
-    def _open_channel(self) -> BlockingChannel:
-        connection = self._connection
-        if connection is not None and connection.is_open:
-            try:
-                # Also notices a connection the server closed while we were idle.
-                connection.process_data_events(0)
-                return connection.channel()
-            except (pika.exceptions.AMQPConnectionError, pika.exceptions.ConnectionClosed, OSError):
-                self._drop_connection()
-        self._connection = pika.BlockingConnection(self._parameters)
-        return self._connection.channel()
-
-    def _drop_connection(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None and connection.is_open:
-            with suppress(Exception):
-                connection.close()
-
-    def _declare_passive(self, channel: BlockingChannel, name: str) -> tuple[BlockingChannel, _QueueCounts]:
-        """The queue's counts, and the channel to go on with (a missing queue closes the channel)."""
-        try:
-            method = channel.queue_declare(queue=name, passive=True).method
-        except pika.exceptions.ChannelClosedByBroker as e:
-            if e.reply_code != NOT_FOUND:
-                raise
-            assert self._connection is not None
-            return self._connection.channel(), _QueueCounts(exists=False)
-        return channel, _QueueCounts(exists=True, ready=method.message_count, consumers=method.consumer_count)
+    def _declare_passive(self, channel: BlockingChannel, name: str) -> tuple[BlockingChannel, QueueCounts]:
+        return self._session.declare_passive(channel, name)
 
     def _read_queues(self, first_channel: BlockingChannel, names: Sequence[str]) -> list[QueueStats]:
         channel = first_channel
@@ -425,28 +335,10 @@ class RabbitmqInspector(BrokerInspector):
         channel.basic_ack(delivery.tag)
 
     def _read_management(self) -> list[QueueStats]:
-        import httpx
-
-        assert self.management_url is not None
-        vhost = quote(self._parameters.virtual_host, safe="")
-        endpoint = f"{self.management_url}/api/queues/{vhost}"
-        redacted = redact_url(endpoint)
-        auth = None
-        if "@" not in self.management_url.split("//", 1)[-1]:
-            credentials = self._parameters.credentials
-            auth = (getattr(credentials, "username", ""), getattr(credentials, "password", ""))
-        try:
-            response = httpx.get(
-                endpoint, params={"columns": MANAGEMENT_COLUMNS}, auth=auth, timeout=self.timeout
-            )
-        except httpx.HTTPError as e:
-            raise BrokerUnavailable(f"cannot reach {redacted}: {_reason(e, self.management_url)}") from None
-        if response.status_code != 200:
-            raise BrokerUnavailable(f"{redacted} answered HTTP {response.status_code}")
-        try:
-            rows = {row["name"]: row for row in response.json() if isinstance(row, dict) and "name" in row}
-        except (ValueError, TypeError):
-            raise BrokerUnavailable(f"{redacted} did not answer a JSON queue list") from None
+        listed = self._session.management_get("queues/{vhost}", {"columns": MANAGEMENT_COLUMNS})
+        if not isinstance(listed, list):
+            raise BrokerUnavailable(f"{self._redacted_url}'s management API did not answer a queue list")
+        rows = {row["name"]: row for row in listed if isinstance(row, dict) and "name" in row}
         names = sorted(set(self.queues) | {canonical_queue_name(name) for name in rows})
         return [_management_stats(name, rows) for name in names]
 
@@ -491,21 +383,3 @@ def _died_at(properties: pika.BasicProperties) -> float | None:
         return None
     when = deaths[0].get("time")
     return when.timestamp() if isinstance(when, datetime) else None
-
-
-def _reason(error: BaseException, url: str) -> str:
-    """The innermost meaningful cause of a pika or httpx error, e.g. ``Connection refused``."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, OSError) and current.strerror:
-            return scrub(current.strerror, url)
-        nested = next((arg for arg in current.args if isinstance(arg, BaseException)), None)
-        # pika's connection workflow wraps the socket error in an ``exception`` attribute.
-        wrapped = getattr(current, "exception", None)
-        if not isinstance(wrapped, BaseException):
-            wrapped = None
-        current = nested or wrapped or current.__cause__ or current.__context__
-    text = str(error).strip() or type(error).__name__
-    return scrub(text, url)

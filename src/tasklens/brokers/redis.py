@@ -28,7 +28,6 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import re
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -37,15 +36,11 @@ from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from tasklens import semconv
 from tasklens.brokers.base import (
-    BrokerError,
     BrokerInspector,
     BrokerSnapshot,
-    BrokerUnavailable,
     DeadLetter,
     DeadLetterPage,
     MessageNotFound,
@@ -61,7 +56,8 @@ from tasklens.brokers.payload import (
     message_id_of,
     requeued_payload,
 )
-from tasklens.brokers.url import redact_url, scrub
+from tasklens.brokers.redis_client import SCAN_COUNT, glob_escape, redis_client, redis_errors
+from tasklens.brokers.url import redact_url
 
 __all__ = [
     "DEFAULT_HEARTBEAT_TIMEOUT",
@@ -81,8 +77,6 @@ DEFAULT_TIMEOUT = 5.0
 DEFAULT_HEARTBEAT_TIMEOUT = 60.0
 #: Dead letters moved per atomic script call: small enough that Redis is never blocked for long.
 DEFAULT_REQUEUE_BATCH_SIZE = 500
-#: The COUNT hint of each SCAN call while discovering queues.
-SCAN_COUNT = 1000
 #: Payloads fetched per HSCAN call while looking dead letters up by message id.
 HSCAN_COUNT = 500
 #: The most dead letters one page may hold.
@@ -94,8 +88,6 @@ MESSAGES_SUFFIX = ".msgs"
 HEARTBEATS_KEY = "__heartbeats__"
 #: Keys (after the namespace) starting with this are Dramatiq's bookkeeping, not queues.
 INTERNAL_KEY_PREFIX = "__"
-
-_REDIS_ERROR_REASON = re.compile(r"^Error -?\d+ (?:connecting to|while writing to) \S+?\.? (.*?)\.?$")
 
 
 def _script(name: str) -> str:
@@ -139,18 +131,7 @@ class RedisInspector(BrokerInspector):
         self.timeout = timeout
         self.heartbeat_timeout = heartbeat_timeout
         self.requeue_batch_size = requeue_batch_size
-        try:
-            self._client = redis.Redis.from_url(
-                connection_url,
-                socket_timeout=timeout,
-                socket_connect_timeout=timeout,
-                # One attempt: a down broker is reported within the timeout, not after retries.
-                # (A pooled connection the server closed is noticed and replaced at checkout.)
-                retry=Retry(NoBackoff(), 0),
-                health_check_interval=30,
-            )
-        except (ValueError, TypeError) as e:
-            raise BrokerError(f"invalid Redis URL {self._redacted_url}: {scrub(str(e), url)}") from None
+        self._client = redis_client(connection_url, timeout=timeout, shown_url=self._redacted_url)
         self._stats_script = _script("queue_stats")
         self._stats_sha = hashlib.sha1(self._stats_script.encode()).hexdigest()
         self._requeue_script = self._client.register_script(_script("requeue_dead"))
@@ -322,7 +303,7 @@ class RedisInspector(BrokerInspector):
     def _discover(self) -> set[str]:
         prefix = self._key("")
         names = set()
-        for key in self._client.scan_iter(match=_glob_escape(prefix) + "*", count=SCAN_COUNT):
+        for key in self._client.scan_iter(match=glob_escape(prefix) + "*", count=SCAN_COUNT):
             name = key.decode(errors="replace")[len(prefix) :]
             if name.startswith(INTERNAL_KEY_PREFIX):
                 continue
@@ -407,14 +388,8 @@ class RedisInspector(BrokerInspector):
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
-        try:
+        with redis_errors(self.url, self._redacted_url):
             yield
-        except (redis.ConnectionError, redis.TimeoutError) as e:
-            raise BrokerUnavailable(f"cannot reach {self._redacted_url}: {_reason(e, self.url)}") from None
-        except redis.RedisError as e:
-            raise BrokerError(
-                f"{self._redacted_url} refused the command: {scrub(str(e), self.url)}"
-            ) from None
 
 
 def _queue_stats(name: str, row: list[Any], now_ms: float) -> QueueStats:
@@ -448,18 +423,6 @@ def _split_namespace(url: str) -> tuple[str, str | None]:
     if parts.netloc or "://" not in url:
         return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment)), namespace
     return f"{parts.scheme}://{parts.path}" + (f"?{query}" if query else ""), namespace
-
-
-def _glob_escape(text: str) -> str:
-    return re.sub(r"([\\*?\[\]])", r"\\\1", text)
-
-
-def _reason(error: Exception, url: str) -> str:
-    text = str(error).strip()
-    match = _REDIS_ERROR_REASON.match(text)
-    if match and match.group(1):
-        text = match.group(1)
-    return scrub(text or type(error).__name__, url)
 
 
 def _check_page(offset: int, limit: int) -> None:

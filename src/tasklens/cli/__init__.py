@@ -15,6 +15,7 @@ COMMANDS: dict[str, str] = {
     "health": "tasklens.cli.health:health",
     "monitor": "tasklens.cli.monitor:monitor",
     "queues": "tasklens.cli.queues:queues",
+    "workers": "tasklens.cli.workers:workers",
 }
 
 
@@ -36,4 +37,4 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tasklens")
 def main() -> None:
-    """tasklens: OpenTelemetry-native observability for Dramatiq task queues."""
+    """tasklens: OpenTelemetry-native observability for Dramatiq and Celery task queues."""

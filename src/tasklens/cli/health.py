@@ -72,6 +72,8 @@ def health(target: BrokerTarget, thresholds: HealthThresholds, as_json: bool, wo
 
 def _summary(report: HealthReport) -> str:
     workers = "?" if report.workers is None else str(report.workers)
+    if report.workers_note:
+        workers += f" ({report.workers_note})"
     line = (
         f"{report.status}: {report.broker}, {len(report.queues)} queues,"
         f" {report.total_pending} pending, {workers} live workers"

@@ -195,6 +195,9 @@ def monitor(
         max_store_size=max_store_size,
         forward_url=forward,
         alerts=alert_flags.config(_store_path(store, no_store)),
+        library=target.library,
+        transport_options=target.transport_options,
+        ping_workers=target.ping_workers,
     )
     try:
         check_bind(settings)

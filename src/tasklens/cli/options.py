@@ -1,17 +1,19 @@
 """Options the broker commands share, and how they report a broker that fails them.
 
 Every command that reads a broker takes ``--broker`` (or ``TASKLENS_BROKER_URL``), ``--app``,
-``--queue``, ``--rabbitmq-management-url`` and ``--timeout``. A broker that does not answer is
+``--queue``, ``--library``, ``--transport-option``, ``--ping-workers``,
+``--rabbitmq-management-url`` and ``--timeout``. A broker that does not answer is
 reported on one line naming its redacted URL, and the command exits with status 2.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -60,6 +62,9 @@ class BrokerTarget:
       queues(tuple[str, ...]): Queue names to read besides those discovered.
       management_url(str|None): RabbitMQ management API URL.
       timeout(float): Connect and command timeout, in seconds.
+      library(str|None): ``dramatiq`` or ``celery``; detected when ``None``.
+      transport_options(dict): Celery's ``broker_transport_options`` (over the app's).
+      ping_workers(bool): Celery: count workers answering ``inspect ping`` when none heart-beats.
     """
 
     url: str
@@ -67,6 +72,9 @@ class BrokerTarget:
     queues: tuple[str, ...]
     management_url: str | None
     timeout: float
+    library: str | None = None
+    transport_options: dict[str, Any] = field(default_factory=dict)
+    ping_workers: bool = False
 
     @property
     def redacted(self) -> str:
@@ -83,7 +91,36 @@ class BrokerTarget:
             app=self.app,
             management_url=self.management_url,
             timeout=self.timeout,
+            library=self.library,
+            transport_options=self.transport_options,
+            ping_workers=self.ping_workers,
         )
+
+
+def _transport_options(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs, each VALUE read as JSON when it is (``priority_steps=[0,5,9]``)."""
+    options: dict[str, Any] = {}
+    for value in values:
+        key, equals, raw = value.partition("=")
+        if not equals or not key:
+            raise click.BadParameter(f"{value!r}: use KEY=VALUE, like global_keyprefix=myapp:")
+        try:
+            options[key] = json.loads(raw)
+        except ValueError:
+            options[key] = raw
+    return options
+
+
+def _app_broker_url(app: str | None) -> str | None:
+    """The broker URL a Celery app names, when ``--app`` is one and ``--broker`` is not given."""
+    if not app:
+        return None
+    from tasklens.brokers.app import load_app_queues
+
+    try:
+        return load_app_queues(app).broker_url
+    except BrokerError as exc:
+        fail(str(exc), EXIT_UNREACHABLE)
 
 
 def broker_options(command: F) -> F:
@@ -92,26 +129,55 @@ def broker_options(command: F) -> F:
     @functools.wraps(command)
     def wrapper(
         *args: Any,
-        broker: str,
+        broker: str | None,
         app: str | None,
         queues: tuple[str, ...],
         rabbitmq_management_url: str | None,
         timeout: float,
+        library: str | None,
+        transport_options: dict[str, Any],
+        ping_workers: bool,
         **kwargs: Any,
     ) -> Any:
-        target = BrokerTarget(broker, app, queues, rabbitmq_management_url, timeout)
+        url = broker or _app_broker_url(app) or DEFAULT_BROKER_URL
+        target = BrokerTarget(
+            url, app, queues, rabbitmq_management_url, timeout, library, transport_options, ping_workers
+        )
         return command(*args, target=target, **kwargs)
 
     options = [
         click.option(
             "--broker",
             envvar=BROKER_URL_ENV,
-            default=DEFAULT_BROKER_URL,
-            show_default=True,
             metavar="URL",
-            help=f"Broker URL (redis://, rediss://, unix://, amqp://, amqps://); also {BROKER_URL_ENV}.",
+            help=(
+                f"Broker URL (redis://, rediss://, unix://, amqp://, amqps://); also {BROKER_URL_ENV}."
+                f"  [default: a Celery --app's broker_url, else {DEFAULT_BROKER_URL}]"
+            ),
         ),
-        click.option("--app", metavar="MODULE", help="Import this Dramatiq app module to learn its queues."),
+        click.option(
+            "--app",
+            metavar="MODULE",
+            help="Import this Celery app (module, module:app) or Dramatiq broker module to learn its queues.",
+        ),
+        click.option(
+            "--library",
+            type=click.Choice(["celery", "dramatiq"]),
+            help="Which task library laid out the broker (default: from --app, else detected).",
+        ),
+        click.option(
+            "--transport-option",
+            "transport_options",
+            multiple=True,
+            metavar="KEY=VALUE",
+            callback=_transport_options,
+            help="A Celery broker_transport_options entry, e.g. global_keyprefix=myapp: (repeatable).",
+        ),
+        click.option(
+            "--ping-workers",
+            is_flag=True,
+            help="Celery: when no worker heart-beats (events disabled), count those answering inspect ping.",
+        ),
         click.option(
             "--queue", "queues", multiple=True, metavar="NAME", help="A queue to read (repeatable)."
         ),

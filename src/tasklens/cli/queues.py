@@ -1,4 +1,8 @@
-"""``tasklens queues``: every queue's ready, delayed, in-flight and dead counts, oldest age, workers."""
+"""``tasklens queues``: every queue's ready, delayed, in-flight and dead counts, oldest age, workers.
+
+For Celery on Redis the table adds each priority step's ready count ("by priority", step:count,
+0 served first) and the oldest unacknowledged message's age against the visibility timeout.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +15,10 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from tasklens.brokers.base import BrokerError, BrokerInspector, BrokerSnapshot
+from tasklens.brokers.base import BrokerError, BrokerInspector, BrokerSnapshot, QueueStats
 from tasklens.cli.formatting import age, count
 from tasklens.cli.options import BrokerTarget, broker_errors, broker_options
-from tasklens.monitor.schemas import QueueOut, QueuesOut
+from tasklens.monitor.schemas import QueuesOut
 
 __all__ = ["queues", "queues_document", "queues_summary", "queues_table"]
 
@@ -23,6 +27,8 @@ NO_QUEUES_HINT = (
     "no queues found: on RabbitMQ name them with --queue, --app or --rabbitmq-management-url;"
     " on Redis check the URL's database and ?namespace="
 )
+#: The queue column is at least this wide (or as wide as the longest name, if shorter).
+QUEUE_COLUMN_MIN_WIDTH = 20
 #: Seconds between two reads with ``--watch``, unless ``--interval`` says otherwise.
 DEFAULT_WATCH_INTERVAL = 2.0
 
@@ -34,11 +40,19 @@ def queues_table(snapshot: BrokerSnapshot) -> Table:
       snapshot(BrokerSnapshot): What was read.
     """
     table = Table()
-    table.add_column("queue", overflow="fold")
+    # Never squeezed to nothing by the extra Celery columns on a narrow terminal.
+    longest = max((len(stats.name) for stats in snapshot.queues), default=len("queue"))
+    table.add_column("queue", overflow="fold", min_width=min(longest, QUEUE_COLUMN_MIN_WIDTH))
     for column in ("ready", "delayed", "in flight", "dead", "oldest age", "workers"):
         table.add_column(column, justify="right", no_wrap=True)
+    with_priorities = any(stats.priorities is not None for stats in snapshot.queues)
+    with_unacked = any(stats.visibility_timeout is not None for stats in snapshot.queues)
+    if with_priorities:
+        table.add_column("by priority", no_wrap=True)
+    if with_unacked:
+        table.add_column("oldest unacked", justify="right", no_wrap=True)
     for stats in snapshot.queues:
-        table.add_row(
+        cells = [
             stats.name,
             count(stats.ready),
             count(stats.delayed),
@@ -46,8 +60,20 @@ def queues_table(snapshot: BrokerSnapshot) -> Table:
             count(stats.dead),
             age(stats.oldest_age),
             count(stats.consumers),
-        )
+        ]
+        if with_priorities:
+            cells.append(" ".join(f"{step}:{n}" for step, n in sorted((stats.priorities or {}).items())))
+        if with_unacked:
+            cells.append(_unacked(stats))
+        table.add_row(*cells)
     return table
+
+
+def _unacked(stats: QueueStats) -> str:
+    if stats.oldest_unacked_age is None:
+        return "-"
+    limit = f" / {age(stats.visibility_timeout)}" if stats.visibility_timeout is not None else ""
+    return f"{age(stats.oldest_unacked_age)}{limit}"
 
 
 def queues_summary(snapshot: BrokerSnapshot, broker: str) -> str:
@@ -58,7 +84,8 @@ def queues_summary(snapshot: BrokerSnapshot, broker: str) -> str:
       broker(str): The redacted broker URL.
     """
     read_at = datetime.fromtimestamp(snapshot.read_at).strftime("%H:%M:%S")
-    return f"{broker} · live workers: {count(snapshot.workers)} · read at {read_at}"
+    workers = count(snapshot.workers) + (f" ({snapshot.workers_note})" if snapshot.workers_note else "")
+    return f"{snapshot.messaging_system} on {broker} · live workers: {workers} · read at {read_at}"
 
 
 def _render(snapshot: BrokerSnapshot, broker: str) -> Group:
@@ -73,13 +100,7 @@ def queues_document(snapshot: BrokerSnapshot, broker: str, *, indent: int | None
       broker(str): The redacted broker URL.
       indent(int|None): JSON indentation; ``None`` for one line.
     """
-    document = QueuesOut(
-        broker=broker,
-        workers=snapshot.workers,
-        read_at=snapshot.read_at,
-        queues=[QueueOut.of(stats) for stats in snapshot.queues],
-    )
-    return document.model_dump_json(indent=indent)
+    return QueuesOut.of(snapshot, broker).model_dump_json(indent=indent)
 
 
 @click.command()
@@ -104,6 +125,7 @@ def queues(target: BrokerTarget, as_json: bool, watch: bool, interval: float) ->
     Example:
       tasklens queues --broker redis://127.0.0.1:6379/0
       tasklens queues --broker amqp://guest:guest@127.0.0.1:5672/%2F --queue default --json
+      tasklens queues --app proj.celery:app --broker redis://127.0.0.1:6379/0
     """
     with broker_errors(target), target.open() as inspector:
         if watch:

@@ -84,13 +84,7 @@ actions_router = APIRouter(
 
 @router.get("/queues", summary="Every queue's counts")
 def list_queues(state: State) -> QueuesOut:
-    snapshot = state.reader.read()
-    return QueuesOut(
-        broker=state.broker,
-        workers=snapshot.workers,
-        read_at=snapshot.read_at,
-        queues=[QueueOut.of(stats) for stats in snapshot.queues],
-    )
+    return QueuesOut.of(state.reader.read(), state.broker)
 
 
 @router.get("/queues/{queue}", summary="One queue's counts", responses=NOT_FOUND)
@@ -100,8 +94,10 @@ def show_queue(state: State, queue: str) -> QueueOut:
 
 @router.get("/workers", summary="Live workers")
 def show_workers(state: State) -> WorkersOut:
-    snapshot = state.reader.read()
-    return WorkersOut(broker=state.broker, workers=snapshot.workers, read_at=snapshot.read_at)
+    """The count of live workers, and each of them for Celery (node name, pool, concurrency,
+    active and processed tasks, last heartbeat); ``workers`` is null with ``workers_note`` when
+    it cannot be known (Celery with heartbeats disabled)."""
+    return WorkersOut.of(state.reader.read(), state.broker)
 
 
 @router.get("/queues/{queue}/dead-letters", summary="A page of dead letters", responses=NOT_FOUND)

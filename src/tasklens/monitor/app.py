@@ -68,6 +68,9 @@ def broker_factory(settings: MonitorSettings) -> InspectorFactory:
             app=settings.app,
             management_url=settings.rabbitmq_management_url,
             timeout=settings.broker_timeout,
+            library=settings.library,
+            transport_options=settings.transport_options,
+            ping_workers=settings.ping_workers,
         )
 
     return open_inspector

@@ -48,6 +48,8 @@ class HealthReport:
       workers(int|None): Live workers, ``None`` when unknown or unreachable.
       queues(list[QueueStats]): Every queue read.
       reasons(list[str]): Why the status is not healthy.
+      messaging_system(str|None): The task library read, ``None`` when unreachable.
+      workers_note(str|None): Why ``workers`` is unknown, when it is.
     """
 
     status: HealthStatus
@@ -55,6 +57,8 @@ class HealthReport:
     workers: int | None
     queues: list[QueueStats] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
+    messaging_system: str | None = None
+    workers_note: str | None = None
 
     @property
     def total_pending(self) -> int:
@@ -66,7 +70,9 @@ class HealthReport:
         return HealthOut(
             status=self.status,
             broker=self.broker,
+            messaging_system=self.messaging_system,
             workers=self.workers,
+            workers_note=self.workers_note,
             queues=[QueueOut.of(stats) for stats in self.queues],
             total_pending=self.total_pending,
             reasons=list(self.reasons),
@@ -88,6 +94,8 @@ def assess_health(snapshot: BrokerSnapshot, thresholds: HealthThresholds, *, bro
         workers=snapshot.workers,
         queues=list(snapshot.queues),
         reasons=reasons,
+        messaging_system=snapshot.messaging_system,
+        workers_note=snapshot.workers_note,
     )
 
 
@@ -108,6 +116,11 @@ def _queue_reasons(queues: list[QueueStats], thresholds: HealthThresholds) -> li
             reasons.append(
                 f"queue {stats.name!r} has {stats.pending} pending messages (max {thresholds.max_backlog})"
             )
+        if _about_to_redeliver(stats):
+            reasons.append(
+                f"queue {stats.name!r} has a message unacknowledged for {stats.oldest_unacked_age:.0f} s:"
+                f" it is delivered again after the visibility timeout ({stats.visibility_timeout:g} s)"
+            )
         too_old = thresholds.max_age is not None and (stats.oldest_age or 0.0) > thresholds.max_age
         if too_old:
             reasons.append(
@@ -115,6 +128,16 @@ def _queue_reasons(queues: list[QueueStats], thresholds: HealthThresholds) -> li
                 f" (max {thresholds.max_age:g} s)"
             )
     return reasons
+
+
+#: Share of the visibility timeout beyond which an unacknowledged message is about to be redelivered.
+REDELIVERY_WARNING = 0.9
+
+
+def _about_to_redeliver(stats: QueueStats) -> bool:
+    if stats.oldest_unacked_age is None or not stats.visibility_timeout:
+        return False
+    return stats.oldest_unacked_age >= REDELIVERY_WARNING * stats.visibility_timeout
 
 
 def _worker_reasons(workers: int | None, thresholds: HealthThresholds) -> list[str]:

@@ -2,8 +2,11 @@
 
 Names are the standard OpenTelemetry-to-Prometheus translation of the ``tasklens.semconv``
 specs: dots become underscores and the unit becomes a suffix (``s`` -> ``_seconds``; annotations
-in braces such as ``{message}`` add nothing), so ``dramatiq.queue.depth`` is
-``dramatiq_queue_depth{messaging_destination_name="default",state="ready"}``.
+in braces such as ``{message}`` add nothing), so ``tasklens.queue.depth`` is
+``tasklens_queue_depth{messaging_system="dramatiq",messaging_destination_name="default",state="ready"}``.
+Dramatiq's and Celery's queues use the same families; ``messaging_system`` tells them apart.
+Celery on Redis adds ``tasklens_queue_priority_ready`` (per priority step),
+``tasklens_queue_oldest_unacked_age_seconds`` and ``tasklens_queue_visibility_timeout_seconds``.
 
 A count the broker cannot tell (``None``) is left out, never reported as 0. When the broker does
 not answer, ``tasklens_broker_up`` is 0 and the queue gauges are absent.
@@ -51,8 +54,8 @@ def prometheus_label(attribute: str) -> str:
 
 
 def prometheus_name(spec: semconv.MetricSpec) -> str:
-    """A metric's Prometheus name (``dramatiq.queue.oldest_message.age`` ->
-    ``dramatiq_queue_oldest_message_age_seconds``).
+    """A metric's Prometheus name (``tasklens.queue.oldest_message.age`` ->
+    ``tasklens_queue_oldest_message_age_seconds``).
 
     Parameters:
       spec(MetricSpec): The metric's name and unit.
@@ -63,8 +66,10 @@ def prometheus_name(spec: semconv.MetricSpec) -> str:
 
 
 #: Label names of the queue gauges.
+SYSTEM_LABEL = prometheus_label(semconv.MESSAGING_SYSTEM)
 QUEUE_LABEL = prometheus_label(semconv.MESSAGING_DESTINATION_NAME)
 STATE_LABEL = prometheus_label(semconv.QUEUE_STATE)
+PRIORITY_LABEL = prometheus_label(semconv.QUEUE_PRIORITY)
 
 
 class BrokerCollector(Collector):
@@ -117,19 +122,33 @@ def _broker_gauges(result: ReadResult) -> Iterator[Metric]:
 
 
 def _queue_gauges(snapshot: BrokerSnapshot) -> Iterator[Metric]:
-    depth = _gauge(semconv.QUEUE_DEPTH, [QUEUE_LABEL, STATE_LABEL])
-    age = _gauge(semconv.QUEUE_OLDEST_MESSAGE_AGE, [QUEUE_LABEL])
+    system = snapshot.messaging_system
+    depth = _gauge(semconv.QUEUE_DEPTH, [SYSTEM_LABEL, QUEUE_LABEL, STATE_LABEL])
+    age = _gauge(semconv.QUEUE_OLDEST_MESSAGE_AGE, [SYSTEM_LABEL, QUEUE_LABEL])
+    priority = _gauge(semconv.QUEUE_PRIORITY_READY, [SYSTEM_LABEL, QUEUE_LABEL, PRIORITY_LABEL])
+    unacked_age = _gauge(semconv.QUEUE_OLDEST_UNACKED_AGE, [SYSTEM_LABEL, QUEUE_LABEL])
+    visibility = _gauge(semconv.QUEUE_VISIBILITY_TIMEOUT, [SYSTEM_LABEL, QUEUE_LABEL])
     for stats in snapshot.queues:
         for state, count in depths_by_state(stats):
             if count is not None:
-                depth.add_metric([stats.name, state], float(count))
+                depth.add_metric([system, stats.name, state], float(count))
         if stats.oldest_age is not None:
-            age.add_metric([stats.name], stats.oldest_age)
+            age.add_metric([system, stats.name], stats.oldest_age)
+        for step, ready in sorted((stats.priorities or {}).items()):
+            priority.add_metric([system, stats.name, str(step)], float(ready))
+        if stats.oldest_unacked_age is not None:
+            unacked_age.add_metric([system, stats.name], stats.oldest_unacked_age)
+        if stats.visibility_timeout is not None:
+            visibility.add_metric([system, stats.name], stats.visibility_timeout)
     yield depth
     yield age
+    # Families only some layouts have are left out when empty, rather than announced bare.
+    for family in (priority, unacked_age, visibility):
+        if family.samples:
+            yield family
     if snapshot.workers is not None:
-        workers = _gauge(semconv.WORKERS)
-        workers.add_metric([], float(snapshot.workers))
+        workers = _gauge(semconv.WORKERS, [SYSTEM_LABEL])
+        workers.add_metric([system], float(snapshot.workers))
         yield workers
 
 

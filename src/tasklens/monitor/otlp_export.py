@@ -4,7 +4,8 @@ Enabled when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``OTEL_EXPORTER_OTLP_METRICS_EN
 and ``OTEL_SDK_DISABLED`` is not true. The exporter is OTLP over HTTP/protobuf and honours the
 other ``OTEL_EXPORTER_OTLP_*`` variables; ``OTEL_METRIC_EXPORT_INTERVAL`` sets how often it
 exports (milliseconds). The gauges are the ones ``/metrics`` serves, under their OpenTelemetry
-names (``dramatiq.queue.depth`` with ``messaging.destination.name`` and ``state``, ...), read from
+names (``tasklens.queue.depth`` with ``messaging.system``, ``messaging.destination.name`` and
+``state``, ...), read from
 the same cached snapshot: exporting costs no extra broker read.
 """
 
@@ -75,6 +76,9 @@ def register_gauges(provider: MeterProvider, reader: SnapshotReader) -> None:
     gauges: list[tuple[semconv.MetricSpec, Callable[[SnapshotReader], Iterable[Observation]]]] = [
         (semconv.QUEUE_DEPTH, _depth_observations),
         (semconv.QUEUE_OLDEST_MESSAGE_AGE, _age_observations),
+        (semconv.QUEUE_PRIORITY_READY, _priority_observations),
+        (semconv.QUEUE_OLDEST_UNACKED_AGE, _unacked_age_observations),
+        (semconv.QUEUE_VISIBILITY_TIMEOUT, _visibility_observations),
         (semconv.WORKERS, _worker_observations),
         (semconv.BROKER_UP, _up_observations),
         (semconv.BROKER_SCRAPE_DURATION, _duration_observations),
@@ -97,6 +101,10 @@ def _callback(
     return callback
 
 
+def _queue_attributes(system: str, queue: str) -> dict[str, str]:
+    return {semconv.MESSAGING_SYSTEM: system, semconv.MESSAGING_DESTINATION_NAME: queue}
+
+
 def _depth_observations(reader: SnapshotReader) -> Iterable[Observation]:
     snapshot = reader.result().snapshot
     if snapshot is None:
@@ -106,7 +114,7 @@ def _depth_observations(reader: SnapshotReader) -> Iterable[Observation]:
             if count is not None:
                 yield Observation(
                     count,
-                    {semconv.MESSAGING_DESTINATION_NAME: stats.name, semconv.QUEUE_STATE: state},
+                    {**_queue_attributes(snapshot.messaging_system, stats.name), semconv.QUEUE_STATE: state},
                 )
 
 
@@ -116,13 +124,48 @@ def _age_observations(reader: SnapshotReader) -> Iterable[Observation]:
         return
     for stats in snapshot.queues:
         if stats.oldest_age is not None:
-            yield Observation(stats.oldest_age, {semconv.MESSAGING_DESTINATION_NAME: stats.name})
+            yield Observation(stats.oldest_age, _queue_attributes(snapshot.messaging_system, stats.name))
+
+
+def _priority_observations(reader: SnapshotReader) -> Iterable[Observation]:
+    snapshot = reader.result().snapshot
+    if snapshot is None:
+        return
+    for stats in snapshot.queues:
+        for step, ready in sorted((stats.priorities or {}).items()):
+            attributes = {
+                **_queue_attributes(snapshot.messaging_system, stats.name),
+                semconv.QUEUE_PRIORITY: str(step),
+            }
+            yield Observation(ready, attributes)
+
+
+def _unacked_age_observations(reader: SnapshotReader) -> Iterable[Observation]:
+    snapshot = reader.result().snapshot
+    if snapshot is None:
+        return
+    for stats in snapshot.queues:
+        if stats.oldest_unacked_age is not None:
+            yield Observation(
+                stats.oldest_unacked_age, _queue_attributes(snapshot.messaging_system, stats.name)
+            )
+
+
+def _visibility_observations(reader: SnapshotReader) -> Iterable[Observation]:
+    snapshot = reader.result().snapshot
+    if snapshot is None:
+        return
+    for stats in snapshot.queues:
+        if stats.visibility_timeout is not None:
+            yield Observation(
+                stats.visibility_timeout, _queue_attributes(snapshot.messaging_system, stats.name)
+            )
 
 
 def _worker_observations(reader: SnapshotReader) -> Iterable[Observation]:
     snapshot = reader.result().snapshot
     if snapshot is not None and snapshot.workers is not None:
-        yield Observation(snapshot.workers)
+        yield Observation(snapshot.workers, {semconv.MESSAGING_SYSTEM: snapshot.messaging_system})
 
 
 def _up_observations(reader: SnapshotReader) -> Iterable[Observation]:

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasklens.brokers.base import DeadLetter, QueueStats
+from tasklens.brokers.base import BrokerSnapshot, DeadLetter, QueueStats, WorkerInfo
 
 __all__ = [
     "DeadLetterOut",
@@ -24,6 +24,7 @@ __all__ = [
     "RequeueIds",
     "RequeueIn",
     "RequeuedOut",
+    "WorkerOut",
     "WorkersOut",
 ]
 
@@ -42,6 +43,18 @@ class QueueOut(BaseModel):
     oldest_age: float | None = Field(description="Age of the oldest ready message, in seconds.")
     consumers: int | None
     pending: int = Field(description="Ready plus delayed messages, unknowns counted as 0.")
+    priorities: dict[str, int] | None = Field(
+        default=None,
+        description="Ready messages per priority step (Celery on Redis; 0 first); they sum to ready.",
+    )
+    oldest_unacked_age: float | None = Field(
+        default=None,
+        description="Seconds since a worker took its oldest unacknowledged message (Celery on Redis).",
+    )
+    visibility_timeout: float | None = Field(
+        default=None,
+        description="Unacknowledged messages older than this are redelivered, in seconds (Celery on Redis).",
+    )
 
     @classmethod
     def of(cls, stats: QueueStats) -> QueueOut:
@@ -54,6 +67,11 @@ class QueueOut(BaseModel):
             oldest_age=stats.oldest_age,
             consumers=stats.consumers,
             pending=stats.pending,
+            priorities=None
+            if stats.priorities is None
+            else {str(step): count for step, count in sorted(stats.priorities.items())},
+            oldest_unacked_age=stats.oldest_unacked_age,
+            visibility_timeout=stats.visibility_timeout,
         )
 
 
@@ -61,17 +79,74 @@ class QueuesOut(BaseModel):
     """Every queue of the broker."""
 
     broker: str
+    messaging_system: str = Field(default="dramatiq", description="The task library: dramatiq or celery.")
     workers: int | None
+    workers_note: str | None = Field(default=None, description="Why workers is null, when it is.")
     read_at: float = Field(description="When the broker was read, Unix seconds.")
     queues: list[QueueOut]
 
+    @classmethod
+    def of(cls, snapshot: BrokerSnapshot, broker: str) -> QueuesOut:
+        return cls(
+            broker=broker,
+            messaging_system=snapshot.messaging_system,
+            workers=snapshot.workers,
+            workers_note=snapshot.workers_note,
+            read_at=snapshot.read_at,
+            queues=[QueueOut.of(stats) for stats in snapshot.queues],
+        )
+
+
+class WorkerOut(BaseModel):
+    """One live worker (Celery), from its heartbeats."""
+
+    hostname: str = Field(description="The full node name, name@host.")
+    last_heartbeat: float = Field(description="When its last heartbeat was received, Unix seconds.")
+    expires_at: float = Field(description="When it counts as gone without another heartbeat, Unix seconds.")
+    freq: float = Field(description="Its heartbeat interval, in seconds.")
+    active: int | None
+    processed: int | None
+    pool: str | None
+    concurrency: int | None
+    pid: int | None
+    software: str | None
+
+    @classmethod
+    def of(cls, worker: WorkerInfo) -> WorkerOut:
+        return cls(
+            hostname=worker.hostname,
+            last_heartbeat=worker.last_heartbeat,
+            expires_at=worker.expires_at,
+            freq=worker.freq,
+            active=worker.active,
+            processed=worker.processed,
+            pool=worker.pool,
+            concurrency=worker.concurrency,
+            pid=worker.pid,
+            software=worker.software,
+        )
+
 
 class WorkersOut(BaseModel):
-    """Live workers (Redis heartbeats) or consumers (RabbitMQ)."""
+    """Live workers: heartbeats (Dramatiq on Redis, Celery) or consumers (Dramatiq on RabbitMQ)."""
 
     broker: str
+    messaging_system: str = "dramatiq"
     workers: int | None
+    workers_note: str | None = Field(default=None, description="Why workers is null, when it is.")
+    items: list[WorkerOut] | None = Field(default=None, description="Each worker, where the layout tells.")
     read_at: float
+
+    @classmethod
+    def of(cls, snapshot: BrokerSnapshot, broker: str) -> WorkersOut:
+        return cls(
+            broker=broker,
+            messaging_system=snapshot.messaging_system,
+            workers=snapshot.workers,
+            workers_note=snapshot.workers_note,
+            items=None if snapshot.worker_list is None else [WorkerOut.of(w) for w in snapshot.worker_list],
+            read_at=snapshot.read_at,
+        )
 
 
 class HealthOut(BaseModel):
@@ -79,7 +154,9 @@ class HealthOut(BaseModel):
 
     status: Literal["healthy", "degraded", "unhealthy"]
     broker: str
+    messaging_system: str | None = Field(default=None, description="The task library, once read.")
     workers: int | None
+    workers_note: str | None = None
     queues: list[QueueOut]
     total_pending: int
     reasons: list[str]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from tasklens.monitor.store.retention import DEFAULT_MAX_SIZE, DEFAULT_RETENTION
 
@@ -100,6 +100,9 @@ class MonitorSettings:
       max_store_size(int|None): Most bytes the store may hold (``--max-store-size``).
       forward_url(str|None): Upstream OTLP/HTTP endpoint everything received is forwarded to.
       alerts(AlertConfig|None): The built-in alerts' rules and notifiers; ``None``: no alerts.
+      library(str|None): ``dramatiq`` or ``celery``; from the app or detected when ``None``.
+      transport_options(dict): Celery's ``broker_transport_options`` (over the app's).
+      ping_workers(bool): Celery: count workers answering ``inspect ping`` when none heart-beats.
 
     Example:
 
@@ -123,6 +126,9 @@ class MonitorSettings:
     max_store_size: int | None = DEFAULT_MAX_SIZE
     forward_url: str | None = None
     alerts: AlertConfig | None = None
+    library: str | None = None
+    transport_options: dict[str, Any] = field(default_factory=dict)
+    ping_workers: bool = False
 
     @property
     def loopback(self) -> bool:

@@ -89,7 +89,7 @@ def test_task_metrics_sent_to_the_monitor_appear_on_its_metrics(client: TestClie
     assert response.status_code == 200
     text = client.get("/metrics").text
     assert 'messaging_client_consumed_messages_total{dramatiq_actor_name="charge_payment"' in text
-    assert "dramatiq_queue_depth{" in text
+    assert "tasklens_queue_depth{" in text
 
 
 def test_the_broker_depth_is_recorded_for_the_queue_history(client: TestClient) -> None:
