@@ -54,7 +54,10 @@ class Library:
 
 
 #: Every library :func:`setup` instruments when it is installed.
-LIBRARIES: tuple[Library, ...] = (Library("dramatiq", "dramatiq", "tasklens.dramatiq:DramatiqInstrumentor"),)
+LIBRARIES: tuple[Library, ...] = (
+    Library("dramatiq", "dramatiq", "tasklens.dramatiq:DramatiqInstrumentor"),
+    Library("celery", "celery", "tasklens.celery:CeleryInstrumentor"),
+)
 
 _instrumented: dict[str, bool] = {}
 

@@ -313,3 +313,142 @@ EVENTS: tuple[str, ...] = (EVENT_RETRY_SCHEDULED, EVENT_DEAD_LETTERED, EVENT_SKI
 def span_name(operation: str, queue_name: str) -> str:
     """``{messaging.operation.name} {destination}``, as the messaging conventions name spans."""
     return f"{operation} {queue_name}"
+
+
+# -- Celery ---------------------------------------------------------------------------------------
+# The same span and metric shape as Dramatiq's (``send {queue}``, ``process {queue}`` and the four
+# messaging metrics, with ``messaging.system=celery``), plus the ``celery.*`` names below.
+
+#: The value of ``messaging.system`` on every Celery span and metric point.
+MESSAGING_SYSTEM_CELERY = "celery"
+
+#: Message header stamped on every task sent: when it was published (Unix ms). The start of the
+#: queue wait (unless the task has an eta), and what the broker monitor reads for the age of the
+#: oldest message.
+PUBLISHED_AT_HEADER = "tasklens_published_at"
+
+CELERY_TASK_NAME = "celery.task.name"
+#: How many times the task had been retried before this attempt (0 on the first).
+CELERY_TASK_RETRIES = "celery.task.retries"
+#: The task's eta (ISO 8601), when it was sent with a countdown or an eta.
+CELERY_TASK_ETA = "celery.task.eta"
+#: Seconds from the publish to the task's eta, when it has one.
+CELERY_TASK_COUNTDOWN = "celery.task.countdown"
+#: The message priority the task was sent with, when it has one.
+CELERY_TASK_PRIORITY = "celery.task.priority"
+#: The task's args and kwargs, redacted and truncated (only with ``capture_args``).
+CELERY_TASK_ARGS = "celery.task.args"
+
+#: The attempt failed (or asked to be retried) and another attempt was sent.
+EVENT_CELERY_RETRY_SCHEDULED = "celery.retry.scheduled"
+#: The message was rejected: the task raised ``Reject``, or the worker knows no such task, or the
+#: message could not be decoded.
+EVENT_CELERY_REJECTED = "celery.task.rejected"
+#: The task was revoked (before it ran, or terminated) or expired.
+EVENT_CELERY_REVOKED = "celery.task.revoked"
+#: The task hit its soft time limit (``SoftTimeLimitExceeded`` raised in it) or its hard one.
+EVENT_CELERY_TIME_LIMIT = "celery.task.time_limit"
+
+#: The pool process running the task died (``WorkerLostError``): recorded by the worker's main
+#: process, since the pool process could not end its own span.
+EVENT_CELERY_WORKER_LOST = "celery.worker.lost"
+
+#: Event attribute: why the retry was asked for (the Retry's description).
+CELERY_RETRY_REASON = "celery.retry.reason"
+#: Event attribute: seconds until the retry runs, when known.
+CELERY_RETRY_COUNTDOWN = "celery.retry.countdown"
+#: Event attribute: why the message was rejected (see ``CeleryRejectReason``).
+CELERY_REJECT_REASON = "celery.reject.reason"
+#: Event attribute: whether a rejected message goes back to its queue.
+CELERY_REJECT_REQUEUE = "celery.reject.requeue"
+#: Event attribute: the revoked task was terminated while it ran.
+CELERY_REVOKED_TERMINATED = "celery.revoked.terminated"
+#: Event attribute: the task was revoked because its ``expires`` passed.
+CELERY_REVOKED_EXPIRED = "celery.revoked.expired"
+#: Event attribute: which time limit was hit: ``soft`` or ``hard``.
+CELERY_TIME_LIMIT_KIND = "celery.time_limit.kind"
+#: Metric attribute of ``celery.task.failures``: ``failure``, ``retry``, ``revoked`` or ``rejected``.
+CELERY_TASK_STATE = "celery.task.state"
+
+CeleryRejectReason = Literal["reject", "unknown_task", "invalid_message"]
+#: The task raised ``celery.exceptions.Reject``.
+REJECT_REASON_REJECT: CeleryRejectReason = "reject"
+#: The worker has no task registered under the message's name.
+REJECT_REASON_UNKNOWN_TASK: CeleryRejectReason = "unknown_task"
+#: The worker could not read the message as a task.
+REJECT_REASON_INVALID_MESSAGE: CeleryRejectReason = "invalid_message"
+
+CeleryFailureState = Literal["failure", "retry", "revoked", "rejected"]
+STATE_FAILURE: CeleryFailureState = "failure"
+STATE_RETRY: CeleryFailureState = "retry"
+STATE_REVOKED: CeleryFailureState = "revoked"
+STATE_REJECTED: CeleryFailureState = "rejected"
+
+TimeLimitKind = Literal["soft", "hard"]
+TIME_LIMIT_SOFT: TimeLimitKind = "soft"
+TIME_LIMIT_HARD: TimeLimitKind = "hard"
+
+#: Added to ``logging.LogRecord`` inside a Celery task, next to ``otelTraceID``/``otelSpanID``.
+LOG_CELERY_TASK_ID = "celery_task_id"
+LOG_CELERY_TASK_NAME = "celery_task_name"
+
+CELERY_TASK_RETRIES_METRIC = MetricSpec(
+    "celery.task.retries",
+    "counter",
+    "{retry}",
+    "Retries a task asked for (retry() or autoretry_for).",
+)
+CELERY_TASK_FAILURES = MetricSpec(
+    "celery.task.failures",
+    "counter",
+    "{task}",
+    "Task attempts that did not succeed, by state (failure, retry, revoked, rejected).",
+)
+CELERY_TASKS_IN_FLIGHT = MetricSpec(
+    "celery.tasks.in_flight",
+    "updowncounter",
+    "{task}",
+    "Tasks being executed by this process right now.",
+)
+CELERY_TASK_QUEUE_WAIT = MetricSpec(
+    "celery.task.queue_wait",
+    "histogram",
+    "s",
+    "Time from when a task became runnable (published, or its eta) to when it started.",
+    QUEUE_WAIT_BUCKETS_S,
+)
+
+METRICS = (
+    *METRICS,
+    CELERY_TASK_RETRIES_METRIC,
+    CELERY_TASK_FAILURES,
+    CELERY_TASKS_IN_FLIGHT,
+    CELERY_TASK_QUEUE_WAIT,
+)
+
+ATTRIBUTES = (
+    *ATTRIBUTES,
+    CELERY_TASK_NAME,
+    CELERY_TASK_RETRIES,
+    CELERY_TASK_ETA,
+    CELERY_TASK_COUNTDOWN,
+    CELERY_TASK_PRIORITY,
+    CELERY_TASK_ARGS,
+    CELERY_RETRY_REASON,
+    CELERY_RETRY_COUNTDOWN,
+    CELERY_REJECT_REASON,
+    CELERY_REJECT_REQUEUE,
+    CELERY_REVOKED_TERMINATED,
+    CELERY_REVOKED_EXPIRED,
+    CELERY_TIME_LIMIT_KIND,
+    CELERY_TASK_STATE,
+)
+
+EVENTS = (
+    *EVENTS,
+    EVENT_CELERY_RETRY_SCHEDULED,
+    EVENT_CELERY_REJECTED,
+    EVENT_CELERY_REVOKED,
+    EVENT_CELERY_TIME_LIMIT,
+    EVENT_CELERY_WORKER_LOST,
+)

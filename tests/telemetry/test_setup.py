@@ -51,7 +51,7 @@ def test_defaults_export_spans_and_process_metrics_over_otlp_http_at_exit(receiv
         ),
     )
     assert finished.returncode == 0, finished.stderr
-    assert set(finished.result["instrumented"]) == {"process_metrics", "logging", "dramatiq"}
+    assert set(finished.result["instrumented"]) == {"process_metrics", "logging", "dramatiq", "celery"}
 
     [span] = receiver.spans()
     assert span.name == "hello"

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["CurrentFields", "install_message_fields", "register"]
+__all__ = ["CurrentFields", "install_message_fields", "register", "unregister"]
 
 #: Returns the log fields of the task the calling thread runs, or None outside a task.
 CurrentFields = Callable[[], Mapping[str, Any] | None]
@@ -59,3 +59,14 @@ def _with_fields(factory: Callable[..., logging.LogRecord]) -> Callable[..., log
         return record
 
     return record_factory
+
+
+def unregister(source: CurrentFields) -> None:
+    """Stop asking ``source`` for fields (when its instrumentation is removed).
+
+    Parameters:
+      source(callable): a function given to :func:`register`.
+    """
+    with _lock:
+        if source in _sources:
+            _sources.remove(source)
