@@ -129,3 +129,38 @@ def test_the_action_is_in_the_openapi_schema_behind_the_token(fleet: Fleet) -> N
     operation = schema["paths"]["/api/runs/{trace_id}/{span_id}/run-again"]["post"]
     assert {} not in operation.get("security", [])
     assert "409" in operation["responses"]
+
+
+def test_without_an_app_the_task_goes_through_an_app_made_for_the_broker_url(
+    fleet: Fleet, redis_url: str
+) -> None:
+    from tasklens.monitor.run_again import CelerySender, FailedRun
+    from tasklens.monitor.settings import MonitorSettings
+
+    key = f"{fleet.prefix}:bare"
+    settings = MonitorSettings(
+        broker_url=redis_url, library="celery", transport_options={"global_keyprefix": fleet.app.prefix}
+    )
+    sender = CelerySender(settings)
+    failed = FailedRun(
+        trace_id="ab" * 16, span_id="cd" * 8, task="flaky", queue=fleet.app.queue, args=[key, 4], kwargs={}
+    )
+    try:
+        sender.send(failed, "bare-run-again-1")
+        sender.send(failed, "bare-run-again-2")
+    finally:
+        sender.close()
+    wait_for(lambda: fleet.runs.llen(key) == 2, "both tasks to run on the worker")
+
+    def runs_in_the_given_trace() -> list[dict[str, Any]]:
+        trace = httpx.get(f"{fleet.monitor}/api/traces/{'ab' * 16}", headers=AUTH)
+        spans = trace.json()["spans"] if trace.status_code == 200 else []
+        found = [s for s in spans if s["kind"] == "CONSUMER"]
+        return found if len(found) == 2 else []
+
+    spans = wait_for(runs_in_the_given_trace, "the two runs, children of the given span")
+    assert {span["parent_span_id"] for span in spans} == {"cd" * 8}
+    assert {span["attributes"]["messaging.message.id"] for span in spans} == {
+        "bare-run-again-1",
+        "bare-run-again-2",
+    }
