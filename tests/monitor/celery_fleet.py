@@ -8,7 +8,9 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,7 +28,7 @@ import os
 import tasklens
 # The worker only: the test process and the monitor import this module too.
 if os.environ.get("RUN_AGAIN_WORKER"):
-    tasklens.setup(service_name="run-again-worker", capture_args=True)
+    tasklens.setup(service_name="run-again-worker", capture_args={capture!r})
 
 RUNS = redis.Redis.from_url({redis_url!r})
 
@@ -43,6 +45,12 @@ def flaky(key, number, label="x"):
 def secretive(key, password):
     RUNS.rpush(key, 1)
     raise PermissionError("always")
+
+
+@app.task(name="broken")
+def broken(key):
+    RUNS.rpush(key, 1)
+    raise ValueError("broken for " + key)
 """
 
 
@@ -53,8 +61,9 @@ class Fleet:
     runs: redis.Redis
     prefix: str
 
-    def failed_run(self, task: str, key: str) -> dict[str, Any]:
-        """The failed run of ``task`` for ``key``, once the monitor has it."""
+    def failed_run(self, task: str, key: str | None = None) -> dict[str, Any]:
+        """The failed run of ``task`` (for ``key``, when its arguments were captured), once the
+        monitor has it."""
 
         def found() -> dict[str, Any] | None:
             response = httpx.get(
@@ -65,8 +74,8 @@ class Fleet:
             for item in items["items"]:
                 trace = httpx.get(f"{self.monitor}/api/traces/{item['trace_id']}", headers=AUTH).json()
                 for span in trace["spans"]:
-                    if span["span_id"] == item["span_id"] and key in span["attributes"].get(
-                        "celery.task.args", ""
+                    if span["span_id"] == item["span_id"] and (
+                        key is None or key in span["attributes"].get("celery.task.args", "")
                     ):
                         return dict(item)
             return None
@@ -76,12 +85,31 @@ class Fleet:
 
 @pytest.fixture(scope="module")
 def celery_fleet(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    """The fleet on Redis, arguments captured."""
+    with running_fleet(redis_url, redis_url, tmp_path_factory.mktemp("runagain")) as fleet:
+        yield fleet
+
+
+@contextmanager
+def running_fleet(
+    url: str, redis_url: str, directory: Path, *, capture: bool = True, conf: str = ""
+) -> Iterator[Fleet]:
+    """A monitor (with ``--app``, a store and the token) and a worker on ``url``; runs are
+    counted in Redis lists. ``conf`` is more app configuration (``app.conf...``)."""
     name = f"runagain{uuid.uuid4().hex[:10]}"
-    directory = tmp_path_factory.mktemp("runagain")
-    app = write_app(directory, name, redis_url, redis_url, extra=TASKS.format(redis_url=redis_url))
+    extra = conf + TASKS.format(redis_url=redis_url, capture=capture)
+    app = write_app(directory, name, url, redis_url, extra=extra)
+    if not url.startswith("redis"):
+        # Every declared queue exists before the worker (which consumes only ``name``) starts:
+        # a dead-letter queue nobody declared would drop what is dead-lettered to it.
+        celery_app = app.load()
+        with celery_app.connection_for_write() as connection:
+            for queue in celery_app.conf.task_queues or ():
+                queue.bind(connection.default_channel).declare()
     port = free_port()
     monitor_url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "PYTHONPATH": str(directory), "OTEL_SDK_DISABLED": "true"}
+    log = (directory / "monitor.log").open("wb")
     monitor = subprocess.Popen(
         [
             sys.executable,
@@ -100,7 +128,8 @@ def celery_fleet(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> It
         cwd=directory,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        # A file, not a pipe nobody reads: a full pipe would stall the monitor's logging.
+        stderr=log,
     )
     worker_env = {
         "OTEL_EXPORTER_OTLP_ENDPOINT": monitor_url,
@@ -115,7 +144,7 @@ def celery_fleet(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> It
     client = redis.Redis.from_url(redis_url)
     try:
         wait_for_http(f"{monitor_url}/healthz", monitor)
-        with celery_worker(app, f"w@{name}"):
+        with celery_worker(app, f"w@{name}", "-Q", name):
             for key, value in previous.items():
                 if value is None:
                     os.environ.pop(key, None)
@@ -129,10 +158,18 @@ def celery_fleet(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> It
             else:
                 os.environ[key] = value
         stop(monitor)
-        if monitor.stderr is not None:
-            monitor.stderr.close()
+        log.close()
         delete_prefixed(redis_url, name)
         client.close()
+        if not url.startswith("redis"):
+            celery_app = app.load()
+            with celery_app.connection_for_write() as connection:
+                channel = connection.default_channel
+                for queue in celery_app.conf.task_queues or ():
+                    channel.queue_delete(queue.name)
+                    if queue.exchange is not None and queue.exchange.name:
+                        channel.exchange_delete(queue.exchange.name)
+            celery_app.close()
 
 
 def send(fleet: Fleet, task: str, *args: Any, **kwargs: Any) -> None:

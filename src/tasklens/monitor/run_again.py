@@ -3,7 +3,8 @@
 ``POST /api/runs/{trace_id}/{span_id}/run-again`` (bearer token, like every action) reads the
 failed run's process span from the store: its task name (``celery.task.name``), queue
 (``messaging.destination.name``) and arguments (``celery.task.args``, recorded by workers with
-``capture_args``). The task is sent again through Celery itself (``send_task`` of the ``--app``
+``capture_args``), or else from its dead letter, where its queue keeps one (Celery on RabbitMQ
+with a dead-letter exchange). The task is sent again through Celery itself (``send_task`` of the ``--app``
 when given, else of an app made for the monitor's broker URL), so the message is Celery's own
 protocol; its ``traceparent`` header is the failed run's, so the new run is a child of the failed
 one in the same trace.
@@ -22,7 +23,7 @@ import logging
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,6 +34,7 @@ from opentelemetry import trace
 from pydantic import BaseModel
 
 from tasklens import semconv
+from tasklens.brokers.base import BrokerError
 from tasklens.messaging.arguments import MAX_ARGS_LENGTH, REDACTED
 from tasklens.monitor.auth import action_access
 from tasklens.monitor.errors import ErrorBody, error_response
@@ -96,6 +98,7 @@ class FailedRun:
       queue(str): The queue it ran from.
       args(list): Its positional arguments.
       kwargs(dict): Its keyword arguments.
+      message_id(str|None): Its task id, by which its dead letter is found.
     """
 
     trace_id: str
@@ -104,6 +107,7 @@ class FailedRun:
     queue: str
     args: list[Any]
     kwargs: dict[str, Any]
+    message_id: str | None = None
 
     @property
     def traceparent(self) -> str:
@@ -149,8 +153,17 @@ class RunAgainLedger:
             self._conn.close()
 
 
+class ArgumentsUnknown(RunAgainRefused):
+    """The span does not tell the run's arguments (its dead letter may)."""
+
+    def __init__(self, message: str, run: FailedRun) -> None:
+        super().__init__(409, message)
+        self.run = run
+
+
 def failed_run(reader: StoreReader, trace_id: str, span_id: str) -> FailedRun:
-    """The failed Celery run of that span, with its arguments. Raises RunAgainRefused."""
+    """The failed Celery run of that span, with its arguments. Raises RunAgainRefused, or
+    ArgumentsUnknown (carrying the run without its arguments) when the span has none to replay."""
     found = reader.trace(trace_id.lower())
     span = next((s for s in (found or {}).get("spans", []) if s.get("span_id") == span_id.lower()), None)
     if span is None:
@@ -166,15 +179,35 @@ def failed_run(reader: StoreReader, trace_id: str, span_id: str) -> FailedRun:
             409, f"run {trace_id}/{span_id} of {task} did not fail: only failed runs run again"
         )
     queue = attributes.get(semconv.MESSAGING_DESTINATION_NAME)
-    args, kwargs = _captured(str(task), attributes.get(semconv.CELERY_TASK_ARGS))
-    return FailedRun(
+    message_id = attributes.get(semconv.MESSAGING_MESSAGE_ID)
+    run = FailedRun(
         trace_id=trace_id.lower(),
         span_id=span_id.lower(),
         task=str(task),
         queue=str(queue or ""),
-        args=args,
-        kwargs=kwargs,
+        args=[],
+        kwargs={},
+        message_id=str(message_id) if message_id else None,
     )
+    try:
+        args, kwargs = _captured(run.task, attributes.get(semconv.CELERY_TASK_ARGS))
+    except RunAgainRefused as refused:
+        raise ArgumentsUnknown(str(refused), run) from None
+    return replace(run, args=args, kwargs=kwargs)
+
+
+def _from_dead_letter(state: MonitorState, run: FailedRun, reason: str) -> FailedRun:
+    """The run with the arguments of its dead letter (Celery on RabbitMQ with a dead-letter
+    exchange keeps the message as it was sent). Raises RunAgainRefused saying both reasons."""
+    if run.message_id and run.queue:
+        try:
+            with state.actions.borrow() as inspector:
+                letter = inspector.dead_letter(run.queue, run.message_id)
+        except BrokerError:
+            pass
+        else:
+            return replace(run, args=list(letter.args), kwargs=dict(letter.kwargs))
+    raise RunAgainRefused(409, f"{reason}; nor is the task a dead letter of queue {run.queue!r}")
 
 
 def _captured(task: str, value: Any) -> tuple[list[Any], dict[str, Any]]:
@@ -283,7 +316,10 @@ def run_again_router(reader: StoreReader, ledger: RunAgainLedger) -> APIRouter:
         span_id: Annotated[str, PathParam(pattern=SPAN_ID_PATTERN)],
     ) -> Any:
         try:
-            run = failed_run(reader, trace_id, span_id)
+            try:
+                run = failed_run(reader, trace_id, span_id)
+            except ArgumentsUnknown as unknown:
+                run = _from_dead_letter(state, unknown.run, str(unknown))
         except RunAgainRefused as refused:
             return error_response(refused.status, str(refused))
         task_id = str(uuid.uuid4())
