@@ -5,16 +5,16 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: demo test lint format bench system-deps clean dashboards
+.PHONY: demo test lint format bench system-deps clean dashboards wheel
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dramatiq,celery,rabbitmq,dev]'
+	$(PY) -m pip install --quiet -e '.[dramatiq,celery,rabbitmq,monitor,dev]'
 	touch $(STAMP)
 
 $(BENCH_STAMP): $(STAMP)
-	$(PY) -m pip install --quiet -e '.[dramatiq,celery,rabbitmq,dev,bench]'
+	$(PY) -m pip install --quiet -e '.[dramatiq,celery,rabbitmq,monitor,dev,bench]'
 	touch $(BENCH_STAMP)
 
 system-deps:
@@ -41,6 +41,11 @@ dashboards: $(STAMP)
 
 bench: $(BENCH_STAMP)
 	$(PY) -m benchmarks
+
+# dist/tasklens-<version>-py3-none-any.whl, to install where there is no checkout:
+# pip install 'dist/tasklens-0.1.0-py3-none-any.whl[dramatiq]' (add monitor for the dashboard and CLI)
+wheel: $(STAMP)
+	$(PY) -m pip wheel --quiet --no-deps --wheel-dir dist .
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

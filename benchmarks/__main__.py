@@ -18,6 +18,7 @@ from benchmarks.brokers import BROKERS
 from benchmarks.memory import MemorySpec, format_memory, summarize_memory
 from benchmarks.report import (
     check_targets,
+    extra_markdown,
     format_checks,
     markdown_tables,
     print_tables,
@@ -81,7 +82,7 @@ def _print_progress(outcome: Outcome) -> None:
             f"exported {outcome.exported_kib:>8,.0f} KiB"
         )
     print(
-        f"round {outcome.round} {outcome.broker:<8} {outcome.variant:<21} {line}  ({outcome.seconds:.1f} s)",
+        f"round {outcome.round} {outcome.broker:<8} {outcome.variant:<22} {line}  ({outcome.seconds:.1f} s)",
         file=sys.stderr,
         flush=True,
     )
@@ -131,6 +132,18 @@ def main(argv: list[str] | None = None) -> int:
     messages = {b: arguments.messages or DEFAULT_MESSAGES[b] for b in brokers}
     started = time.perf_counter()
 
+    def write_partial(done: int, so_far: list[Outcome]) -> None:
+        # A long run on a loaded machine still leaves the rounds it finished.
+        if done < arguments.rounds:
+            partial = summarize(so_far)
+            arguments.output.mkdir(parents=True, exist_ok=True)
+            (arguments.output / "partial.md").write_text(
+                f"{done} of {arguments.rounds} rounds\n\n"
+                + markdown_tables(partial, messages, done)
+                + "\n"
+                + extra_markdown(partial, messages, done)
+            )
+
     outcomes = run_rounds(
         brokers=brokers,
         variants=variants,
@@ -138,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         messages=messages,
         threads=arguments.threads,
         report=_print_progress,
+        round_done=write_partial,
     )
     summary = summarize(outcomes)
     checks = check_targets(summary)
@@ -145,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     store = _store_bench(arguments)
 
     print_tables(summary, messages, arguments.rounds)
+    extra = extra_markdown(summary, messages, arguments.rounds)
+    print("\n" + extra)
     print(format_checks(checks))
     if memory and "samples" in memory:
         print("\nMemory check (" + memory["spec"]["variant"] + ", redis)\n" + format_memory(memory))
@@ -172,11 +188,12 @@ def main(argv: list[str] | None = None) -> int:
         settings=settings,
         memory=memory,
     )
-    markdown = markdown_tables(summary, messages, arguments.rounds)
+    markdown = markdown_tables(summary, messages, arguments.rounds) + "\n" + extra
     if store is not None:
         (arguments.output / "store.json").write_text(json.dumps(store, indent=2))
         markdown += "\n```\n" + format_store_bench(store) + "\n```\n"
     (arguments.output / "latest.md").write_text(markdown)
+    (arguments.output / "partial.md").unlink(missing_ok=True)
     write_chart(arguments.output / "ratios.png", summary)
     print(f"Wrote {arguments.output}/latest.json, latest.md, ratios.png")
     return 0 if all(o.result is not None for o in outcomes) else 1

@@ -10,7 +10,10 @@ a stub broker's messages created beforehand, under three set-ups:
   span creation, attribute cleaning, context propagation and metric aggregation;
 - ``SDK, 10% sampled``: as above with ``ParentBased(TraceIdRatioBased(0.1))``;
 - ``SDK, spans not recorded``: with the ``ALWAYS_OFF`` sampler, as for metrics only (the context
-  still travels, nothing is recorded).
+  still travels, nothing is recorded);
+- ``setup(), ...``: the same three tracer set-ups with the meter provider ``tasklens.setup()``
+  builds (``tasklens.telemetry.providers.build_meter_provider``, one OTLP/HTTP reader whose
+  60 s interval never comes during a measurement): its exemplar filter and histogram export.
 
 It also times the OTLP encoding of finished spans (what the export thread does per span, under
 the GIL), with the SDK's encoder and with tasklens's (``tasklens.telemetry.span_encoder``),
@@ -29,7 +32,15 @@ from typing import Any
 __all__ = ["main", "measure_hooks"]
 
 #: The set-ups measured, in order.
-SETUPS = ("no-op providers", "SDK, nothing exported", "SDK, 10% sampled", "SDK, spans not recorded")
+SETUPS = (
+    "no-op providers",
+    "SDK, nothing exported",
+    "SDK, 10% sampled",
+    "SDK, spans not recorded",
+    "setup(), 100%",
+    "setup(), 10% sampled",
+    "setup(), not recorded",
+)
 
 #: Messages per repetition.
 DEFAULT_MESSAGES = 20_000
@@ -47,13 +58,32 @@ def _providers(setup: str) -> tuple[Any, Any]:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBasedTraceIdRatio
 
-    sampler = {"SDK, 10% sampled": ParentBasedTraceIdRatio(0.1), "SDK, spans not recorded": ALWAYS_OFF}.get(
-        setup
-    )
+    sampler = {
+        "SDK, 10% sampled": ParentBasedTraceIdRatio(0.1),
+        "SDK, spans not recorded": ALWAYS_OFF,
+        "setup(), 10% sampled": ParentBasedTraceIdRatio(0.1),
+        "setup(), not recorded": ALWAYS_OFF,
+    }.get(setup)
     tracer_provider = TracerProvider(sampler=sampler) if sampler else TracerProvider()
+    if setup.startswith("setup()"):
+        return tracer_provider, _setup_meter_provider()
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
     return tracer_provider, MeterProvider(metric_readers=[InMemoryMetricReader()])
+
+
+def _setup_meter_provider() -> Any:
+    """The meter provider ``tasklens.setup()`` builds, exporting to a port nothing listens on."""
+    import os
+
+    from opentelemetry.sdk.resources import Resource
+
+    from tasklens.telemetry import providers
+    from tasklens.telemetry.settings import TelemetrySettings
+
+    os.environ.setdefault("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+    settings = TelemetrySettings.from_env({"OTEL_METRICS_EXPORTER": "otlp"})
+    return providers.build_meter_provider(settings, Resource.create({"service.name": "hooks"}))
 
 
 def _fastest_per_message(run: Callable[[], float], messages: int) -> float:
@@ -208,9 +238,13 @@ def main(argv: list[str] | None = None) -> int:
     encoding = measure_encoding(arguments.messages)
     print(
         f"OTLP encoding of a finished span (export thread), µs per span: stock {encoding['stock']:.1f}, "
-        f"tasklens.telemetry.span_encoder {encoding['tasklens']:.1f}"
+        f"tasklens.telemetry.span_encoder {encoding['tasklens']:.1f}",
+        flush=True,
     )
-    return 0
+    # Skip interpreter shutdown: the providers' final export would wait on a closed port.
+    import os
+
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,9 @@ SETUPS = {
     "SDK, nothing exported": "SDK",
     "SDK, 10% sampled": "SDK 10%",
     "SDK, spans not recorded": "unrecorded",
+    "setup(), 100%": "setup()",
+    "setup(), 10% sampled": "setup() 10%",
+    "setup(), not recorded": "setup() unrec.",
 }
 
 #: Runs in each revision's process: prints the hook costs as JSON.
@@ -36,7 +39,9 @@ _PROBE = """
 import json, sys, tasklens
 assert tasklens.__file__.startswith(sys.argv[1]), tasklens.__file__
 from benchmarks.hooks import measure_hooks
-print(json.dumps({s: measure_hooks(s, int(sys.argv[2])) for s in sys.argv[3:]}))
+print(json.dumps({s: measure_hooks(s, int(sys.argv[2])) for s in sys.argv[3:]}), flush=True)
+import os
+os._exit(0)  # the providers' final export would wait on a closed port
 """
 
 

@@ -95,8 +95,10 @@ def run_rounds(
     messages: dict[str, int],
     threads: int,
     report: Callable[[Outcome], None],
+    round_done: Callable[[int, list[Outcome]], None] | None = None,
 ) -> list[Outcome]:
-    """Run ``rounds`` interleaved rounds; call ``report`` after each trial; return every outcome."""
+    """Run ``rounds`` interleaved rounds; call ``report`` after each trial and ``round_done`` with
+    every outcome so far after each round; return every outcome."""
     outcomes: list[Outcome] = []
     with SinkProcess() as sink:
         endpoints = Endpoints(sink=sink.endpoint, unreachable=closed_port_endpoint())
@@ -117,7 +119,7 @@ def run_rounds(
                     spec = TrialSpec(
                         broker=broker,
                         variant=name,
-                        messages=messages[broker],
+                        messages=max(1, int(messages[broker] * get_variant(name).messages_scale)),
                         threads=threads,
                         sink=endpoints.sink,
                         unreachable=endpoints.unreachable,
@@ -137,4 +139,6 @@ def run_rounds(
                     )
                     outcomes.append(outcome)
                     report(outcome)
+            if round_done is not None:
+                round_done(round_index, list(outcomes))
     return outcomes

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
-__all__ = ["Providers", "flush_global_providers", "install_sdk"]
+__all__ = ["Providers", "flush_global_providers", "install_sdk", "sdk_resource"]
 
 #: The ``service.name`` every instrumented trial reports.
 SERVICE_NAME = "tlbench-worker"
@@ -29,17 +30,31 @@ class Providers:
     meter_provider: MeterProvider | None
 
 
-def install_sdk(endpoint: str, *, traces: bool = True, metrics_enabled: bool = True) -> Providers:
-    """Set global SDK providers exporting over OTLP/HTTP to ``endpoint`` (a base URL)."""
-    from opentelemetry.sdk.resources import Resource
+def sdk_resource() -> Resource:
+    """The resource of every hand-built SDK set-up."""
+    return Resource.create({"service.name": SERVICE_NAME})
 
-    resource = Resource.create({"service.name": SERVICE_NAME})
+
+def install_sdk(
+    endpoint: str, *, traces: bool = True, metrics_enabled: bool = True, sample_ratio: float | None = None
+) -> Providers:
+    """Set global SDK providers exporting over OTLP/HTTP to ``endpoint`` (a base URL).
+
+    ``sample_ratio`` gives the tracer provider ``ParentBased(TraceIdRatioBased(sample_ratio))``
+    instead of the default (always on).
+    """
+    resource = sdk_resource()
     tracer_provider = meter_provider = None
     if traces:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-        tracer_provider = TracerProvider(resource=resource)
+        if sample_ratio is None:
+            tracer_provider = TracerProvider(resource=resource)
+        else:
+            from opentelemetry.sdk.trace.sampling import ParentBasedTraceIdRatio
+
+            tracer_provider = TracerProvider(resource=resource, sampler=ParentBasedTraceIdRatio(sample_ratio))
         tracer_provider.add_span_processor(
             BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{endpoint}/v1/traces"))
         )

@@ -73,6 +73,10 @@ class TrialResult:
       process_cpu_per_1k(float): Process CPU seconds per 1000 messages processed.
       peak_rss_mb(float): Peak resident set size of the trial process, in MiB.
       shutdown_seconds(float): How long ``Worker.stop()`` took (middleware flushes included).
+      enqueue_thread_us(dict[str, float]): CPU µs per message sent, per thread role (``producer``,
+        ``export``, ``other``) over the enqueue window.
+      process_thread_us(dict[str, float]): CPU µs per message processed, per thread role
+        (``workers``, ``consumers``, ``export``, ``other``) over the process window.
     """
 
     broker: str
@@ -84,6 +88,51 @@ class TrialResult:
     process_cpu_per_1k: float
     peak_rss_mb: float
     shutdown_seconds: float
+    enqueue_thread_us: dict[str, float]
+    process_thread_us: dict[str, float]
+
+
+#: Name prefixes of the SDK's export threads (batch span/log processors, periodic metric reader).
+EXPORT_THREAD_PREFIXES = ("Otel", "BatchSpan", "BatchLog", "PeriodicExporting")
+
+
+def _thread_role(thread: threading.Thread) -> str:
+    from dramatiq.worker import ConsumerThread, WorkerThread
+
+    if thread is threading.main_thread():
+        return "producer"
+    if isinstance(thread, WorkerThread):
+        return "workers"
+    if isinstance(thread, ConsumerThread):
+        return "consumers"
+    if thread.name.startswith(EXPORT_THREAD_PREFIXES):
+        return "export"
+    return "other"
+
+
+def thread_cpu() -> dict[int, tuple[str, float]]:
+    """CPU seconds used so far by every live thread, by thread id, with the thread's role."""
+    times: dict[int, tuple[str, float]] = {}
+    for thread in threading.enumerate():
+        if thread.ident is None:
+            continue
+        try:
+            clock = time.pthread_getcpuclockid(thread.ident)
+            times[thread.ident] = (_thread_role(thread), time.clock_gettime(clock))
+        except (OSError, ProcessLookupError):  # the thread ended meanwhile
+            continue
+    return times
+
+
+def cpu_by_role(
+    start: dict[int, tuple[str, float]], end: dict[int, tuple[str, float]], messages: int
+) -> dict[str, float]:
+    """CPU µs per message of each thread role between two :func:`thread_cpu` snapshots."""
+    roles: dict[str, float] = {}
+    for ident, (role, seconds) in end.items():
+        before = start.get(ident, (role, 0.0))[1]
+        roles[role] = roles.get(role, 0.0) + (seconds - before)
+    return {role: round(seconds / messages * 1e6, 2) for role, seconds in sorted(roles.items())}
 
 
 class _Marks:
@@ -95,6 +144,8 @@ class _Marks:
         self.counter = itertools.count()
         self.start = (0.0, 0.0)
         self.end = (0.0, 0.0)
+        self.start_threads: dict[int, tuple[str, float]] = {}
+        self.end_threads: dict[int, tuple[str, float]] = {}
         self.done = threading.Event()
 
     def record(self) -> None:
@@ -102,8 +153,10 @@ class _Marks:
         index = next(self.counter)
         if index == self.start_at:
             self.start = (time.perf_counter(), time.process_time())
+            self.start_threads = thread_cpu()
         elif index == self.end_at:
             self.end = (time.perf_counter(), time.process_time())
+            self.end_threads = thread_cpu()
             self.done.set()
 
 
@@ -138,10 +191,12 @@ def run_trial(spec: TrialSpec) -> TrialResult:
     try:
         for _ in range(spec.warmup):
             actor.send()
+        threads_before = thread_cpu()
         wall, cpu = time.perf_counter(), time.process_time()
         for _ in range(spec.messages):
             actor.send()
         enqueue_wall, enqueue_cpu = time.perf_counter() - wall, time.process_time() - cpu
+        enqueue_threads = cpu_by_role(threads_before, thread_cpu(), spec.messages)
         if variant.exports_reach_sink:
             flush_global_providers(FLUSH_TIMEOUT_MS)
 
@@ -172,6 +227,8 @@ def run_trial(spec: TrialSpec) -> TrialResult:
         process_cpu_per_1k=process_cpu / spec.messages * 1000,
         peak_rss_mb=_peak_rss_mb(),
         shutdown_seconds=shutdown_seconds,
+        enqueue_thread_us=enqueue_threads,
+        process_thread_us=cpu_by_role(marks.start_threads, marks.end_threads, spec.messages),
     )
 
 

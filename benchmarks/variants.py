@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import dramatiq
 
-from benchmarks.sdk import SERVICE_NAME, install_sdk
+from benchmarks.sdk import SERVICE_NAME, install_sdk, sdk_resource
 
 __all__ = ["BASELINE", "DEFAULT_VARIANTS", "VARIANTS", "Endpoints", "Variant", "get_variant"]
 
@@ -36,13 +36,18 @@ class Variant:
     Parameters:
       name(str): Short identifier, used on the command line and in results.
       label(str): What the tables and the chart call it.
-      group(str): ``baseline``, ``peer``, ``tasklens``, ``reference`` or ``experiment``.
+      group(str): ``baseline``, ``peer``, ``tasklens``, ``breakdown`` or ``experiment`` (opt-in).
     """
 
     name: str
     label: str
     group: str
     _cleanup: list[str] = field(default_factory=list, repr=False)
+
+    @property
+    def messages_scale(self) -> float:
+        """The fraction of a run's messages this variant's trials send (the breakdown's is half)."""
+        return 0.5 if self.group == "breakdown" else 1.0
 
     @property
     def exports_reach_sink(self) -> bool:
@@ -160,6 +165,93 @@ class Tasklens(Variant):
             instrumentor.instrument()
 
 
+class TasklensOnStockSdk(Variant):
+    """tasklens's middleware under the stock SDK set-up of :mod:`benchmarks.sdk`, as the peers run.
+
+    ``DramatiqInstrumentor().instrument(tracer_provider=..., meter_provider=...)`` with the
+    providers a user writes by hand (``BatchSpanProcessor`` + the SDK's OTLP/HTTP exporter, periodic
+    OTLP/HTTP metric reader): no ``tasklens.setup()``, so none of its encoder, its exemplar filter,
+    its histogram export or its process metrics.
+
+    Parameters:
+      traces(bool): False gives the API's no-op tracer (metrics only).
+      sample_ratio(float | None): ``ParentBased(TraceIdRatioBased(ratio))``, or None for 100%.
+    """
+
+    def __init__(
+        self, name: str, label: str, group: str, *, traces: bool = True, sample_ratio: float | None = None
+    ):
+        super().__init__(name, label, group)
+        self.traces = traces
+        self.sample_ratio = sample_ratio
+
+    def prepare(self, endpoints: Endpoints) -> None:
+        from opentelemetry import trace
+
+        from tasklens.dramatiq import DramatiqInstrumentor
+
+        providers = install_sdk(endpoints.sink, traces=self.traces, sample_ratio=self.sample_ratio)
+        tracer_provider = providers.tracer_provider or trace.NoOpTracerProvider()
+        DramatiqInstrumentor().instrument(
+            tracer_provider=tracer_provider, meter_provider=providers.meter_provider
+        )
+
+
+class _DroppingSpanExporter:
+    """A span exporter that accepts every batch and keeps nothing (no encoding, no network)."""
+
+    def export(self, spans: object) -> object:
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 0) -> bool:
+        return True
+
+
+class TasklensBreakdown(Variant):
+    """tasklens's middleware with parts of the SDK pipeline taken away, to see where time goes.
+
+    Parameters:
+      spans(str): ``noop`` (the API's no-op tracer), ``sdk`` (SDK spans, no span processor),
+        ``drop`` (``BatchSpanProcessor`` with an exporter that drops every batch) or ``otlp``
+        (``BatchSpanProcessor`` + the SDK's OTLP/HTTP exporter). The meter is always the API's no-op.
+    """
+
+    def __init__(self, name: str, label: str, group: str, *, spans: str):
+        super().__init__(name, label, group)
+        self.spans = spans
+
+    def prepare(self, endpoints: Endpoints) -> None:
+        from opentelemetry import metrics, trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        from tasklens.dramatiq import DramatiqInstrumentor
+
+        tracer_provider: trace.TracerProvider
+        if self.spans == "noop":
+            tracer_provider = trace.NoOpTracerProvider()
+        else:
+            sdk_provider = TracerProvider(resource=sdk_resource())
+            if self.spans == "drop":
+                sdk_provider.add_span_processor(BatchSpanProcessor(_DroppingSpanExporter()))  # type: ignore[arg-type]
+            elif self.spans == "otlp":
+                from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+                sdk_provider.add_span_processor(
+                    BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{endpoints.sink}/v1/traces"))
+                )
+            trace.set_tracer_provider(sdk_provider)
+            tracer_provider = sdk_provider
+        DramatiqInstrumentor().instrument(
+            tracer_provider=tracer_provider, meter_provider=metrics.NoOpMeterProvider()
+        )
+
+
 #: Every variant, in the order a round runs them; the first is the baseline.
 VARIANTS: dict[str, Variant] = {
     v.name: v
@@ -169,18 +261,54 @@ VARIANTS: dict[str, Variant] = {
         CommunityInstrumentorPeer(
             "otel-dramatiq", "opentelemetry-instrumentor-dramatiq (peer, traces)", "peer"
         ),
-        Tasklens("tasklens", "tasklens traces+metrics, 100%", "tasklens"),
+        TasklensOnStockSdk("tasklens-sdk", "tasklens on the stock SDK, traces+metrics, 100%", "tasklens"),
+        TasklensOnStockSdk(
+            "tasklens-sdk-sampled", "tasklens on the stock SDK, 10% sampled", "tasklens", sample_ratio=0.1
+        ),
+        TasklensOnStockSdk(
+            "tasklens-sdk-metrics",
+            "tasklens on the stock SDK, metrics only (no-op tracer)",
+            "tasklens",
+            traces=False,
+        ),
+        Tasklens("tasklens", "tasklens.setup() traces+metrics, 100%", "tasklens"),
+        Tasklens("tasklens-sampled", "tasklens.setup() 10% sampled", "tasklens", sample_ratio=0.1),
+        Tasklens("tasklens-metrics", "tasklens.setup() metrics only", "tasklens", traces=False),
+        Tasklens(
+            "tasklens-unreachable", "tasklens.setup() 100%, endpoint unreachable", "tasklens", reachable=False
+        ),
+        TasklensBreakdown(
+            "breakdown-noop",
+            "breakdown: no-op tracer, no-op meter (tasklens's own code)",
+            "breakdown",
+            spans="noop",
+        ),
+        TasklensBreakdown(
+            "breakdown-spans",
+            "breakdown: SDK spans, no span processor, no-op meter",
+            "breakdown",
+            spans="sdk",
+        ),
+        TasklensBreakdown(
+            "breakdown-batch",
+            "breakdown: SDK spans, BatchSpanProcessor dropping, no-op meter",
+            "breakdown",
+            spans="drop",
+        ),
+        TasklensBreakdown(
+            "breakdown-otlp",
+            "breakdown: SDK spans over OTLP/HTTP (stock), no-op meter",
+            "breakdown",
+            spans="otlp",
+        ),
         Tasklens(
             "tasklens-stock-exporter",
-            "tasklens 100%, SDK's own span exporter",
-            "tasklens",
+            "tasklens.setup() 100%, SDK's own span exporter",
+            "experiment",
             extra={"OTEL_TRACES_EXPORTER": "otlp_proto_http"},
         ),
-        Tasklens("tasklens-sampled", "tasklens traces+metrics, 10% sampled", "tasklens", sample_ratio=0.1),
-        Tasklens("tasklens-metrics", "tasklens metrics only", "tasklens", traces=False),
-        Tasklens("tasklens-unreachable", "tasklens 100%, endpoint unreachable", "tasklens", reachable=False),
         ReferenceMiddlewareVariant(
-            "reference", "hand-rolled SDK middleware (yardstick, traces+metrics)", "reference"
+            "reference", "hand-rolled SDK middleware (yardstick, traces+metrics)", "experiment"
         ),
     )
 }

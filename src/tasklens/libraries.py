@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.util
+import sys
 from typing import Any
 
 from tasklens.telemetry import Telemetry
@@ -16,7 +17,7 @@ from tasklens.telemetry import setup as setup_sdk
 from tasklens.telemetry.bootstrap import attempt
 from tasklens.worker_health import WorkerHealthSettings, enable_worker_health
 
-__all__ = ["INSTRUMENTATION_OPTIONS", "LIBRARIES", "Library", "setup"]
+__all__ = ["INSTRUMENTATION_OPTIONS", "LIBRARIES", "Library", "after_auto_instrumentation", "setup"]
 
 #: Keyword options of :func:`setup` that are passed on to every library's instrumentor.
 INSTRUMENTATION_OPTIONS = frozenset({"use_links", "capture_args"})
@@ -30,11 +31,14 @@ class Library:
       name(str): The name in ``Telemetry.instrumented`` and in log lines.
       module(str): The library's top-level module; instrumented only when it can be imported.
       instrumentor(str): ``module:Class`` of its ``BaseInstrumentor``.
+      after_auto_instrumentation(str): ``module:function`` to call once ``opentelemetry-instrument``
+        has run every instrumentor, when this library's instrumentor was loaded.
     """
 
     name: str
     module: str
     instrumentor: str
+    after_auto_instrumentation: str | None = None
 
     def installed(self) -> bool:
         return importlib.util.find_spec(self.module) is not None
@@ -56,7 +60,12 @@ class Library:
 #: Every library :func:`setup` instruments when it is installed.
 LIBRARIES: tuple[Library, ...] = (
     Library("dramatiq", "dramatiq", "tasklens.dramatiq:DramatiqInstrumentor"),
-    Library("celery", "celery", "tasklens.celery:CeleryInstrumentor"),
+    Library(
+        "celery",
+        "celery",
+        "tasklens.celery:CeleryInstrumentor",
+        after_auto_instrumentation="tasklens.celery.contrib:after_auto_instrumentation",
+    ),
 )
 
 _instrumented: dict[str, bool] = {}
@@ -104,3 +113,19 @@ def setup(
         if done:
             telemetry.instrumented = (*telemetry.instrumented, library.name)
     return telemetry
+
+
+def after_auto_instrumentation() -> None:
+    """The ``opentelemetry_post_instrument`` hook: each loaded library's own, if it has one.
+
+    A library whose instrumentor was never imported is skipped without importing anything, so
+    that a process which uses only one of them pays nothing for the other.
+    """
+    for library in LIBRARIES:
+        if library.after_auto_instrumentation is None:
+            continue
+        if library.instrumentor.split(":")[0] not in sys.modules:
+            continue
+        module_name, function_name = library.after_auto_instrumentation.split(":")
+        hook = getattr(importlib.import_module(module_name), function_name)
+        attempt(f"{library.name} after auto-instrumentation", hook)

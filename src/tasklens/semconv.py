@@ -27,8 +27,6 @@ SCHEMA_URL = "https://opentelemetry.io/schemas/1.37.0"
 
 #: The value of ``messaging.system`` on every span and metric point.
 MESSAGING_SYSTEM_DRAMATIQ = "dramatiq"
-#: The value of ``messaging.system`` for Celery's tasks, queues and workers.
-MESSAGING_SYSTEM_CELERY = "celery"
 
 #: ``messaging.operation.type`` / ``messaging.operation.name`` of the producer span.
 OPERATION_SEND = "send"
@@ -42,10 +40,6 @@ CONTEXT_OPTION = "otel_context"
 #: ``message.options`` key holding when the message became ready to run (Unix ms); the start of
 #: the queue wait.
 READY_AT_OPTION = "otel_ready_at"
-
-#: Celery message header the tasklens producer stamps with when it published the task (Unix ms,
-#: an integer): the monitor reads a ready queue's oldest age from it (unknown without it).
-PUBLISHED_AT_HEADER = "tasklens_published_at"
 
 # -- Span attributes ------------------------------------------------------------------------------
 
@@ -264,6 +258,12 @@ BROKER_SCRAPE_DURATION = MetricSpec(
     "s",
     "How long the last read of the broker took.",
 )
+RECEIVER_DROPPED_SERIES = MetricSpec(
+    "tasklens.receiver.dropped_series",
+    "counter",
+    "{series}",
+    "Data points of new received task-metric series dropped because /metrics held its limit of series.",
+)
 
 #: Every metric, worker side then broker side.
 METRICS: tuple[MetricSpec, ...] = (
@@ -283,6 +283,7 @@ METRICS: tuple[MetricSpec, ...] = (
     WORKERS,
     BROKER_UP,
     BROKER_SCRAPE_DURATION,
+    RECEIVER_DROPPED_SERIES,
 )
 
 #: Every span and metric attribute name.

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from tasklens.brokers import redact_url
-from tasklens.brokers.url import scrub
+from tasklens.brokers.url import InvalidBrokerUrl, check_redis_database, scrub
 
 
 @pytest.mark.parametrize(
@@ -30,3 +30,28 @@ def test_a_driver_message_quoting_the_password_is_scrubbed() -> None:
     url = "redis://:hunter2@cache:6379/0"
     message = f"AUTH hunter2 failed for {url}"
     assert scrub(message, url) == "AUTH *** failed for redis://:***@cache:6379/0"
+
+
+@pytest.mark.parametrize(
+    ("url", "database"),
+    [
+        ("redis://cache:6379/0", 0),
+        ("redis://cache:6379/15", 15),
+        ("redis://cache:6379", 0),
+        ("redis://cache:6379/", 0),
+        ("rediss://cache:6380/%33", 3),
+        ("unix:///run/redis.sock?db=4", 4),
+        ("redis://cache:6379/2?namespace=app", 2),
+    ],
+)
+def test_redis_databases_that_are_numbers_are_read(url: str, database: int) -> None:
+    assert check_redis_database(url) == database
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["redis://cache:6379/7x", "redis://cache:6379/-1", "redis://cache:6379/0/1", "unix:///s.sock?db=x"],
+)
+def test_redis_databases_that_are_not_numbers_are_refused(url: str) -> None:
+    with pytest.raises(InvalidBrokerUrl, match="invalid Redis database"):
+        check_redis_database(url)

@@ -38,6 +38,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from tasklens.dramatiq import OpenTelemetryMiddleware
 from tasklens.monitor import MonitorSettings, create_app
 from tasklens.telemetry.process_metrics import start_process_metrics
+from tasklens.telemetry.providers import build_resource
+from tasklens.telemetry.settings import TelemetrySettings
 
 #: How long the harness waits for a server or a condition, in seconds.
 WAIT_TIMEOUT = 20.0
@@ -115,10 +117,14 @@ class ShopWorker:
     headers: dict[str, str] = field(default_factory=dict)
     #: Set to make the dead-lettering actor succeed: the bug has been fixed.
     fixed: threading.Event = field(default_factory=threading.Event)
+    #: Set to let the slow report actor finish.
+    release: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
-        resource = Resource.create(
-            {"service.name": "shop-worker", "service.instance.id": f"worker-{uuid.uuid4().hex[:8]}"}
+        # The resource tasklens.setup() gives a process (host and pid included), with an id of
+        # the test's own.
+        resource = build_resource(TelemetrySettings.from_env({}), "shop-worker").merge(
+            Resource({"service.instance.id": f"worker-{uuid.uuid4().hex[:8]}"})
         )
         endpoint = self.otlp_endpoint.rstrip("/")
         self.tracer_provider = TracerProvider(resource=resource)
@@ -151,13 +157,16 @@ class ShopWorker:
             tracer_provider=self.tracer_provider, meter_provider=self.meter_provider
         )
         self.broker.add_middleware(middleware, before=type(self.broker.middleware[0]))
-        self.queues = {name: f"{self.namespace}-{name}" for name in ("emails", "payments", "imports")}
+        self.queues = {
+            name: f"{self.namespace}-{name}" for name in ("emails", "payments", "imports", "stock", "reports")
+        }
         self._declare_actors()
         self.worker: dramatiq.Worker | None = None
         self._process_metrics = False
 
     def _declare_actors(self) -> None:
-        logger, tracer, fixed = self.logger, self.tracer, self.fixed
+        logger, tracer, fixed, release = self.logger, self.tracer, self.fixed, self.release
+        reserved: set[int] = set()
 
         def send_welcome_email(user_id: int) -> None:
             with tracer.start_as_current_span("render template"):
@@ -174,6 +183,15 @@ class ShopWorker:
                 logger.error("cannot parse %s", source)
                 raise ValueError(f"unparseable catalog at {source}")
             logger.info("imported %s", source)
+
+        def reserve_stock(order_id: int) -> None:
+            # The warehouse is busy the first time: the retry succeeds.
+            if order_id not in reserved:
+                reserved.add(order_id)
+                raise ConnectionError(f"warehouse busy for order {order_id}")
+
+        def generate_report(name: str) -> None:
+            release.wait(WAIT_TIMEOUT * 3)
 
         def fetch_feed(url: str) -> str:
             with tracer.start_as_current_span("download"):
@@ -194,6 +212,17 @@ class ShopWorker:
             max_retries=1,
             min_backoff=10,
             max_backoff=20,
+        )
+        self.reserve_stock = dramatiq.actor(
+            reserve_stock,
+            broker=self.broker,
+            queue_name=self.queues["stock"],
+            max_retries=2,
+            min_backoff=10,
+            max_backoff=20,
+        )
+        self.generate_report = dramatiq.actor(
+            generate_report, broker=self.broker, queue_name=self.queues["reports"], time_limit=120_000
         )
         self.import_catalog = dramatiq.actor(
             import_catalog, broker=self.broker, queue_name=self.queues["imports"], max_retries=0
@@ -217,7 +246,7 @@ class ShopWorker:
     def start(self) -> ShopWorker:
         # CPU, memory and threads of this process, as tasklens.setup() reports them in a worker.
         self._process_metrics = start_process_metrics(self.meter_provider)
-        self.worker = dramatiq.Worker(self.broker, worker_timeout=50, worker_threads=2)
+        self.worker = dramatiq.Worker(self.broker, worker_timeout=50, worker_threads=3)
         self.worker.start()
         return self
 
@@ -228,6 +257,7 @@ class ShopWorker:
         self.logger_provider.force_flush()
 
     def stop(self) -> None:
+        self.release.set()
         if self.worker is not None:
             self.worker.stop()
         self.flush()

@@ -1,86 +1,17 @@
-"""The dashboard in headless Chromium, against a monitor fed by a real instrumented worker.
-
-One monitor and one worker serve the whole module: the worker runs a small shop's traffic (welcome
-emails; checkouts whose payment task is declined once, retried, and dead-lettered; a two-step feed
-import pipeline; a catalog import that fails straight to the dead-letter queue), exports it over
-OTLP/HTTP to the monitor, and the tests read it back through the pages as a user would.
-"""
+"""The dashboard in headless Chromium, against a monitor fed by a real instrumented worker (the
+shop of ``conftest.py``): what each page shows and does."""
 
 from __future__ import annotations
 
 import re
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import pytest
 
-from tasklens.monitor import MonitorSettings
-from tests.browser.conftest import screenshot
-from tests.browser.harness import MonitorServer, ShopWorker, wait_until
+from tests.browser.conftest import TOKEN, Shop, save_token, screenshot
+from tests.browser.harness import MonitorServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.redis]
-
-#: The monitor's API token in these tests.
-TOKEN = "browser-test-token"
-#: The order whose card is declined.
-DECLINED_ORDER = 42
-
-
-@dataclass
-class Shop:
-    monitor: MonitorServer
-    worker: ShopWorker
-    declined_order: int
-    dead_message_id: str
-
-
-@pytest.fixture(scope="module")
-def shop(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
-    namespace = "t" + uuid.uuid4().hex[:10]
-    settings = MonitorSettings(
-        broker_url=f"{redis_url}?namespace={namespace}",
-        auth_token=TOKEN,
-        cache_ttl=0.5,
-        store_path=str(tmp_path_factory.mktemp("store") / "telemetry.db"),
-    )
-    monitor = MonitorServer(settings).start()
-    worker = ShopWorker(
-        redis_url, namespace, monitor.url, headers={"Authorization": f"Bearer {TOKEN}"}
-    ).start()
-    try:
-        for user_id in range(12):
-            worker.send_welcome_email.send(user_id)
-        for order_id in range(100, 108):
-            worker.checkout(order_id, 25)
-        worker.import_feed("https://example.test/feed.xml")
-        worker.checkout(DECLINED_ORDER, -1)
-        dead = worker.import_catalog.send("s3://catalogs/spring.csv")
-        wait_until(
-            lambda: (
-                monitor.get(f"/api/queues/{worker.queues['imports']}")["dead"] == 1
-                and monitor.get(f"/api/queues/{worker.queues['payments']}")["dead"] == 1
-            ),
-            what="the failing messages to reach the dead-letter queues",
-        )
-        worker.flush()
-        wait_until(
-            lambda: len(monitor.get("/api/runs", status="error", limit=10)["items"]) >= 3,
-            what="the failed runs to reach the monitor's store",
-        )
-        yield Shop(monitor, worker, declined_order=DECLINED_ORDER, dead_message_id=dead.message_id)
-    finally:
-        worker.stop()
-        monitor.stop()
-
-
-def save_token(page, token: str = TOKEN) -> None:
-    """Type the token into the top bar's field, as a user does once per browser."""
-    from playwright.sync_api import expect
-
-    page.locator("#token").fill(token)
-    page.locator("#token-save").click()
-    expect(page.locator("#token-form")).to_have_attribute("data-state", "set" if token else "unset")
 
 
 def test_overview_shows_throughput_errors_and_worst_actors(shop: Shop, page) -> None:
@@ -204,7 +135,11 @@ def test_dead_letter_is_refused_without_the_token_then_requeued_with_it(shop: Sh
     expect(outcome).to_contain_text("Requeued 1 message")
     expect(page.locator("#dlq-list")).to_contain_text(f"No dead letters in {queue}.")
     page.goto(f"{shop.monitor.url}/runs?q={shop.dead_message_id}")
-    expect(page.locator("#runs-table tbody tr[data-status='ok']")).to_have_count(1)
+    recovered = page.locator("#runs-table tbody tr[data-status='ok']")
+    expect(recovered).to_have_count(1)
+    # Its attempt number is the one it died with: the run says it came after a requeue.
+    expect(recovered.locator(".requeued")).to_have_text("requeued")
+    expect(page.locator("#runs-table tbody tr[data-status='error'] .requeued")).to_have_count(0)
 
 
 def test_workers_page_lists_the_worker_processes(shop: Shop, page) -> None:

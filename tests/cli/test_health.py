@@ -14,7 +14,7 @@ def test_healthy_exits_0(invoke: Invoke, queue: PopulatedQueue) -> None:
 
     assert result.exit_code == 0, result.output
     assert result.output.startswith("healthy: redis://127.0.0.1:6379/0?namespace=")
-    assert "1 queues, 5 pending" in result.output
+    assert "1 queue, 5 pending" in result.output
 
 
 def test_degraded_exits_1_with_the_reason(invoke: Invoke, queue: PopulatedQueue) -> None:

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from tasklens.monitor import MonitorSettings, create_app
 from tests.cli.conftest import Invoke
+from tests.monitor.conftest import LOCAL_URL
 from tests.monitor.ground_truth import rabbitmq_queue
 from tests.monitor.processes import SUBPROCESS_TIMEOUT
 
@@ -48,7 +49,7 @@ def test_queues_table_shows_unknowns_as_question_marks(
 
 def test_metrics_leave_unknowns_out(rabbitmq_url: str, rabbit_queue: str) -> None:
     settings = MonitorSettings(broker_url=rabbitmq_url, queues=(rabbit_queue,), cache_ttl=0.0)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url=LOCAL_URL) as client:
         metrics = client.get("/metrics").text
 
     label = f'messaging_destination_name="{rabbit_queue}",messaging_system="dramatiq"'

@@ -54,17 +54,6 @@ WORKER_SERVICE = "deploy-worker"
 #: Messages the producer sends, per actor.
 OK_MESSAGES, FLAKY_MESSAGES, BACKLOG_MESSAGES = 20, 3, 3
 
-#: Broker-side series as the monitor names them until its library-neutral names land, mapped by
-#: the test's Prometheus to the names the dashboards read (adding the ``messaging_system`` label
-#: those names carry). Delete this mapping, and its use in ``prometheus_config``, once the
-#: monitor serves ``tasklens_queue_depth``, ``tasklens_queue_oldest_message_age_seconds`` and
-#: ``tasklens_workers`` itself: it does nothing to series already named so.
-BEFORE_BROKER_RENAME = {
-    "dramatiq_queue_depth": "tasklens_queue_depth",
-    "dramatiq_queue_oldest_message_age_seconds": "tasklens_queue_oldest_message_age_seconds",
-    "dramatiq_workers": "tasklens_workers",
-}
-
 
 def _dashboards() -> dict[str, dict[str, Any]]:
     return {path.name: json.loads(path.read_text()) for path in DASHBOARD_FILES}
@@ -173,18 +162,6 @@ class Stack:
 
 
 def prometheus_config(monitor: str) -> str:
-    relabel = "".join(
-        f"""
-      - source_labels: [__name__]
-        regex: {old}
-        target_label: messaging_system
-        replacement: dramatiq
-      - source_labels: [__name__]
-        regex: {old}
-        target_label: __name__
-        replacement: {new}"""
-        for old, new in BEFORE_BROKER_RENAME.items()
-    )
     return f"""
 global:
   scrape_interval: 1s
@@ -193,7 +170,6 @@ scrape_configs:
   - job_name: tasklens-monitor
     static_configs:
       - targets: ["{monitor}"]
-    metric_relabel_configs:{relabel}
 """
 
 

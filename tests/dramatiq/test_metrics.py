@@ -72,3 +72,70 @@ def test_in_flight_counts_the_messages_being_processed(rig: BrokerRig, telemetry
     finally:
         release.set()
         worker.stop()
+
+
+def _histogram_counts(points: list) -> dict[tuple, tuple[int, tuple[int, ...] | None]]:
+    return {
+        tuple(sorted(p.attributes.items())): (p.count, tuple(p.explicit_bounds)) for p in points if p.count
+    }
+
+
+def test_pre_aggregated_histograms_export_what_the_sdk_histograms_do() -> None:
+    """A provider whose histograms are aggregated per thread exports the same series and counts as
+    one that keeps the SDK's histograms (a view that matches nothing keeps them)."""
+    import dramatiq
+    from dramatiq.brokers.stub import StubBroker
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.metrics.view import View
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from tasklens.dramatiq import OpenTelemetryMiddleware
+    from tasklens.messaging.histogram import ThreadHistogram
+
+    def run(meter_provider: MeterProvider) -> OpenTelemetryMiddleware:
+        broker = StubBroker()
+        broker.emit_after("process_boot")
+        middleware = OpenTelemetryMiddleware(tracer_provider=TracerProvider(), meter_provider=meter_provider)
+        broker.add_middleware(middleware)
+
+        @dramatiq.actor(broker=broker, queue_name="hist", max_retries=1, min_backoff=1, max_backoff=2)
+        def maybe(n: int) -> None:
+            if n % 3 == 0:
+                raise ValueError(n)
+
+        for n in range(9):
+            maybe.send(n)
+        worker = dramatiq.Worker(broker, worker_timeout=50, worker_threads=3)
+        worker.start()
+        broker.join("hist", fail_fast=False)
+        worker.join()
+        worker.stop()
+        broker.close()
+        return middleware
+
+    def points(reader: InMemoryMetricReader, name: str) -> list:
+        data = reader.get_metrics_data()
+        return [
+            point
+            for rm in data.resource_metrics  # type: ignore[union-attr]
+            for sm in rm.scope_metrics
+            for metric in sm.metrics
+            if metric.name == name
+            for point in metric.data.data_points
+        ]
+
+    sdk_reader, ours_reader = InMemoryMetricReader(), InMemoryMetricReader()
+    sdk_provider = MeterProvider(metric_readers=[sdk_reader], views=[View(instrument_name="unrelated")])
+    ours_provider = MeterProvider(metric_readers=[ours_reader])
+    assert not isinstance(run(sdk_provider)._process_duration, ThreadHistogram)
+    assert isinstance(run(ours_provider)._process_duration, ThreadHistogram)
+
+    for spec in (semconv.CLIENT_OPERATION_DURATION, semconv.PROCESS_DURATION, semconv.MESSAGE_QUEUE_WAIT):
+        expected = _histogram_counts(points(sdk_reader, spec.name))
+        got = _histogram_counts(points(ours_reader, spec.name))
+        assert expected and got == expected, spec.name
+        for point in points(ours_reader, spec.name):
+            assert sum(point.bucket_counts) == point.count and point.min <= point.max
+    sdk_provider.shutdown()
+    ours_provider.shutdown()

@@ -12,6 +12,8 @@ from tasklens.monitor import MonitorSettings, create_app
 from tests.monitor.fake_broker import FAKE_URL, FakeInspector
 from tests.monitor.ground_truth import queue as queue
 
+#: Base URL of test clients: a name the monitor answers to (its Host check refuses others).
+LOCAL_URL = "http://127.0.0.1"
 #: The token the tests configure when a test needs one.
 TOKEN = "test-token-123"
 #: Headers that carry it.
@@ -39,7 +41,7 @@ def make_client(fake: FakeInspector) -> Iterator[ClientFactory]:
         settings = replace(
             MonitorSettings(broker_url=FAKE_URL, cache_ttl=0.0, broker_timeout=2.0), **overrides
         )
-        client = TestClient(create_app(settings, open_inspector=lambda: fake))
+        client = TestClient(create_app(settings, open_inspector=lambda: fake), base_url=LOCAL_URL)
         client.__enter__()
         clients.append(client)
         return client

@@ -6,7 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tasklens.monitor import MonitorSettings, create_app
-from tests.monitor.conftest import AUTH, ClientFactory
+from tests.monitor.conftest import AUTH, LOCAL_URL, ClientFactory
 from tests.monitor.fake_broker import FAKE_URL, FakeInspector
 
 
@@ -218,7 +218,7 @@ def test_an_unexpected_error_is_500_json_without_a_traceback(fake: FakeInspector
     fake.bug = RuntimeError("secret internals")
     app = create_app(MonitorSettings(broker_url=FAKE_URL), open_inspector=lambda: fake)
 
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with TestClient(app, raise_server_exceptions=False, base_url=LOCAL_URL) as client:
         response = client.get("/api/queues/default/dead-letters")
 
     assert response.status_code == 500

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from tasklens.monitor import MonitorSettings, create_app
 from tests import services
+from tests.monitor.conftest import LOCAL_URL
 from tests.monitor.ground_truth import PopulatedQueue
 from tests.monitor.tcp_proxy import TcpProxy
 
@@ -32,7 +33,7 @@ def proxy(redis_url: str) -> Iterator[TcpProxy]:
 def monitor(proxy: TcpProxy, queue: PopulatedQueue) -> Iterator[TestClient]:
     url = f"redis://:pass-w0rd@127.0.0.1:{proxy.port}/0?namespace={queue.namespace}"
     settings = MonitorSettings(broker_url=url, broker_timeout=TIMEOUT, cache_ttl=0.0)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url=LOCAL_URL) as client:
         yield client
 
 

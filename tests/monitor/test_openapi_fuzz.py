@@ -11,12 +11,17 @@ from tasklens.monitor import MonitorSettings, create_app
 from tests.monitor.conftest import AUTH, TOKEN
 from tests.monitor.fake_broker import FAKE_URL, FakeInspector
 
+#: The Host schemathesis gives the requests it sends to an ASGI app.
+ASGI_HOST = "testserver"
+
 
 def fuzzed_app() -> object:
     inspector = FakeInspector()
     inspector.add_queue(QueueStats("default", ready=3, delayed=2, in_flight=1, dead=4, oldest_age=12.5))
     inspector.add_dead("default", 50)
-    settings = MonitorSettings(broker_url=FAKE_URL, auth_token=TOKEN, cache_ttl=0.0, broker_timeout=2.0)
+    settings = MonitorSettings(
+        broker_url=FAKE_URL, auth_token=TOKEN, allowed_hosts=(ASGI_HOST,), cache_ttl=0.0, broker_timeout=2.0
+    )
     return create_app(settings, open_inspector=lambda: inspector)
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 from opentelemetry.propagate import inject
-from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID, SERVICE_NAME
+from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID, SERVICE_NAME, Resource
 
 from tasklens.telemetry.providers import (
     build_logger_provider,
+    build_meter_provider,
     build_resource,
     build_sampler,
     build_tracer_provider,
@@ -71,11 +72,13 @@ def test_no_exporter_still_makes_real_spans_but_records_none() -> None:
     provider.shutdown()
 
 
-def test_logs_are_not_exported_unless_asked() -> None:
-    assert build_logger_provider(settings(), build_resource(settings())) is None
-    provider = build_logger_provider(settings(OTEL_LOGS_EXPORTER="console"), build_resource(settings()))
-    assert provider is not None
-    provider.shutdown()
+def test_logs_are_exported_unless_turned_off() -> None:
+    assert build_logger_provider(settings(OTEL_LOGS_EXPORTER="none"), build_resource(settings())) is None
+    for value in (None, "console"):
+        variables = {} if value is None else {"OTEL_LOGS_EXPORTER": value}
+        provider = build_logger_provider(settings(**variables), build_resource(settings()))
+        assert provider is not None
+        provider.shutdown()
 
 
 def test_an_unknown_exporter_is_skipped_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
@@ -95,3 +98,22 @@ def test_grpc_without_the_grpc_exporter_falls_back_to_http(caplog: pytest.LogCap
     )
     provider.shutdown()
     assert "using OTLP over HTTP" in caplog.text
+
+
+def _exemplar_filter(provider: object) -> str:
+    return type(provider._sdk_config.exemplar_filter).__name__  # type: ignore[attr-defined]
+
+
+def test_setup_meter_provider_takes_exemplars_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OTEL_METRICS_EXEMPLAR_FILTER", raising=False)
+    provider = build_meter_provider(
+        TelemetrySettings.from_env({"OTEL_METRICS_EXPORTER": "none"}), Resource.create()
+    )
+    assert _exemplar_filter(provider) == "AlwaysOffExemplarFilter"
+    provider.shutdown(timeout_millis=100)
+
+    monkeypatch.setenv("OTEL_METRICS_EXEMPLAR_FILTER", "trace_based")
+    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "none")
+    provider = build_meter_provider(TelemetrySettings.from_env(), Resource.create())
+    assert _exemplar_filter(provider) == "TraceBasedExemplarFilter"
+    provider.shutdown(timeout_millis=100)

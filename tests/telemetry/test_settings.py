@@ -7,11 +7,13 @@ import pytest
 from tasklens.telemetry.settings import TelemetrySettings
 
 
-def test_defaults_export_traces_and_metrics_over_otlp_http_and_no_logs() -> None:
+def test_defaults_export_traces_metrics_and_logs_over_otlp_http() -> None:
     settings = TelemetrySettings.from_env({})
     assert settings.traces_exporters == ("otlp",)
     assert settings.metrics_exporters == ("otlp",)
-    assert settings.logs_exporters == ()
+    # The specification's default: log lines reach the same endpoint as the spans.
+    assert settings.logs_exporters == ("otlp",)
+    assert TelemetrySettings.from_env({"OTEL_LOGS_EXPORTER": "none"}).logs_exporters == ()
     assert set(settings.otlp_protocols.values()) == {"http/protobuf"}
     assert settings.sampler == "parentbased_always_on"
     assert settings.metric_export_interval_ms == 60_000

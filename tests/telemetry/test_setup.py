@@ -276,6 +276,12 @@ report({"exitcode": process.exitcode})
     assert set(spans) == {"in-parent", "in-child"}
     child_id = spans["in-child"].resource["service.instance.id"]
     assert child_id != spans["in-parent"].resource["service.instance.id"]
+    # Each process is named by its host and its own pid.
+    assert spans["in-child"].resource["host.name"] == socket.gethostname()
+    child_pid, parent_pid = (spans[name].resource["process.pid"] for name in ("in-child", "in-parent"))
+    assert child_pid != parent_pid
+    assert spans["in-child"].resource["process.parent_pid"] == parent_pid
+    assert "process.command_args" not in spans["in-child"].resource
     [point] = [point for point in receiver.metric_points() if point.name == "child.work"]
     assert point.value == 7
     assert point.resource["service.instance.id"] == child_id
@@ -289,7 +295,31 @@ report({"exitcode": process.exitcode})
     assert max(child_descriptors) >= 200, "measured in the child, which opened 200 more files"
 
 
-def test_logs_are_exported_with_their_span_when_asked(receiver: OtlpReceiver) -> None:
+def test_a_new_process_reports_its_metrics_within_seconds_not_an_export_interval(
+    receiver: OtlpReceiver,
+) -> None:
+    script = """
+import sys, tasklens
+tasklens.setup(service_name="fresh-worker")
+sys.stdin.read()  # alive until the test closes stdin
+"""
+    env = environment(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_METRIC_EXPORT_INTERVAL="600000")
+    child = subprocess.Popen([sys.executable, "-c", script], env=env, cwd=ROOT, stdin=subprocess.PIPE)
+    try:
+        # The export interval is ten minutes: only the early first export can deliver these.
+        arrived = receiver.wait_for(
+            lambda r: any(point.name == "process.cpu.time" for point in r.metric_points()), timeout=20
+        )
+    finally:
+        assert child.stdin is not None
+        child.stdin.close()
+        child.wait(timeout=30)
+    assert arrived, "no metric export within 20 s of setup()"
+    [resource] = {tuple(sorted(point.resource.items())) for point in receiver.metric_points()}
+    assert dict(resource)["service.name"] == "fresh-worker"
+
+
+def test_logs_are_exported_with_their_span_by_default(receiver: OtlpReceiver) -> None:
     script = """
 import logging
 import tasklens
@@ -300,7 +330,8 @@ with trace.get_tracer("test").start_as_current_span("logging-span"):
     logging.getLogger("app").info("inside %s", "span")
 logging.getLogger("app").info("outside")
 """
-    finished = run_python(script, otlp_env(receiver, OTEL_LOGS_EXPORTER="otlp", OTEL_METRICS_EXPORTER="none"))
+    # No OTEL_LOGS_EXPORTER: the specification's default, otlp, applies.
+    finished = run_python(script, otlp_env(receiver, OTEL_METRICS_EXPORTER="none"))
     assert finished.returncode == 0, finished.stderr
     [span] = receiver.spans()
     logs = {log.body: log for log in receiver.logs()}

@@ -14,6 +14,12 @@ So in flight counts the messages workers fetched, running or prefetched; and wor
 the processes whose Dramatiq broker talked to Redis within the heartbeat timeout, which are
 the workers (an idle worker polls every few seconds) and any producer that enqueued meanwhile.
 
+Redis drops the keys of a queue once it is empty, so every reader also remembers the queues it
+saw holding messages in ``ns:__tasklens__.queues`` (a sorted set scored by when, in Unix ms; entries
+older than ``QUEUE_REGISTRY_TTL`` are dropped): an emptied queue stays listed, for every reader,
+instead of vanishing between two reads. A reader that may not write (a read-only user, a replica)
+goes on without adding to it.
+
 Queues are found with SCAN (never KEYS, which blocks the server), all queues are read in one
 pipelined round trip with a small read-only script per queue (so each queue's counts come from
 one moment), and dead-letter actions are Lua scripts, atomic per batch.
@@ -28,6 +34,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -86,6 +93,12 @@ MAX_PAGE_SIZE = 1000
 MESSAGES_SUFFIX = ".msgs"
 #: Key (after the namespace) of the workers' heartbeats.
 HEARTBEATS_KEY = "__heartbeats__"
+#: Key (after the namespace) of the queues readers saw holding messages, and how long one stays
+#: listed after it was last seen so, in seconds.
+QUEUE_REGISTRY_KEY = "__tasklens__.queues"
+QUEUE_REGISTRY_TTL = 7 * 86400.0
+#: How often one reader reads the registry again, or writes a queue it already wrote, in seconds.
+QUEUE_REGISTRY_REFRESH = 60.0
 #: Keys (after the namespace) starting with this are Dramatiq's bookkeeping, not queues.
 INTERNAL_KEY_PREFIX = "__"
 
@@ -128,6 +141,9 @@ class RedisInspector(BrokerInspector):
         # Queues found once stay reported (at zero once emptied, when Redis drops their keys)
         # so that their series do not vanish from the metrics.
         self._seen: set[str] = set()
+        self._registry: set[str] = set()
+        self._registry_read_at = -math.inf
+        self._written: dict[str, float] = {}
         self.timeout = timeout
         self.heartbeat_timeout = heartbeat_timeout
         self.requeue_batch_size = requeue_batch_size
@@ -150,7 +166,7 @@ class RedisInspector(BrokerInspector):
     def snapshot(self) -> BrokerSnapshot:
         started = time.monotonic()
         with self._errors():
-            names = sorted(self._known() | self._discover())
+            names = sorted(self._known() | self._discover() | self._registered())
             try:
                 rows, workers, now_ms = self._read_queues(names)
             except redis.exceptions.NoScriptError:
@@ -164,6 +180,10 @@ class RedisInspector(BrokerInspector):
         ]
         # Rebound, not updated in place: other threads may be reading the old set.
         self._seen = self._seen | {q.name for q in queues}
+        self._register(
+            [name for name, row in zip(names, rows, strict=True) if any(int(value) > 0 for value in row[:4])],
+            now_ms,
+        )
         return BrokerSnapshot(
             queues=queues, workers=int(workers), read_at=time.time(), duration=time.monotonic() - started
         )
@@ -299,6 +319,35 @@ class RedisInspector(BrokerInspector):
 
     def _known(self) -> set[str]:
         return set(self.queues) | self._seen
+
+    def _registered(self) -> set[str]:
+        """The queues readers saw holding messages within ``QUEUE_REGISTRY_TTL`` (read again at
+        most every ``QUEUE_REGISTRY_REFRESH`` seconds, so repeated reads stay one round trip)."""
+        if time.monotonic() - self._registry_read_at < QUEUE_REGISTRY_REFRESH:
+            return self._registry
+        since_ms = (time.time() - QUEUE_REGISTRY_TTL) * 1000
+        key = self._key(QUEUE_REGISTRY_KEY)
+        names = cast("list[bytes]", self._client.zrangebyscore(key, since_ms, "+inf"))
+        self._registry = {name.decode(errors="replace") for name in names}
+        self._registry_read_at = time.monotonic()
+        return self._registry
+
+    def _register(self, names: Sequence[str], now_ms: float) -> None:
+        """Remember queues seen holding messages (each at most every ``QUEUE_REGISTRY_REFRESH``
+        seconds); a reader that may not write does without."""
+        refresh_ms = QUEUE_REGISTRY_REFRESH * 1000
+        due = [name for name in names if now_ms - self._written.get(name, -math.inf) > refresh_ms]
+        if not due:
+            return
+        key = self._key(QUEUE_REGISTRY_KEY)
+        try:
+            pipe = self._client.pipeline(transaction=False)
+            pipe.zadd(key, dict.fromkeys(due, now_ms))
+            pipe.zremrangebyscore(key, "-inf", now_ms - QUEUE_REGISTRY_TTL * 1000)
+            pipe.execute()
+        except redis.exceptions.ResponseError:
+            return
+        self._written = {**self._written, **dict.fromkeys(due, now_ms)}
 
     def _discover(self) -> set[str]:
         prefix = self._key("")

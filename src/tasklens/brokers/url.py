@@ -1,4 +1,7 @@
-"""Broker URLs as they may be shown: with every password replaced by ``***``.
+"""Broker URLs as they may be shown (every password replaced by ``***``), and checked.
+
+redis-py reads a database it cannot parse (``redis://host:6379/7x``) as database 0, silently:
+``check_redis_database`` refuses such a URL before anything reads or acts on the wrong database.
 
 Example:
 
@@ -11,9 +14,11 @@ Example:
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
-__all__ = ["REDACTED", "redact_url", "scrub"]
+from tasklens.brokers.base import BrokerError
+
+__all__ = ["REDACTED", "InvalidBrokerUrl", "check_broker_url", "check_redis_database", "redact_url", "scrub"]
 
 #: What a password is replaced with.
 REDACTED = "***"
@@ -60,6 +65,55 @@ def redact_url(url: str) -> str:
         return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
     except ValueError:
         return _USERINFO_PASSWORD.sub(rf"\1:{REDACTED}@", url)
+
+
+class InvalidBrokerUrl(BrokerError):
+    """A broker URL that cannot mean what it says, such as a Redis database that is not a number."""
+
+
+#: URL schemes whose path is the database number (``unix://`` URLs give it as ``?db=``).
+_REDIS_TCP_SCHEMES = frozenset({"redis", "rediss"})
+_DATABASE = re.compile(r"^[0-9]{1,9}$")
+
+
+def check_redis_database(url: str) -> int:
+    """The database a Redis URL names (0 when none), refusing one that is not a number.
+
+    Parameters:
+      url(str): A ``redis://``, ``rediss://`` or ``unix://`` URL.
+
+    Raises:
+      InvalidBrokerUrl: When the path or the ``db`` parameter is not a database number.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise InvalidBrokerUrl(f"invalid broker URL {redact_url(url)}: {exc}") from None
+    given = [value for key, value in parse_qsl(parts.query, keep_blank_values=True) if key == "db"]
+    if parts.scheme.lower() in _REDIS_TCP_SCHEMES and parts.path not in ("", "/"):
+        given.insert(0, unquote(parts.path)[1:])
+    for database in given:
+        if not _DATABASE.match(database):
+            raise InvalidBrokerUrl(
+                f"invalid Redis database {database!r} in {redact_url(url)}: use a number,"
+                " like redis://host:6379/0"
+            )
+    return int(given[0]) if given else 0
+
+
+def check_broker_url(url: str) -> None:
+    """Refuse a broker URL whose parts cannot be read as meant (a Redis database that is not a
+    number); other URLs pass, for ``open_broker`` to judge their scheme.
+
+    Parameters:
+      url(str): A broker URL.
+
+    Raises:
+      InvalidBrokerUrl: With a one-line message naming the redacted URL.
+    """
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme in (*_REDIS_TCP_SCHEMES, "unix"):
+        check_redis_database(url)
 
 
 def scrub(text: str, url: str) -> str:

@@ -10,6 +10,8 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from opentelemetry.instrumentation.utils import unwrap
 from wrapt import wrap_function_wrapper
 
+from tasklens.celery.contrib import take_over_from_contrib
+from tasklens.celery.pool import PoolProcesses
 from tasklens.celery.tracing import CeleryTracing, current_task_fields
 from tasklens.messaging import log_fields
 
@@ -54,6 +56,7 @@ class CeleryInstrumentor(BaseInstrumentor):
     """
 
     _tracing: CeleryTracing | None = None
+    _pool: PoolProcesses | None = None
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return _INSTRUMENTS
@@ -76,6 +79,9 @@ class CeleryInstrumentor(BaseInstrumentor):
         wrap_function_wrapper("celery.app.base", "Celery.send_task", tracing.send_task)
         wrap_function_wrapper("celery.worker.request", "Request.on_failure", tracing.request_on_failure)
         log_fields.register(current_task_fields)
+        self._pool = PoolProcesses(kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
+        self._pool.connect()
+        take_over_from_contrib()
 
     def _uninstrument(self, **kwargs: Any) -> None:
         from celery.app.base import Celery
@@ -84,6 +90,9 @@ class CeleryInstrumentor(BaseInstrumentor):
         unwrap(Celery, "send_task")
         unwrap(Request, "on_failure")
         log_fields.unregister(current_task_fields)
+        if self._pool is not None:
+            self._pool.disconnect()
+            self._pool = None
         tracing = self._tracing
         if tracing is None:
             return

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import logging
+import signal
 import sys
 import time
 from collections.abc import Hashable, Mapping
@@ -28,6 +29,7 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, propagate, trace
 from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 from tasklens import semconv
@@ -35,6 +37,7 @@ from tasklens.celery.routes import Route, RouteTable
 from tasklens.messaging import propagation
 from tasklens.messaging.arguments import ArgsCapture, format_arguments
 from tasklens.messaging.errors import describe, error_type, record_exception
+from tasklens.messaging.histogram import HistogramRecorder, create_histogram
 from tasklens.messaging.tally import Tally
 from tasklens.version import __version__
 
@@ -177,9 +180,13 @@ class CeleryTracing:
             semconv.CELERY_TASKS_IN_FLIGHT.unit,
             semconv.CELERY_TASKS_IN_FLIGHT.description,
         )
-        self._send_duration = self._histogram(meter, semconv.CLIENT_OPERATION_DURATION)
-        self._process_duration = self._histogram(meter, semconv.PROCESS_DURATION)
-        self._queue_wait = self._histogram(meter, semconv.CELERY_TASK_QUEUE_WAIT)
+        # Per-thread histograms handed to the SDK at collection (tasklens.messaging.histogram).
+        scope = InstrumentationScope(SCOPE_NAME, __version__, semconv.SCHEMA_URL)
+        self._send_duration: HistogramRecorder = create_histogram(
+            meter, semconv.CLIENT_OPERATION_DURATION, scope, meter_provider
+        )
+        self._process_duration = create_histogram(meter, semconv.PROCESS_DURATION, scope, meter_provider)
+        self._queue_wait = create_histogram(meter, semconv.CELERY_TASK_QUEUE_WAIT, scope, meter_provider)
         self._routes = RouteTable()
 
     @staticmethod
@@ -187,15 +194,6 @@ class CeleryTracing:
         tally = Tally(spec.name)
         meter.create_observable_counter(spec.name, [tally.observe], spec.unit, spec.description)
         return tally
-
-    @staticmethod
-    def _histogram(meter: metrics.Meter, spec: semconv.MetricSpec) -> metrics.Histogram:
-        return meter.create_histogram(
-            spec.name,
-            spec.unit,
-            spec.description,
-            explicit_bucket_boundaries_advisory=list(spec.buckets or ()),
-        )
 
     def _observe_in_flight(self, options: CallbackOptions) -> list[Observation]:
         # Consumed first: every task it counts was started before, so the difference is never
@@ -302,7 +300,7 @@ class CeleryTracing:
         elapsed = time.perf_counter() - publishing.started
         span.end()
         self._sent.add(route, route.send_metric_attributes)
-        self._send_duration.record(elapsed, route.send_metric_attributes)
+        self._send_duration.record(route, route.send_metric_attributes, elapsed)
 
     def _end_failed_send(
         self, publishing: _Publishing, exception: BaseException, args: Any, kwargs: Any
@@ -332,7 +330,7 @@ class CeleryTracing:
             span.end()
             attributes = {**route.send_metric_attributes, semconv.ERROR_TYPE: failure}
             self._sent.add((route, failure), attributes)
-            self._send_duration.record(elapsed, attributes)
+            self._send_duration.record((route, failure), attributes, elapsed)
         except Exception:
             logger.debug("Ending the failed send span failed.", exc_info=True)
 
@@ -368,7 +366,9 @@ class CeleryTracing:
         self._started.add(route, route.process_metric_attributes)
         runnable_at = _runnable_at(getattr(request, semconv.PUBLISHED_AT_HEADER, None), request.eta)
         if runnable_at is not None:
-            self._queue_wait.record(max(0.0, time.time() - runnable_at), route.process_metric_attributes)
+            self._queue_wait.record(
+                route, route.process_metric_attributes, max(0.0, time.time() - runnable_at)
+            )
 
     def _start_process_span(
         self,
@@ -419,6 +419,11 @@ class CeleryTracing:
             _running.reset(running.state_token)
         if running.context_token is not None:
             otel_context.detach(running.context_token)  # type: ignore[arg-type]
+        if _terminated_by_signal():
+            # The pool's parent stopped this child with its terminate signal (hard time limit,
+            # revoke with terminate) and reports the task itself (tasklens.celery.pool): a span
+            # from here too, when the child lives long enough to send it, would count it twice.
+            return
         try:
             self._finish_running(running, state)
         except Exception:
@@ -472,7 +477,7 @@ class CeleryTracing:
         elapsed = time.perf_counter() - running.started
         span.end()
 
-        self._process_duration.record(elapsed, attributes)
+        self._process_duration.record(consumed_key, attributes, elapsed)
         self._consumed.add(consumed_key, attributes)
         if failure_state is not None:
             self._failures.add(
@@ -485,21 +490,38 @@ class CeleryTracing:
     # -- tasks that never ran, or whose pool process died ----------------------------------------
 
     def request_on_failure(self, wrapped: Any, request: Any, args: Any, kwargs: Any) -> Any:
-        """Wraps the worker's ``Request.on_failure`` (main process): a task whose pool process died
-        gets its ``process`` span here, since the pool process could not end it."""
+        """Wraps the worker's ``Request.on_failure`` (main process): a task whose pool process was
+        killed (hard time limit) or died gets its ``process`` span here, since the pool process
+        could not end it."""
         try:
-            exc_info = args[0] if args else kwargs.get("exc_info")
-            self._worker_lost(request, getattr(exc_info, "exception", None))
+            # return_ok: a failure the task itself raised, reported through on_success; its span
+            # was made where it ran.
+            if not _argument(args, kwargs, 2, "return_ok", False):
+                exc_info = _argument(args, kwargs, 0, "exc_info", None)
+                self._pool_process_lost(request, getattr(exc_info, "exception", None))
         except Exception:
             logger.debug("Recording a lost worker failed.", exc_info=True)
         return wrapped(*args, **kwargs)
 
-    def _worker_lost(self, request: Any, exception: Any) -> None:
-        from billiard.exceptions import WorkerLostError
+    def _pool_process_lost(self, request: Any, exception: Any) -> None:
+        from billiard.exceptions import TimeLimitExceeded, WorkerLostError
 
         exception = getattr(exception, "exc", exception)  # unwrap ExceptionWithTraceback
-        if isinstance(exception, WorkerLostError):
-            self.record_lost_task(request, exception, semconv.EVENT_CELERY_WORKER_LOST)
+        event_attributes: dict[str, Any] = {}
+        if isinstance(exception, TimeLimitExceeded):
+            # The hard limit: the parent killed the child (TERM, then KILL) and says so here first.
+            event = semconv.EVENT_CELERY_TIME_LIMIT
+            event_attributes[semconv.CELERY_TIME_LIMIT_KIND] = semconv.TIME_LIMIT_HARD
+        elif isinstance(exception, WorkerLostError):
+            event = semconv.EVENT_CELERY_WORKER_LOST
+        elif _terminate_signal_exit(exception) and not _revoked(request):
+            # A child stopped by SIGTERM from elsewhere (not a revoke, which task_revoked reports):
+            # Celery counts it as a lost worker, and the child left the task's span to this process.
+            exception = WorkerLostError(f"Worker exited prematurely: {describe(exception)}")
+            event = semconv.EVENT_CELERY_WORKER_LOST
+        else:
+            return  # the pool process ran the task to its end and made the span itself
+        self.record_lost_task(request, exception, event, event_attributes)
 
     def record_lost_task(
         self,
@@ -655,10 +677,11 @@ class CeleryTracing:
             if exception is not None:
                 record_exception(span, exception)
         span.end()
+        elapsed = max(0.0, time.time() - start_time / 1e9) if start_time is not None else 0.0
         metric_attributes = {**route.process_metric_attributes, semconv.ERROR_TYPE: failure}
         self._started.add(route, route.process_metric_attributes)
         self._consumed.add((route, failure), metric_attributes)
-        self._process_duration.record(0.0, metric_attributes)
+        self._process_duration.record((route, failure), metric_attributes, elapsed)
         self._failures.add(
             (route, failure_state),
             {**route.process_metric_attributes, semconv.CELERY_TASK_STATE: failure_state},
@@ -712,3 +735,33 @@ def _is_soft_time_limit(exception: BaseException) -> bool:
     from billiard.exceptions import SoftTimeLimitExceeded
 
     return isinstance(exception, SoftTimeLimitExceeded)
+
+
+def _terminated_by_signal() -> bool:
+    """Whether this prefork pool process is being stopped by its terminate signal (SIGTERM)."""
+    try:
+        from billiard.common import terminate_handler_fired
+    except ImportError:  # billiard < 4.3: cannot tell, and then the parent's span may be a second
+        return False
+    return bool(terminate_handler_fired())
+
+
+#: The exit status billiard's terminate-signal handler gives a pool process (``-(256 - SIGTERM)``).
+TERMINATED_EXIT_CODE = -(256 - signal.SIGTERM)
+
+
+def _terminate_signal_exit(exception: Any) -> bool:
+    """A ``SystemExit`` raised by billiard's terminate-signal handler in the pool process."""
+    return isinstance(exception, SystemExit) and exception.code == TERMINATED_EXIT_CODE
+
+
+def _revoked(request: Any) -> bool:
+    """Revoked or cancelled by this worker: ``task_revoked`` accounts for the task, or it runs again."""
+    return bool(getattr(request, "_already_revoked", False) or getattr(request, "_already_cancelled", False))
+
+
+def _argument(args: Any, kwargs: Any, position: int, name: str, default: Any) -> Any:
+    """The argument ``name`` of a wrapped call, given by position or by keyword."""
+    if len(args) > position:
+        return args[position]
+    return kwargs.get(name, default)

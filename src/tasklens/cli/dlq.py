@@ -12,17 +12,31 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from tasklens.brokers.base import DeadLetter, DeadLetterPage
+from tasklens import semconv
+from tasklens.brokers.base import BrokerInspector, DeadLetter, DeadLetterPage, MessageNotFound
 from tasklens.brokers.base import Progress as ProgressCallback
-from tasklens.cli.formatting import age
-from tasklens.cli.options import BrokerTarget, broker_options, opened
+from tasklens.cli.formatting import age, short_id
+from tasklens.cli.options import MAX_COUNT, BrokerTarget, broker_options, opened
 from tasklens.monitor.api import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from tasklens.monitor.schemas import DeadLetterOut, DeadLetterPageOut
+from tasklens.monitor.settings import DEFAULT_HOST, DEFAULT_PORT
 
-__all__ = ["PROGRESS_THRESHOLD", "dlq"]
+__all__ = ["DASHBOARD_URL_ENV", "PROGRESS_THRESHOLD", "dlq"]
 
 #: Requeues of at least this many messages show a progress bar.
 PROGRESS_THRESHOLD = 100
+#: Narrower terminals (a pipe gets 80 columns) list message ids shortened, as the dashboard does.
+FULL_ID_WIDTH = 120
+#: The widest the actor column gets before its names are cut, in characters.
+ACTOR_WIDTH = 24
+#: Where ``dlq show`` points for a message's trace, unless ``--dashboard-url`` says otherwise.
+DASHBOARD_URL_ENV = "TASKLENS_DASHBOARD_URL"
+DEFAULT_DASHBOARD_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
+#: Characters in a full Dramatiq message id (a UUID), and the fewest a shortened one may keep.
+FULL_MESSAGE_ID = 36
+MIN_PREFIX = 6
+#: The W3C header that carries the trace id in a message's context.
+TRACEPARENT = "traceparent"
 
 
 @click.group()
@@ -40,7 +54,9 @@ def dlq() -> None:
 @dlq.command("list")
 @broker_options
 @click.argument("queue")
-@click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True, help="Skip this many.")
+@click.option(
+    "--offset", type=click.IntRange(0, MAX_COUNT), default=0, show_default=True, help="Skip this many."
+)
 @click.option(
     "--limit",
     type=click.IntRange(min=1, max=MAX_PAGE_SIZE),
@@ -62,32 +78,51 @@ def list_dead(target: BrokerTarget, queue: str, offset: int, limit: int, as_json
         click.echo(_page_document(page).model_dump_json(indent=2))
         return
     console = Console()
-    console.print(_page_table(page))
+    full_ids = console.width >= FULL_ID_WIDTH
+    console.print(_page_table(page, full_ids=full_ids))
     shown = f"{offset + 1}-{offset + len(page.items)}" if page.items else "none"
-    console.print(f"{shown} of {page.total} dead letters in {queue!r}")
+    console.print(f"{shown} of {page.total} dead letters in {queue!r}", soft_wrap=True)
+    if page.items and not full_ids:
+        console.print("ids are shortened: `tasklens dlq show QUEUE ID` takes them as shown", soft_wrap=True)
 
 
 @dlq.command("show")
 @broker_options
 @click.argument("queue")
 @click.argument("message_id")
+@click.option(
+    "--dashboard-url",
+    envvar=DASHBOARD_URL_ENV,
+    default=DEFAULT_DASHBOARD_URL,
+    show_default=True,
+    metavar="URL",
+    help=f"The tasklens monitor the trace link points to; also {DASHBOARD_URL_ENV}.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def show_dead(target: BrokerTarget, queue: str, message_id: str, as_json: bool) -> None:
-    """Show one dead letter of QUEUE: actor, args, kwargs, options and traceback.
+def show_dead(target: BrokerTarget, queue: str, message_id: str, dashboard_url: str, as_json: bool) -> None:
+    """Show one dead letter of QUEUE: actor, args, kwargs, trace, options and traceback.
+
+    MESSAGE_ID may be shortened, as `dlq list` and the dashboard show it ("8a3f0c1e-5d5b…"), as
+    long as one dead letter of QUEUE starts with it.
 
     \b
     Example:
       tasklens dlq show default 8a3f0c1e-5d5b-4c0e-9d7e-1b2f3c4d5e6f
+      tasklens dlq show default 8a3f0c1e-5d5b
     """
     with opened(target) as inspector:
-        letter = inspector.dead_letter(queue, message_id)
+        letter = _find_letter(inspector, queue, message_id)
     if as_json:
         click.echo(DeadLetterOut.of(letter).model_dump_json(indent=2))
         return
     options = {key: value for key, value in letter.options.items() if key != "traceback"}
+    trace_id = _trace_id(letter)
     click.echo(f"message id:  {letter.message_id}")
     click.echo(f"queue:       {letter.queue}")
     click.echo(f"actor:       {letter.actor}")
+    click.echo(f"trace id:    {trace_id or '? (no trace context in the message)'}")
+    if trace_id:
+        click.echo(f"dashboard:   {dashboard_url.rstrip('/')}/runs/{trace_id}")
     click.echo(f"args:        {json.dumps(letter.args, default=repr)}")
     click.echo(f"kwargs:      {json.dumps(letter.kwargs, default=repr)}")
     click.echo(f"retries:     {letter.retries}")
@@ -221,18 +256,61 @@ def _page_document(page: DeadLetterPage) -> DeadLetterPageOut:
     )
 
 
-def _page_table(page: DeadLetterPage) -> Table:
+def _page_table(page: DeadLetterPage, *, full_ids: bool = True) -> Table:
+    # One line per dead letter, however narrow the terminal: long errors and names are cut.
     table = Table()
     table.add_column("message id", no_wrap=True)
-    table.add_column("actor", overflow="fold")
-    table.add_column("retries", justify="right")
+    table.add_column("actor", no_wrap=True, overflow="ellipsis", max_width=ACTOR_WIDTH)
+    table.add_column("retries", justify="right", no_wrap=True)
     table.add_column("died", justify="right", no_wrap=True)
-    table.add_column("error", ratio=1)
+    table.add_column("error", ratio=1, no_wrap=True, overflow="ellipsis")
     now = time.time()
     for letter in page.items:
         died = None if letter.died_at is None else now - letter.died_at
-        table.add_row(letter.message_id, letter.actor, str(letter.retries), _ago(died), _last_line(letter))
+        shown_id = letter.message_id if full_ids else short_id(letter.message_id)
+        table.add_row(shown_id, letter.actor, str(letter.retries), _ago(died), _last_line(letter))
     return table
+
+
+def _find_letter(inspector: BrokerInspector, queue: str, message_id: str) -> DeadLetter:
+    """The dead letter with this id, or the only one whose id starts with it (a shortened id)."""
+    try:
+        return inspector.dead_letter(queue, message_id)
+    except MessageNotFound:
+        prefix = message_id.rstrip("…").removesuffix("...")
+        if len(prefix) < MIN_PREFIX or (prefix == message_id and len(prefix) >= FULL_MESSAGE_ID):
+            raise
+    matches = [letter for letter in _every_letter(inspector, queue) if letter.message_id.startswith(prefix)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise MessageNotFound(f"no dead letter {message_id!r} in queue {queue!r}") from None
+    shown = ", ".join(letter.message_id for letter in matches[:3])
+    raise MessageNotFound(
+        f"{len(matches)} dead letters of {queue!r} start with {prefix!r} ({shown}...): give more of the id"
+    )
+
+
+def _every_letter(inspector: BrokerInspector, queue: str) -> Iterator[DeadLetter]:
+    offset = 0
+    while True:
+        page = inspector.dead_letters(queue, offset=offset, limit=MAX_PAGE_SIZE)
+        yield from page.items
+        offset += len(page.items)
+        if not page.items or offset >= page.total:
+            return
+
+
+def _trace_id(letter: DeadLetter) -> str | None:
+    """The trace the message belongs to, from the context it carries (Dramatiq's options or
+    Celery's headers)."""
+    carriers = [letter.options.get(semconv.CONTEXT_OPTION), letter.options]
+    for carrier in carriers:
+        if isinstance(carrier, dict) and isinstance(carrier.get(TRACEPARENT), str):
+            parts = carrier[TRACEPARENT].split("-")
+            if len(parts) == 4 and len(parts[1]) == 32:
+                return parts[1]
+    return None
 
 
 def _ago(seconds: float | None) -> str:

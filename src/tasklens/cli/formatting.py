@@ -1,11 +1,14 @@
-"""How the commands show counts and times: unknown as ``?``, ages in the largest useful unit."""
+"""How the commands show counts, times and ids: unknown as ``?``, ages in the largest useful unit,
+long ids shortened as the dashboard shows them."""
 
 from __future__ import annotations
 
-__all__ = ["UNKNOWN", "age", "count"]
+__all__ = ["SHORT_ID_LENGTH", "UNKNOWN", "age", "count", "short_id"]
 
 #: What a count or age the broker cannot tell looks like in a table.
 UNKNOWN = "?"
+#: Characters kept of a shortened id: as many as the dashboard shows.
+SHORT_ID_LENGTH = 13
 
 
 def count(value: int | None) -> str:
@@ -35,3 +38,12 @@ def age(seconds: float | None) -> str:
     if whole < 86400:
         return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
     return f"{whole // 86400}d{whole % 86400 // 3600:02d}h"
+
+
+def short_id(value: str) -> str:
+    """An id cut to ``SHORT_ID_LENGTH`` characters and an ellipsis, as the dashboard shows it.
+
+    Parameters:
+      value(str): The id.
+    """
+    return value if len(value) <= SHORT_ID_LENGTH else value[:SHORT_ID_LENGTH] + "…"

@@ -10,6 +10,7 @@ import click
 from tasklens.cli.alert_options import AlertFlags, alert_options
 from tasklens.cli.options import (
     EXIT_UNREACHABLE,
+    BoundedFloat,
     BrokerTarget,
     broker_errors,
     broker_options,
@@ -35,22 +36,42 @@ EXIT_STORE = 1
 # -- Telemetry: the OTLP receiver's store and forwarding --------------------------------------------
 
 
+#: Longest --cache-ttl, in seconds.
+MAX_CACHE_TTL = 3600.0
+
+
 def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
     from tasklens.monitor.store import parse_duration
+    from tasklens.monitor.store.retention import MAX_RETENTION
 
     try:
-        return parse_duration(value)
+        seconds = parse_duration(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
+    if seconds > MAX_RETENTION:
+        raise click.BadParameter(f"{value!r} is longer than the longest retention, 10 years (520w)")
+    return seconds
 
 
 def _size(ctx: click.Context, param: click.Parameter, value: str) -> int:
     from tasklens.monitor.store import parse_size
+    from tasklens.monitor.store.retention import MAX_STORE_SIZE, MIN_STORE_SIZE
 
     try:
-        return parse_size(value)
+        size = parse_size(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
+    if not MIN_STORE_SIZE <= size <= MAX_STORE_SIZE:
+        raise click.BadParameter(f"{value!r} is not between 1MB and 1PB")
+    return size
+
+
+def _host(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from tasklens.monitor.hosts import ANY_HOST, valid_host_name
+
+    if value == ANY_HOST or not valid_host_name(value):
+        raise click.BadParameter(f"{value!r} is not a host name or address (like 127.0.0.1 or 0.0.0.0)")
+    return value
 
 
 def _forward_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -60,6 +81,15 @@ def _forward_url(ctx: click.Context, param: click.Parameter, value: str | None) 
         urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).hostname
     ):
         raise click.BadParameter("use the upstream's base URL, like http://collector:4318")
+    return value
+
+
+def _allowed_hosts(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    from tasklens.monitor.hosts import valid_host_name
+
+    for name in value:
+        if not valid_host_name(name):
+            raise click.BadParameter(f"{name!r} is not a host name or address (like monitor.internal)")
     return value
 
 
@@ -87,7 +117,7 @@ def _store_path(store: Path | None, no_store: bool) -> str | None:
 
 @click.command()
 @broker_options
-@click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address to listen on.")
+@click.option("--host", default=DEFAULT_HOST, show_default=True, callback=_host, help="Address to listen on.")
 @click.option(
     "--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT, show_default=True, help="TCP port."
 )
@@ -99,11 +129,22 @@ def _store_path(store: Path | None, no_store: bool) -> str | None:
 )
 @click.option("--insecure", is_flag=True, help="Allow listening beyond loopback without a token.")
 @click.option(
-    "--public-metrics", is_flag=True, help="Serve /metrics and the health endpoints without the token."
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    metavar="NAME",
+    callback=_allowed_hosts,
+    help="A name clients may reach the monitor by, besides localhost and --host (repeatable; '*' for"
+    " any). Requests naming another Host are refused, against DNS rebinding.",
+)
+@click.option(
+    "--public-metrics",
+    is_flag=True,
+    help="Serve /metrics and the health endpoints without the token (OTLP ingest still needs it).",
 )
 @click.option(
     "--cache-ttl",
-    type=click.FloatRange(min=0),
+    type=BoundedFloat(0, MAX_CACHE_TTL),
     default=DEFAULT_CACHE_TTL,
     show_default=True,
     help="Seconds a broker read is reused: scrapes within it cost no broker read.",
@@ -148,6 +189,7 @@ def monitor(
     port: int,
     auth_token: str | None,
     insecure: bool,
+    allowed_hosts: tuple[str, ...],
     public_metrics: bool,
     cache_ttl: float,
     thresholds: HealthThresholds,
@@ -186,6 +228,7 @@ def monitor(
         port=port,
         auth_token=auth_token or None,
         insecure=insecure,
+        allowed_hosts=allowed_hosts,
         public_metrics=public_metrics,
         thresholds=thresholds,
         broker_timeout=target.timeout,

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -21,11 +22,13 @@ import click
 from tasklens.brokers.base import (
     BrokerError,
     BrokerInspector,
+    BrokerSnapshot,
     BrokerUnavailable,
     MessageNotFound,
     QueueNotFound,
 )
-from tasklens.brokers.url import redact_url
+from tasklens.brokers.payload import canonical_queue_name
+from tasklens.brokers.url import check_broker_url, redact_url
 from tasklens.monitor.settings import (
     BROKER_URL_ENV,
     DEFAULT_BROKER_TIMEOUT,
@@ -40,7 +43,9 @@ __all__ = [
     "broker_errors",
     "broker_options",
     "fail",
+    "narrowed",
     "opened",
+    "read_snapshot",
     "threshold_options",
 ]
 
@@ -51,6 +56,31 @@ EXIT_NOT_FOUND = 1
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: Longest ``--timeout``, in seconds.
+MAX_TIMEOUT = 300.0
+#: Largest count a threshold may give (a 64-bit integer).
+MAX_COUNT = 2**63 - 1
+#: Longest age a threshold may give, in seconds (ten years).
+MAX_AGE = 10 * 365 * 86400.0
+
+
+class BoundedFloat(click.FloatRange):
+    """A number within ``[min, max]``: ``nan`` and ``inf``, which ``float()`` reads, are refused.
+
+    Parameters:
+      min(float): Smallest value.
+      max(float): Largest value.
+    """
+
+    def __init__(self, min: float, max: float) -> None:
+        super().__init__(min=min, max=max)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if math.isnan(number):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        return number
+
 
 @dataclass(frozen=True)
 class BrokerTarget:
@@ -59,7 +89,7 @@ class BrokerTarget:
     Parameters:
       url(str): The broker URL (may hold a password; only ``redacted`` is shown).
       app(str|None): Application module whose declared queues are read.
-      queues(tuple[str, ...]): Queue names to read besides those discovered.
+      queues(tuple[str, ...]): The queues to read (every queue found when empty).
       management_url(str|None): RabbitMQ management API URL.
       timeout(float): Connect and command timeout, in seconds.
       library(str|None): ``dramatiq`` or ``celery``; detected when ``None``.
@@ -85,6 +115,7 @@ class BrokerTarget:
         """Open the inspector (nothing is read yet). Raises BrokerError."""
         from tasklens.brokers import open_broker
 
+        check_broker_url(self.url)
         return open_broker(
             self.url,
             queues=self.queues,
@@ -179,7 +210,11 @@ def broker_options(command: F) -> F:
             help="Celery: when no worker heart-beats (events disabled), count those answering inspect ping.",
         ),
         click.option(
-            "--queue", "queues", multiple=True, metavar="NAME", help="A queue to read (repeatable)."
+            "--queue",
+            "queues",
+            multiple=True,
+            metavar="NAME",
+            help="Read only this queue (repeatable); a queue the broker does not have is an error.",
         ),
         click.option(
             "--rabbitmq-management-url",
@@ -188,7 +223,7 @@ def broker_options(command: F) -> F:
         ),
         click.option(
             "--timeout",
-            type=click.FloatRange(min=0.1),
+            type=BoundedFloat(0.1, MAX_TIMEOUT),
             default=DEFAULT_BROKER_TIMEOUT,
             show_default=True,
             help="Connect and command timeout, in seconds.",
@@ -201,31 +236,47 @@ def broker_options(command: F) -> F:
 
 
 def threshold_options(command: F) -> F:
-    """Add ``--max-backlog``, ``--max-age`` and ``--min-workers``; the command receives them as
-    ``thresholds: HealthThresholds``."""
+    """Add ``--max-backlog``, ``--max-age``, ``--min-workers`` and ``--max-dead``; the command
+    receives them as ``thresholds: HealthThresholds``."""
 
     @functools.wraps(command)
     def wrapper(
-        *args: Any, max_backlog: int | None, max_age: float | None, min_workers: int | None, **kwargs: Any
+        *args: Any,
+        max_backlog: int | None,
+        max_age: float | None,
+        min_workers: int | None,
+        max_dead: int | None,
+        **kwargs: Any,
     ) -> Any:
-        thresholds = HealthThresholds(max_backlog=max_backlog, max_age=max_age, min_workers=min_workers)
+        thresholds = HealthThresholds(
+            max_backlog=max_backlog, max_age=max_age, min_workers=min_workers, max_dead=max_dead
+        )
         return command(*args, thresholds=thresholds, **kwargs)
 
     options = [
         click.option(
             "--max-backlog",
-            type=click.IntRange(min=0),
+            type=click.IntRange(0, MAX_COUNT),
             metavar="N",
             help="Degraded when a queue holds more pending (ready + delayed) messages.",
         ),
         click.option(
             "--max-age",
-            type=click.FloatRange(min=0),
+            type=BoundedFloat(0, MAX_AGE),
             metavar="SECONDS",
             help="Degraded when a queue's oldest ready message is older.",
         ),
         click.option(
-            "--min-workers", type=click.IntRange(min=0), metavar="N", help="Degraded with fewer live workers."
+            "--min-workers",
+            type=click.IntRange(0, MAX_COUNT),
+            metavar="N",
+            help="Degraded with fewer live workers.",
+        ),
+        click.option(
+            "--max-dead",
+            type=click.IntRange(0, MAX_COUNT),
+            metavar="N",
+            help="Degraded when a queue holds more dead letters.",
         ),
     ]
     decorated: Any = wrapper
@@ -243,6 +294,62 @@ def fail(message: str, status: int) -> NoReturn:
     """
     click.echo(f"tasklens: {' '.join(message.split())}", err=True)
     sys.exit(status)
+
+
+def narrowed(snapshot: BrokerSnapshot, target: BrokerTarget) -> BrokerSnapshot:
+    """The snapshot's queues named by ``--queue``, in the order given; all of them without it.
+
+    Parameters:
+      snapshot(BrokerSnapshot): What was read.
+      target(BrokerTarget): The command's broker options.
+    """
+    if not target.queues:
+        return snapshot
+    wanted = list(dict.fromkeys(canonical_queue_name(name) for name in target.queues))
+    by_name = {stats.name: stats for stats in snapshot.queues}
+    return replace(snapshot, queues=[by_name[name] for name in wanted if name in by_name])
+
+
+def read_snapshot(target: BrokerTarget) -> BrokerSnapshot:
+    """Read the broker once: every queue it has, or only those ``--queue`` names.
+
+    A named queue is looked for among those the broker has (so a typo is not shown as an empty
+    queue); where the broker cannot list its queues (RabbitMQ over AMQP alone) the names are
+    read as given.
+
+    Parameters:
+      target(BrokerTarget): The command's broker options.
+
+    Raises:
+      QueueNotFound: when a queue named by ``--queue`` is not on the broker.
+      BrokerError: when the broker cannot be read.
+    """
+    if not target.queues:
+        with target.open() as inspector:
+            return inspector.snapshot()
+    try:
+        inspector = replace(target, queues=()).open()
+    except BrokerError as exc:
+        if not _cannot_list_queues(exc):
+            raise
+        with target.open() as named:
+            return narrowed(named.snapshot(), target)
+    with inspector:
+        snapshot = inspector.snapshot()
+    known = {stats.name for stats in snapshot.queues}
+    missing = [name for name in dict.fromkeys(map(canonical_queue_name, target.queues)) if name not in known]
+    if missing:
+        listed = ", ".join(sorted(known)[:10]) or "none"
+        raise QueueNotFound(f"no queue {missing[0]!r} on {target.redacted} (queues: {listed})")
+    return narrowed(snapshot, target)
+
+
+def _cannot_list_queues(error: BrokerError) -> bool:
+    try:
+        from tasklens.brokers.rabbitmq import NoQueuesKnown
+    except ImportError:  # without pika there is no RabbitMQ inspector to refuse
+        return False
+    return isinstance(error, NoQueuesKnown)
 
 
 @contextmanager

@@ -17,8 +17,18 @@ from rich.text import Text
 
 from tasklens.brokers.base import BrokerError, BrokerInspector, BrokerSnapshot, QueueStats
 from tasklens.cli.formatting import age, count
-from tasklens.cli.options import BrokerTarget, broker_errors, broker_options
+from tasklens.cli.options import (
+    BoundedFloat,
+    BrokerTarget,
+    broker_errors,
+    broker_options,
+    narrowed,
+    read_snapshot,
+)
 from tasklens.monitor.schemas import QueuesOut
+
+#: Longest --interval between reads with --watch, in seconds (a day).
+MAX_WATCH_INTERVAL = 86400.0
 
 __all__ = ["queues", "queues_document", "queues_summary", "queues_table"]
 
@@ -109,7 +119,7 @@ def queues_document(snapshot: BrokerSnapshot, broker: str, *, indent: int | None
 @click.option("--watch", is_flag=True, help="Read again every --interval seconds until interrupted.")
 @click.option(
     "--interval",
-    type=click.FloatRange(min=0.1),
+    type=BoundedFloat(0.1, MAX_WATCH_INTERVAL),
     default=DEFAULT_WATCH_INTERVAL,
     show_default=True,
     help="Seconds between reads with --watch.",
@@ -127,11 +137,12 @@ def queues(target: BrokerTarget, as_json: bool, watch: bool, interval: float) ->
       tasklens queues --broker amqp://guest:guest@127.0.0.1:5672/%2F --queue default --json
       tasklens queues --app proj.celery:app --broker redis://127.0.0.1:6379/0
     """
-    with broker_errors(target), target.open() as inspector:
-        if watch:
+    if watch:
+        with broker_errors(target), target.open() as inspector:
             _watch(inspector, target, as_json, interval)
-            return
-        snapshot = inspector.snapshot()
+        return
+    with broker_errors(target):
+        snapshot = read_snapshot(target)
     if as_json:
         click.echo(queues_document(snapshot, target.redacted))
         return
@@ -155,7 +166,7 @@ def _watch_live(inspector: BrokerInspector, target: BrokerTarget, console: Conso
     with Live(console=console, auto_refresh=False) as live:
         while True:
             try:
-                live.update(_render(inspector.snapshot(), target.redacted), refresh=True)
+                live.update(_render(narrowed(inspector.snapshot(), target), target.redacted), refresh=True)
             except BrokerError as exc:
                 live.update(f"[red]{exc}[/red] (retrying every {interval:g} s)", refresh=True)
             time.sleep(interval)
@@ -167,7 +178,7 @@ def _watch_lines(
     # Not a terminal: append each read, so that logs and pipes see every one.
     while True:
         try:
-            snapshot = inspector.snapshot()
+            snapshot = narrowed(inspector.snapshot(), target)
         except BrokerError as exc:
             click.echo(f"tasklens: {exc}", err=True)
         else:

@@ -20,6 +20,7 @@ from dramatiq.middleware import AgeLimit
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 from tasklens import semconv
@@ -27,6 +28,7 @@ from tasklens.messaging import log_fields as log_records
 from tasklens.messaging import propagation
 from tasklens.messaging.arguments import ArgsCapture, format_arguments
 from tasklens.messaging.errors import describe, error_type, record_exception
+from tasklens.messaging.histogram import HistogramRecorder, create_histogram
 from tasklens.messaging.tally import Tally
 from tasklens.version import __version__
 
@@ -207,9 +209,12 @@ class OpenTelemetryMiddleware(dramatiq.Middleware):
             semconv.MESSAGES_IN_FLIGHT.unit,
             semconv.MESSAGES_IN_FLIGHT.description,
         )
-        self._send_duration = self._histogram(meter, semconv.CLIENT_OPERATION_DURATION)
-        self._process_duration = self._histogram(meter, semconv.PROCESS_DURATION)
-        self._queue_wait = self._histogram(meter, semconv.MESSAGE_QUEUE_WAIT)
+        scope = InstrumentationScope(_ATTRIBUTE_NAME, __version__, semconv.SCHEMA_URL)
+        self._send_duration: HistogramRecorder = create_histogram(
+            meter, semconv.CLIENT_OPERATION_DURATION, scope, meter_provider
+        )
+        self._process_duration = create_histogram(meter, semconv.PROCESS_DURATION, scope, meter_provider)
+        self._queue_wait = create_histogram(meter, semconv.MESSAGE_QUEUE_WAIT, scope, meter_provider)
         self._routes: dict[tuple[int, str, str], _Route] = {}
         self._servers: weakref.WeakKeyDictionary[dramatiq.Broker, dict[str, Any]]
         self._servers = weakref.WeakKeyDictionary()
@@ -236,15 +241,6 @@ class OpenTelemetryMiddleware(dramatiq.Middleware):
             Observation(count - finished.get(route, 0), route.process_metric_attributes)  # type: ignore[attr-defined]
             for route, count in self._started.totals().items()
         ]
-
-    @staticmethod
-    def _histogram(meter: metrics.Meter, spec: semconv.MetricSpec) -> metrics.Histogram:
-        return meter.create_histogram(
-            spec.name,
-            spec.unit,
-            spec.description,
-            explicit_bucket_boundaries_advisory=list(spec.buckets or ()),
-        )
 
     # -- attaching to a broker -------------------------------------------------------------------
 
@@ -416,7 +412,7 @@ class OpenTelemetryMiddleware(dramatiq.Middleware):
         pending.span.end()
         route = pending.route
         self._sent.add(route, route.send_metric_attributes)
-        self._send_duration.record(elapsed, route.send_metric_attributes)
+        self._send_duration.record(route, route.send_metric_attributes, elapsed)
 
     def _end_failed_send(
         self,
@@ -447,7 +443,7 @@ class OpenTelemetryMiddleware(dramatiq.Middleware):
         span.end()
         attributes = {**pending.route.send_metric_attributes, semconv.ERROR_TYPE: failure}
         self._sent.add((pending.route, failure), attributes)
-        self._send_duration.record(elapsed, attributes)
+        self._send_duration.record((pending.route, failure), attributes, elapsed)
 
     # -- consumer side ---------------------------------------------------------------------------
 
@@ -482,7 +478,7 @@ class OpenTelemetryMiddleware(dramatiq.Middleware):
         ready_at = options.get(semconv.READY_AT_OPTION) or message.message_timestamp
         if isinstance(ready_at, (int, float)):
             wait = max(0.0, time.time() - ready_at / 1000)
-            self._queue_wait.record(wait, route.process_metric_attributes)
+            self._queue_wait.record(route, route.process_metric_attributes, wait)
         return state
 
     def _captured_arguments(self, message: dramatiq.broker.MessageProxy) -> str | None:
@@ -527,7 +523,7 @@ class OpenTelemetryMiddleware(dramatiq.Middleware):
         elapsed = time.perf_counter() - state.started
         span.end()
 
-        self._process_duration.record(elapsed, attributes)
+        self._process_duration.record(consumed_key, attributes, elapsed)
         self._consumed.add(consumed_key, attributes)
         if dead_letter_reason is not None:
             self._dead_lettered.add(

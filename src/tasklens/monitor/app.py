@@ -23,12 +23,14 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 
 from tasklens.brokers.base import BrokerInspector
-from tasklens.brokers.url import redact_url
+from tasklens.brokers.url import check_broker_url, redact_url
 from tasklens.monitor import api, health, metrics, pages
 from tasklens.monitor.alerts import api as alerts_api
 from tasklens.monitor.alerts.engine import AlertEngine
 from tasklens.monitor.auth import document_security
 from tasklens.monitor.errors import install_error_handlers
+from tasklens.monitor.headers import SecurityHeadersMiddleware
+from tasklens.monitor.hosts import HostCheckMiddleware, HostPolicy
 from tasklens.monitor.inspectors import InspectorFactory, SharedInspector
 from tasklens.monitor.otlp_export import start_otlp_export
 from tasklens.monitor.settings import MonitorSettings
@@ -62,6 +64,7 @@ def broker_factory(settings: MonitorSettings) -> InspectorFactory:
     def open_inspector() -> BrokerInspector:
         from tasklens.brokers import open_broker
 
+        check_broker_url(settings.broker_url)
         return open_broker(
             settings.broker_url,
             queues=settings.queues,
@@ -123,9 +126,16 @@ def create_app(settings: MonitorSettings, *, open_inspector: InspectorFactory | 
         description="Queue depth, dead letters, workers and health, read from the broker.",
         version=importlib.metadata.version("tasklens"),
         lifespan=lifespan,
+        # FastAPI's /docs and /redoc pages load their scripts from a CDN and run an inline one;
+        # the monitor serves its own /docs (``pages``), with every file it needs.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.monitor = state
     app.state.alerts = alerts
+    app.add_middleware(SecurityHeadersMiddleware)
+    # Added last, so it runs first: a request for another host gets no further.
+    app.add_middleware(HostCheckMiddleware, policy=HostPolicy.for_bind(settings.host, settings.allowed_hosts))
     install_error_handlers(app)
     for router in routers:
         app.include_router(router)

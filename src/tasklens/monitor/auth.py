@@ -3,6 +3,9 @@
 - Health and ``/metrics`` (``public_access``): open when the monitor binds loopback, when
   ``--public-metrics`` is given, or when no token is configured (``--insecure``); otherwise the
   token is required.
+- OTLP ingest, ``/v1/*`` (``ingest_access``): open when the monitor binds loopback or no token is
+  configured; otherwise the token is required. ``--public-metrics`` opens nothing here: what a
+  public scrape may read is no licence to write.
 - The REST API's reads (``read_access``): the token is required whenever one is configured.
 - Dead-letter actions (``action_access``): the token is always required; with no token
   configured they are refused with 403.
@@ -21,7 +24,14 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from tasklens.monitor.settings import AUTH_TOKEN_ENV, MonitorSettings
 from tasklens.monitor.state import MonitorState, monitor_state
 
-__all__ = ["action_access", "document_security", "public_access", "read_access", "token_needed"]
+__all__ = [
+    "action_access",
+    "document_security",
+    "ingest_access",
+    "public_access",
+    "read_access",
+    "token_needed",
+]
 
 #: Reads ``Authorization: Bearer <token>`` and documents the scheme in the OpenAPI document.
 bearer_scheme = HTTPBearer(auto_error=False, description="The monitor's --auth-token.")
@@ -44,6 +54,14 @@ def public_access(state: State, credentials: Credentials) -> None:
     _check_token(settings.auth_token, credentials)
 
 
+def ingest_access(state: State, credentials: Credentials) -> None:
+    """Allow OTLP exports: the token is needed when one is configured and the bind is exposed."""
+    settings = state.settings
+    if settings.auth_token is None or not token_needed(ingest_access, settings):
+        return
+    _check_token(settings.auth_token, credentials)
+
+
 def read_access(state: State, credentials: Credentials) -> None:
     """Allow API reads: the token is needed when one is configured."""
     if state.settings.auth_token is None:
@@ -55,7 +73,7 @@ def token_needed(access: Callable[..., None], settings: MonitorSettings) -> bool
     """Whether routes guarded by ``access`` refuse requests without the token under ``settings``.
 
     Parameters:
-      access: ``public_access``, ``read_access`` or ``action_access``.
+      access: ``public_access``, ``ingest_access``, ``read_access`` or ``action_access``.
       settings(MonitorSettings): The monitor's settings.
     """
     if access is action_access:
@@ -64,6 +82,8 @@ def token_needed(access: Callable[..., None], settings: MonitorSettings) -> bool
         return False
     if access is public_access:
         return not (settings.loopback or settings.public_metrics)
+    if access is ingest_access:
+        return not settings.loopback
     return True
 
 
@@ -117,4 +137,4 @@ def _check_token(expected: str, credentials: HTTPAuthorizationCredentials | None
 
 
 #: The access checks, from the most open to the most guarded.
-ACCESS_LEVELS: tuple[Callable[..., None], ...] = (public_access, read_access, action_access)
+ACCESS_LEVELS: tuple[Callable[..., None], ...] = (public_access, ingest_access, read_access, action_access)

@@ -12,7 +12,9 @@ monitor is.
 - ``/api/runs``: task executions, newest first, filtered and paged.
 - ``/api/traces/{trace_id}``: a trace's spans and log records, for the waterfall.
 - ``/api/queues/history``: depth per queue and state over time.
-- ``/api/processes``: CPU, memory and threads of each worker process.
+- ``/api/processes``: each process (worker or producer) by host and pid: its queues, what it
+  runs now, CPU, memory and threads now and over the window.
+- ``/api/monitor``: whether this monitor accepts dead-letter actions (it needs a token).
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.routing import APIRoute
 
+from tasklens.monitor.auth import NO_TOKEN_MESSAGE
 from tasklens.monitor.errors import ErrorBody, error_response
+from tasklens.monitor.state import MonitorState, monitor_state
 from tasklens.monitor.store import InvalidQuery, RunFilter, StoreReader, parse_duration
 from tasklens.monitor.store.queries import DEFAULT_RUNS_LIMIT, MAX_RUNS_LIMIT
 
@@ -55,6 +59,9 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
     **ERRORS,
     404: {"model": ErrorBody, "description": "No such actor or trace in the store."},
 }
+
+#: The ``status`` filters of ``/api/runs``.
+RunStatus = Literal["ok", "error", "failed", "retried", "dead_lettered", "succeeded_after_retry"]
 
 Window = Annotated[str, Query(pattern=WINDOW_PATTERN, description="How far back, like 15m, 1h or 24h.")]
 Time = Annotated[float | None, Query(ge=0, le=MAX_TIME, description="Unix seconds.")]
@@ -117,7 +124,13 @@ def dashboard_router(reader: StoreReader, dependencies: list[Any] | None = None)
     def runs(
         actor: str | None = None,
         queue: str | None = None,
-        status: Literal["ok", "error"] | None = None,
+        status: Annotated[
+            RunStatus | None,
+            Query(
+                description="ok or error (by the span's status), or how the attempt ended: failed (for"
+                " good, no retry), retried, dead_lettered, succeeded_after_retry."
+            ),
+        ] = None,
         q: Annotated[
             str | None,
             Query(description="A message or trace id, or part of an actor, exception type or message."),
@@ -153,8 +166,15 @@ def dashboard_router(reader: StoreReader, dependencies: list[Any] | None = None)
     def queue_history(queue: str | None = None, window: Window = DEFAULT_WINDOW) -> dict[str, Any]:
         return {"window": window, **reader.queue_history(_seconds(window), queue or None)}
 
-    @router.get("/api/processes", summary="CPU, memory and threads of each worker process")
+    @router.get(
+        "/api/processes", summary="Each process: host, pid, queues, what it runs now, CPU and memory history"
+    )
     def processes(window: Window = DEFAULT_PROCESS_WINDOW) -> dict[str, Any]:
         return {"window": window, **reader.processes(_seconds(window))}
+
+    @router.get("/api/monitor", summary="What this monitor allows the pages to do")
+    def monitor(state: Annotated[MonitorState, Depends(monitor_state)]) -> dict[str, Any]:
+        allowed = state.settings.auth_token is not None
+        return {"dead_letter_actions": allowed, "reason": None if allowed else NO_TOKEN_MESSAGE}
 
     return router

@@ -116,6 +116,8 @@ def _queue_reasons(queues: list[QueueStats], thresholds: HealthThresholds) -> li
             reasons.append(
                 f"queue {stats.name!r} has {stats.pending} pending messages (max {thresholds.max_backlog})"
             )
+        if thresholds.max_dead is not None and (stats.dead or 0) > thresholds.max_dead:
+            reasons.append(f"queue {stats.name!r} has {stats.dead} dead letters (max {thresholds.max_dead})")
         if _about_to_redeliver(stats):
             reasons.append(
                 f"queue {stats.name!r} has a message unacknowledged for {stats.oldest_unacked_age:.0f} s:"

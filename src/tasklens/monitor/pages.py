@@ -12,7 +12,12 @@ pages need ships in ``static/``: nothing is fetched from another server.
 ``/workers``                       live workers and each process's CPU and memory
 ``/alerts``                        firing alerts, their history, the rules and notifiers
 ``/static/...``                    the pages' HTML, CSS, JavaScript and icon
+``/docs``                          the API reference: Swagger UI (from ``swagger-ui-bundle``)
+                                   reading ``/openapi.json``
 =================================  ==========================================================
+
+There is no ``/redoc``: one reference page is enough, and ReDoc ships in no package made for
+serving it from FastAPI on its own.
 
 The pages themselves are public (they hold no data); the JSON they read is protected by the
 API's own token checks, and the token the user types is kept in the browser's local storage.
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import swagger_ui_bundle
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
@@ -64,6 +70,11 @@ PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 
+#: Swagger UI's files, as ``swagger-ui-bundle`` ships them.
+SWAGGER_UI_DIR = Path(swagger_ui_bundle.swagger_ui_path)
+#: The two of them ``/docs`` loads, and their types.
+SWAGGER_UI_FILES = {"swagger-ui.css": "text/css", "swagger-ui-bundle.js": "text/javascript"}
+
 router = APIRouter(include_in_schema=False)
 
 
@@ -74,5 +85,22 @@ def page() -> FileResponse:
 
 for _path in PAGE_PATHS:
     router.add_api_route(_path, page, methods=["GET"], name=f"page:{_path}")
+
+
+@router.get("/docs")
+def api_reference() -> FileResponse:
+    """The API reference page."""
+    return FileResponse(STATIC_DIR / "docs.html", media_type="text/html", headers=PAGE_HEADERS)
+
+
+def _swagger_ui_file(name: str) -> None:
+    def serve() -> FileResponse:
+        return FileResponse(SWAGGER_UI_DIR / name, media_type=SWAGGER_UI_FILES[name])
+
+    router.add_api_route(f"/docs/{name}", serve, methods=["GET"], name=f"docs:{name}")
+
+
+for _name in SWAGGER_UI_FILES:
+    _swagger_ui_file(_name)
 
 router.mount("/static", StaticFiles(directory=STATIC_DIR, follow_symlink=False), name="static")

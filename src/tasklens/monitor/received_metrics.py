@@ -15,11 +15,23 @@ per process instead, labelled ``service_name`` and ``service_instance_id`` as a 
 from for ``STALE_AFTER`` seconds is dropped. ``process.cpu.utilization`` is not served: a Collector
 names it ``process_cpu_utilization_ratio`` (gauges of unit ``1`` get ``_ratio``), a rule the
 broker gauges do not follow, and a rate of ``process_cpu_time_seconds_total`` tells the same.
+
+What workers send must never break a scrape, nor grow it without bound:
+
+- Attribute keys become valid label names by the Prometheus translation's rules: characters
+  outside ``[a-zA-Z0-9_]`` become ``_``, a leading digit gets ``key_``, names Prometheus reserves
+  (``__name__`` and every ``__``-prefixed one) and the labels the exposition itself writes
+  (``le``, ``quantile``, ``service_name``) get ``key``/``key_`` in front, and empty keys are
+  dropped. Keys that end up the same are merged, their values joined with ``;``.
+- At most ``MAX_SERIES_PER_METRIC`` series per metric and ``MAX_SERIES`` in all: points of a new
+  series beyond them are dropped, counted in ``tasklens_receiver_dropped_series_total`` and
+  logged once per metric.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,11 +44,18 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from tasklens import semconv
-from tasklens.monitor.metrics import prometheus_label, prometheus_name
+from tasklens.monitor.metrics import prometheus_name
 from tasklens.monitor.store.rows import SERVICE_INSTANCE_ID, SERVICE_NAME, attributes
 from tasklens.telemetry.process_metrics import PROCESS_METRICS
 
-__all__ = ["PROCESS_METRIC_NAMES", "TASK_METRICS", "ReceivedMetrics"]
+__all__ = [
+    "MAX_SERIES",
+    "MAX_SERIES_PER_METRIC",
+    "PROCESS_METRIC_NAMES",
+    "TASK_METRICS",
+    "ReceivedMetrics",
+    "label_name",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -60,9 +79,35 @@ PROCESS_METRIC_NAMES: frozenset[str] = frozenset(PROCESS_METRICS) - {"process.cp
 #: (its process is gone; its messages are no longer in flight).
 STALE_AFTER = 300.0
 #: Label holding the ``service.name`` of the processes summed into a series.
-SERVICE_LABEL = prometheus_label(SERVICE_NAME)
+SERVICE_LABEL = "service_name"
 #: Label telling apart the processes of a service, on the process health metrics.
-INSTANCE_LABEL = prometheus_label(SERVICE_INSTANCE_ID)
+INSTANCE_LABEL = "service_instance_id"
+#: Series one metric may have on ``/metrics``; points of further series are dropped.
+MAX_SERIES_PER_METRIC = 1000
+#: Series all received metrics may have together.
+MAX_SERIES = 10_000
+#: Labels the exposition writes itself, which an attribute may not take.
+RESERVED_LABELS = frozenset({SERVICE_LABEL, INSTANCE_LABEL, "le", "quantile"})
+
+_INVALID_LABEL_CHARACTERS = re.compile(r"[^a-zA-Z0-9_]")
+
+
+def label_name(key: str) -> str | None:
+    """A received attribute key as a valid, unreserved Prometheus label name; ``None`` for an
+    empty key (``http.route`` -> ``http_route``, ``__name__`` -> ``key__name__``, ``9x`` -> ``key_9x``).
+
+    Parameters:
+      key(str): The attribute key, as the worker sent it.
+    """
+    if not key:
+        return None
+    name = _INVALID_LABEL_CHARACTERS.sub("_", key)
+    if name[0].isdigit() or name in RESERVED_LABELS:
+        return f"key_{name}"
+    if name.startswith("__"):
+        return f"key{name}"
+    return name
+
 
 _DELTA = AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA
 
@@ -103,6 +148,8 @@ class ReceivedMetrics(Collector):
 
     Parameters:
       clock(Callable[[], float]): Monotonic clock for staleness, in seconds.
+      max_series_per_metric(int): Series one metric may have.
+      max_series(int): Series all of them may have together.
 
     Example:
 
@@ -111,10 +158,21 @@ class ReceivedMetrics(Collector):
       >>> registry.register(received)
     """
 
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_series_per_metric: int = MAX_SERIES_PER_METRIC,
+        max_series: int = MAX_SERIES,
+    ) -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self._families: dict[str, _Family] = {}
+        self._max_series_per_metric = max_series_per_metric
+        self._max_series = max_series
+        self._series = 0
+        self._dropped = 0
+        self._warned: set[str] = set()
 
     def update(self, request: ExportMetricsServiceRequest) -> None:
         """Record the task metrics of a decoded metrics request.
@@ -159,20 +217,49 @@ class ReceivedMetrics(Collector):
             for point in getattr(metric, kind).data_points:
                 self._update_number(family, point, temporality, service, instance, now)
 
-    @staticmethod
-    def _state(family: _Family, point: Any, service: str, instance: str) -> _ProcessState:
+    def _state(self, family: _Family, point: Any, service: str, instance: str) -> _ProcessState | None:
+        """The process's state of the point's series; ``None`` when it is a new series beyond
+        the limits (the point is dropped)."""
+        merged: dict[str, list[tuple[str, str]]] = {}
+        for key, value in attributes(point.attributes).items():
+            name = label_name(key)
+            if name is not None:
+                merged.setdefault(name, []).append((key, str(value)))
         labels = tuple(
-            sorted((prometheus_label(key), str(value)) for key, value in attributes(point.attributes).items())
+            sorted(
+                [(name, ";".join(value for _, value in sorted(values))) for name, values in merged.items()]
+                + [(SERVICE_LABEL, service)]
+                + ([(INSTANCE_LABEL, instance)] if family.per_process else [])
+            )
         )
-        labels += ((SERVICE_LABEL, service),)
-        if family.per_process:
-            labels = (*labels, (INSTANCE_LABEL, instance))
-        return family.series.setdefault(labels, {}).setdefault(instance, _ProcessState())
+        processes = family.series.get(labels)
+        if processes is None:
+            if len(family.series) >= self._max_series_per_metric or self._series >= self._max_series:
+                self._drop(family.spec.name)
+                return None
+            processes = family.series[labels] = {}
+            self._series += 1
+        return processes.setdefault(instance, _ProcessState())
+
+    def _drop(self, metric: str) -> None:
+        self._dropped += 1
+        if metric not in self._warned:
+            self._warned.add(metric)
+            logger.warning(
+                "Dropping new series of %s: /metrics holds its limit of %d series per metric, %d in all"
+                " (see %s)",
+                metric,
+                self._max_series_per_metric,
+                self._max_series,
+                prometheus_name(semconv.RECEIVER_DROPPED_SERIES),
+            )
 
     def _update_number(
         self, family: _Family, point: Any, temporality: int, service: str, instance: str, now: float
     ) -> None:
         state = self._state(family, point, service, instance)
+        if state is None:
+            return
         value = point.as_double if point.WhichOneof("value") == "as_double" else float(point.as_int)
         if temporality == _DELTA:
             state.value += value
@@ -198,6 +285,8 @@ class ReceivedMetrics(Collector):
             logger.debug("Ignoring a %s point with other bucket boundaries", family.spec.name)
             return
         state = self._state(family, point, service, instance)
+        if state is None:
+            return
         if temporality == _DELTA:
             state.counts = _add(state.counts, counts)
             state.sum += point.sum
@@ -219,6 +308,11 @@ class ReceivedMetrics(Collector):
                 metric = self._collect_family(family, now)
                 if metric is not None:
                     yield metric
+            dropped = self._dropped
+        spec = semconv.RECEIVER_DROPPED_SERIES
+        counter = CounterMetricFamily(prometheus_name(spec), spec.description)
+        counter.add_metric([], dropped)
+        yield counter
 
     def _collect_family(self, family: _Family, now: float) -> Metric | None:
         spec = family.spec

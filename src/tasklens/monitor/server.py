@@ -8,6 +8,7 @@ import uvicorn
 
 from tasklens.brokers.url import redact_url
 from tasklens.monitor.app import create_app
+from tasklens.monitor.http_protocol import KEEP_ALIVE_TIMEOUT, MAX_HEADER_BYTES, HeaderTimeoutProtocol
 from tasklens.monitor.settings import AUTH_TOKEN_ENV, MonitorSettings
 
 __all__ = ["InsecureBindError", "check_bind", "serve"]
@@ -56,4 +57,13 @@ def serve(settings: MonitorSettings, *, log_level: str = "info") -> None:
         settings.host,
         settings.port,
     )
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level, access_log=False)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        access_log=False,
+        http=HeaderTimeoutProtocol,
+        timeout_keep_alive=KEEP_ALIVE_TIMEOUT,
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+    )

@@ -70,11 +70,13 @@ class HealthThresholds:
       max_backlog(int|None): Most pending (ready plus delayed) messages one queue may hold.
       max_age(float|None): Oldest age a ready message may reach, in seconds.
       min_workers(int|None): Fewest live workers expected.
+      max_dead(int|None): Most dead letters one queue may hold.
     """
 
     max_backlog: int | None = None
     max_age: float | None = None
     min_workers: int | None = None
+    max_dead: int | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,8 @@ class MonitorSettings:
       port(int): TCP port the server binds.
       auth_token(str|None): Bearer token for the API; dead-letter actions need it.
       insecure(bool): Allow a non-loopback bind without a token.
+      allowed_hosts(tuple[str, ...]): Names besides loopback and the bind address that requests
+        may give as their ``Host`` (``--allowed-host``); ``*`` accepts any.
       public_metrics(bool): Serve ``/metrics`` and health without the token on any bind.
       thresholds(HealthThresholds): When ``/api/health`` says degraded.
       broker_timeout(float): Longest one broker read may take, in seconds.
@@ -117,6 +121,7 @@ class MonitorSettings:
     port: int = DEFAULT_PORT
     auth_token: str | None = None
     insecure: bool = False
+    allowed_hosts: tuple[str, ...] = ()
     public_metrics: bool = False
     thresholds: HealthThresholds = HealthThresholds()
     broker_timeout: float = DEFAULT_BROKER_TIMEOUT

@@ -6,9 +6,10 @@ receiver's and the dashboard's routers; ``start(reader)`` begins recording broke
 (depth per queue and state, live workers) into the store every ``SNAPSHOT_INTERVAL`` seconds, and
 ``close()`` flushes and stops everything.
 
-The receiver is guarded like ``/metrics`` (open on loopback; the token when exposed, which
-exporters send with ``OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer%20<token>``); the
-dashboard data like the REST API's reads.
+The receiver is open on loopback and needs the token when exposed, even with
+``--public-metrics`` (exporters send it with
+``OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer%20<token>``); the dashboard data is guarded like
+the REST API's reads.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, Depends
 
-from tasklens.monitor.auth import public_access, read_access
+from tasklens.monitor.auth import ingest_access, read_access
 from tasklens.monitor.dashboard_api import dashboard_router
 from tasklens.monitor.forwarder import OtlpForwarder
 from tasklens.monitor.received_metrics import ReceivedMetrics
@@ -79,7 +80,7 @@ class TelemetryService:
 
     def routers(self) -> list[APIRouter]:
         """The receiver's routes, and the dashboard's when there is a store."""
-        routers = [self.receiver.router(dependencies=[Depends(public_access)])]
+        routers = [self.receiver.router(dependencies=[Depends(ingest_access)])]
         if self.store is not None:
             routers.append(dashboard_router(self.store.reader, dependencies=[Depends(read_access)]))
             if self._ledger is None:

@@ -12,7 +12,7 @@ when a process exits.
 from __future__ import annotations
 
 from tasklens.telemetry.bootstrap import Telemetry, setup
-from tasklens.telemetry.lifecycle import prepare_worker_processes
+from tasklens.telemetry.lifecycle import prepare_worker_processes, shutdown_prepared
 from tasklens.telemetry.settings import TelemetrySettings
 
-__all__ = ["Telemetry", "TelemetrySettings", "prepare_worker_processes", "setup"]
+__all__ = ["Telemetry", "TelemetrySettings", "prepare_worker_processes", "setup", "shutdown_prepared"]

@@ -30,6 +30,9 @@ logger = logging.getLogger(__name__)
 
 #: How long :meth:`Telemetry.force_flush` waits per signal by default, in milliseconds.
 FLUSH_TIMEOUT_MS = 10_000
+#: A new process exports its first metrics this soon after setup, in seconds, rather than after a
+#: whole export interval (60 s by default): a worker that just started shows on a dashboard at once.
+FIRST_EXPORT_DELAY = 2.0
 
 _lock = threading.Lock()
 _telemetry: Telemetry | None = None
@@ -183,6 +186,7 @@ def _configure(
         instrumented.append("logging")
 
     lifecycle.prepare_worker_processes(tracer_provider, meter_provider, logger_provider)
+    _export_soon(meter_provider)
     return Telemetry(
         tracer_provider, meter_provider, logger_provider, tracer_provider.resource, tuple(instrumented)
     )
@@ -227,6 +231,21 @@ def _correlate_logs(tracer_provider: TracerProvider, logger_provider: LoggerProv
     if logger_provider is not None:
         logs.install_log_export(logger_provider)
     return True
+
+
+def _export_soon(meter_provider: MeterProvider) -> None:
+    """Export the metrics once, ``FIRST_EXPORT_DELAY`` seconds from now, off the caller's thread."""
+    timer = threading.Timer(FIRST_EXPORT_DELAY, _first_export, args=(meter_provider,))
+    timer.daemon = True
+    timer.name = "tasklens-first-metric-export"
+    timer.start()
+
+
+def _first_export(meter_provider: MeterProvider) -> None:
+    try:
+        meter_provider.force_flush(FLUSH_TIMEOUT_MS)
+    except Exception:  # a collector that is down is the periodic reader's to report
+        logger.debug("The first metric export failed.", exc_info=True)
 
 
 def attempt(what: str, function: Any, *args: Any) -> bool:

@@ -40,7 +40,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from tasklens.telemetry.process_metrics import follow_forks
 
-__all__ = ["prepare_worker_processes", "shutdown"]
+__all__ = ["prepare_worker_processes", "shutdown", "shutdown_prepared"]
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +115,16 @@ def shutdown(providers: Iterable[Any]) -> None:
             provider.shutdown()
         except Exception:
             logger.exception("Could not shut %s down.", type(provider).__name__)
+
+
+def shutdown_prepared() -> None:
+    """Shut down every provider :func:`prepare_worker_processes` was given, now.
+
+    For worker processes that end through a path that runs neither ``atexit`` handlers nor
+    multiprocessing's finalizers: the task library's own exit hook calls this just before the
+    process ends. Providers already shut down are skipped.
+    """
+    _shutdown_registered()
 
 
 def _rank(provider: Any) -> int:

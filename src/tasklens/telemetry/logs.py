@@ -17,9 +17,11 @@ from typing import Any
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.trace import TracerProvider
 
-__all__ = ["install_log_correlation", "install_log_export"]
+__all__ = ["install_log_correlation", "install_log_export", "restore_log_export"]
 
 _correlation_installed = False
+#: The handlers :func:`install_log_export` put on the root logger.
+_export_handlers: list[logging.Handler] = []
 
 
 def install_log_correlation(tracer_provider: TracerProvider | None = None) -> None:
@@ -62,9 +64,27 @@ def install_log_export(logger_provider: LoggerProvider) -> logging.Handler:
     except ImportError:  # older instrumentation: a plain handler, without the config guard
         handler: logging.Handler = _logging_handler_class()(logger_provider=logger_provider)
         logging.getLogger().addHandler(handler)
+        _export_handlers.append(handler)
         return handler
     installed: logging.Handler = _setup_logging_handler(logger_provider=logger_provider)
+    _export_handlers.append(installed)
     return installed
+
+
+def restore_log_export() -> bool:
+    """Put the export handlers back on the root logger if something took them off.
+
+    For programs that replace the root logger's handlers outright when they set their logging up
+    (Celery's worker and beat do, unless told not to), which the guard on the ``logging`` config
+    functions cannot see. Returns True when a handler was put back.
+    """
+    root = logging.getLogger()
+    restored = False
+    for handler in _export_handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+            restored = True
+    return restored
 
 
 def _logging_handler_class() -> Any:

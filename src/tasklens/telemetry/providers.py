@@ -21,6 +21,7 @@ An exporter that cannot be built is logged and skipped: telemetry never stops a 
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from collections.abc import Callable
 from importlib.metadata import entry_points
@@ -32,7 +33,7 @@ from opentelemetry.sdk._logs.export import (
     ConsoleLogRecordExporter,
     LogRecordExporter,
 )
-from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
 from opentelemetry.sdk.metrics.export import (
     ConsoleMetricExporter,
     MetricExporter,
@@ -71,6 +72,11 @@ EXPORTER_ENTRY_POINT_GROUPS = {
     "logs": "opentelemetry_logs_exporter",
 }
 
+#: The variable naming the SDK's resource detectors, and those every process gets: where it runs
+#: (``host.name``) and which process it is (``process.pid``), so that each worker process can be
+#: told apart by host and pid.
+RESOURCE_DETECTORS_ENV = "OTEL_EXPERIMENTAL_RESOURCE_DETECTORS"
+DEFAULT_RESOURCE_DETECTORS = ("host", "process")
 #: Exporter names that mean "OTLP, over whichever protocol the settings ask for".
 OTLP_NAMES = frozenset({"otlp", "otlp_proto_http", "otlp_proto_grpc"})
 
@@ -91,11 +97,27 @@ def build_resource(settings: TelemetrySettings, service_name: str | None = None)
     name = settings.service_name(service_name)
     if name:
         attributes[SERVICE_NAME] = name
+    _detect_host_and_process()
     resource = Resource.create(attributes)
     if not resource.attributes.get(SERVICE_INSTANCE_ID):
         # SDKs older than the service-instance detector leave the id out.
         resource = resource.merge(Resource({SERVICE_INSTANCE_ID: str(uuid.uuid4())}))
     return resource
+
+
+def _detect_host_and_process() -> None:
+    """Have the SDK detect ``host.name`` and ``process.pid`` (and the rest of the ``host`` and
+    ``process`` detectors, command-line arguments left out) for every resource it builds.
+
+    They are named in ``OTEL_EXPERIMENTAL_RESOURCE_DETECTORS`` rather than run here because the
+    SDK's providers re-run the process detectors listed there in a forked child: each worker
+    process then reports its own pid.
+    """
+    configured = [name.strip() for name in os.environ.get(RESOURCE_DETECTORS_ENV, "").split(",")]
+    wanted = [name for name in configured if name] + [
+        name for name in DEFAULT_RESOURCE_DETECTORS if name not in configured
+    ]
+    os.environ[RESOURCE_DETECTORS_ENV] = ",".join(wanted)
 
 
 def build_sampler(settings: TelemetrySettings) -> Sampler:
@@ -143,7 +165,8 @@ def build_meter_provider(settings: TelemetrySettings, resource: Resource) -> Met
     """A meter provider with a periodic reader per exporter (none: measurements go nowhere).
 
     The readers export every ``OTEL_METRIC_EXPORT_INTERVAL`` milliseconds; the SDK restarts their
-    thread in a forked child.
+    thread in a forked child. Exemplars are taken only when ``OTEL_METRICS_EXEMPLAR_FILTER`` asks
+    for them (each one costs a reservoir pass per measurement inside a span).
     """
     readers: list[MetricReader] = [
         PeriodicExportingMetricReader(
@@ -154,7 +177,9 @@ def build_meter_provider(settings: TelemetrySettings, resource: Resource) -> Met
         for name in settings.metrics_exporters
         if (exporter := _build_exporter("metrics", name, settings)) is not None
     ]
-    return MeterProvider(resource=resource, metric_readers=readers)
+    # The SDK reads OTEL_METRICS_EXEMPLAR_FILTER itself when it is set; unset, exemplars are off.
+    exemplar_filter = AlwaysOffExemplarFilter() if settings.exemplar_filter is None else None
+    return MeterProvider(resource=resource, metric_readers=readers, exemplar_filter=exemplar_filter)
 
 
 def build_logger_provider(settings: TelemetrySettings, resource: Resource) -> LoggerProvider | None:

@@ -35,9 +35,10 @@ logger = logging.getLogger(__name__)
 DEFAULT_TRACES_EXPORTERS: tuple[str, ...] = ("otlp",)
 #: Metrics go to an OTLP endpoint unless ``OTEL_METRICS_EXPORTER`` says otherwise.
 DEFAULT_METRICS_EXPORTERS: tuple[str, ...] = ("otlp",)
-#: Logs are exported only when ``OTEL_LOGS_EXPORTER`` asks for it: most deployments already ship
-#: stdout, and exporting every record twice by default would surprise them.
-DEFAULT_LOGS_EXPORTERS: tuple[str, ...] = ()
+#: Logs go to an OTLP endpoint unless ``OTEL_LOGS_EXPORTER`` says otherwise, as the
+#: specification's default says: a run's log lines then sit next to its trace with no extra set-up
+#: (``OTEL_LOGS_EXPORTER=none`` turns it off).
+DEFAULT_LOGS_EXPORTERS: tuple[str, ...] = ("otlp",)
 #: ``OTEL_EXPORTER_OTLP_PROTOCOL`` when unset: OTLP over HTTP with protobuf bodies.
 DEFAULT_OTLP_PROTOCOL = "http/protobuf"
 #: ``OTEL_TRACES_SAMPLER`` when unset, as in the specification.
@@ -70,6 +71,8 @@ class TelemetrySettings:
       sampler_arg(str): ``OTEL_TRACES_SAMPLER_ARG``, or None.
       metric_export_interval_ms(float): ``OTEL_METRIC_EXPORT_INTERVAL``, in milliseconds.
       metric_export_timeout_ms(float): ``OTEL_METRIC_EXPORT_TIMEOUT``, in milliseconds.
+      exemplar_filter(str): ``OTEL_METRICS_EXEMPLAR_FILTER`` (``always_on``, ``always_off``,
+        ``trace_based``), or None when unset: then no exemplars are taken.
 
     Example:
 
@@ -91,6 +94,7 @@ class TelemetrySettings:
     sampler_arg: str | None = None
     metric_export_interval_ms: float = DEFAULT_METRIC_EXPORT_INTERVAL_MS
     metric_export_timeout_ms: float = DEFAULT_METRIC_EXPORT_TIMEOUT_MS
+    exemplar_filter: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> TelemetrySettings:
@@ -117,6 +121,7 @@ class TelemetrySettings:
             metric_export_timeout_ms=_milliseconds(
                 env, "OTEL_METRIC_EXPORT_TIMEOUT", DEFAULT_METRIC_EXPORT_TIMEOUT_MS
             ),
+            exemplar_filter=(_text(env, "OTEL_METRICS_EXEMPLAR_FILTER") or "").lower() or None,
         )
 
     def service_name(self, default: str | None = None) -> str | None:

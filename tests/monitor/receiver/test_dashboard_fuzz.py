@@ -20,6 +20,9 @@ from tests.monitor.store.spans import SpanFactory
 #: The routes of the dashboard data API.
 DASHBOARD_PATHS = r"^/api/(overview|actors|runs|traces|queues/history|processes)"
 
+#: The Host schemathesis gives the requests it sends to an ASGI app.
+ASGI_HOST = "testserver"
+
 
 def filled_store(path: Path) -> None:
     store = TelemetryStore.open(path, RetentionPolicy(max_age=None, max_size=None))
@@ -40,7 +43,12 @@ def fuzzed_app() -> object:
     inspector = FakeInspector()
     inspector.add_queue(QueueStats("queue_0", ready=3, delayed=2, in_flight=1, dead=0, oldest_age=1.0))
     settings = MonitorSettings(
-        broker_url=FAKE_URL, auth_token=TOKEN, cache_ttl=0.0, broker_timeout=2.0, store_path=str(path)
+        broker_url=FAKE_URL,
+        auth_token=TOKEN,
+        allowed_hosts=(ASGI_HOST,),
+        cache_ttl=0.0,
+        broker_timeout=2.0,
+        store_path=str(path),
     )
     return create_app(settings, open_inspector=lambda: inspector)
 

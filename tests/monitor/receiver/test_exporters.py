@@ -166,9 +166,11 @@ def test_process_and_queue_wait_metrics_reach_the_dashboard(served: Served) -> N
         provider.shutdown()
     assert served.store.writer.flush(timeout=10)
 
-    processes = httpx.get(f"{served.url}/api/processes").json()["items"]
-    assert len(processes) == 1
-    process = processes[0]
+    processes = {item["instance"]: item for item in httpx.get(f"{served.url}/api/processes").json()["items"]}
+    # The process metrics' process, and the one whose runs were sent (it reported no metrics).
+    assert set(processes) == {"worker-7", "worker-1"}
+    assert processes["worker-1"]["kind"] == "worker" and processes["worker-1"]["cpu_percent"] is None
+    process = processes["worker-7"]
     assert (process["service"], process["instance"]) == ("billing-worker", "worker-7")
     assert process["cpu_percent"] == 25.0
     assert process["memory_rss_bytes"] == 50_000_000

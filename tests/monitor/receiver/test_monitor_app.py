@@ -20,6 +20,7 @@ from tasklens.brokers.base import QueueStats
 from tasklens.cli.monitor import monitor
 from tasklens.monitor import MonitorSettings, create_app
 from tasklens.monitor.receiver import PROTOBUF
+from tests.monitor.conftest import LOCAL_URL
 from tests.monitor.fake_broker import FAKE_URL, FakeInspector
 from tests.monitor.store.spans import SpanFactory
 
@@ -36,7 +37,7 @@ def _app_client(**overrides: Any) -> TestClient:
     app = create_app(settings, open_inspector=lambda: inspector)
     if app.state.monitor.telemetry is not None:
         app.state.monitor.telemetry.snapshot_interval = 0.05
-    return TestClient(app)
+    return TestClient(app, base_url=LOCAL_URL)
 
 
 @pytest.fixture
@@ -171,3 +172,28 @@ def test_the_command_says_so_when_the_store_cannot_be_opened(tmp_path: Path) -> 
     assert result.exit_code == 1
     assert "cannot open the telemetry store" in result.output
     assert "--store" in result.output
+
+
+def test_public_metrics_opens_metrics_and_health_but_not_ingest(tmp_path: Path) -> None:
+    settings: dict[str, Any] = {
+        "store_path": str(tmp_path / "t.db"),
+        "host": "0.0.0.0",
+        "auth_token": TOKEN,
+        "public_metrics": True,
+    }
+    with _app_client(**settings) as client:
+        refused = {
+            path: client.post(path, content=b"", headers={"Content-Type": PROTOBUF}).status_code
+            for path in ("/v1/traces", "/v1/metrics", "/v1/logs")
+        }
+        accepted = client.post(
+            "/v1/metrics",
+            content=_metrics_body(),
+            headers={"Content-Type": PROTOBUF, "Authorization": f"Bearer {TOKEN}"},
+        )
+        scraped = client.get("/metrics")
+        healthy = client.get("/healthz")
+
+    assert refused == {"/v1/traces": 401, "/v1/metrics": 401, "/v1/logs": 401}
+    assert accepted.status_code == 200
+    assert (scraped.status_code, healthy.status_code) == (200, 200)

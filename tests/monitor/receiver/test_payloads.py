@@ -17,7 +17,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from tasklens import semconv
 from tasklens.monitor.receiver import JSON, PROTOBUF, OtlpReceiver, ReceiverLimits
 from tasklens.monitor.store import RetentionPolicy, RunFilter, StoreReader, StoreWriter, TelemetryStore
-from tests.monitor.receiver.conftest import Served, served_receiver, serving
+from tests.monitor.receiver.conftest import Served, ServeFactory, served_receiver, serving
 from tests.monitor.store.spans import SpanFactory
 
 TRACE_ID = "5b8efff798038103d269b633813fc60c"
@@ -196,23 +196,152 @@ def test_refused_bodies_get_their_status_and_change_nothing(
     assert limited.store.writer.flush(timeout=10)
     assert limited.store.reader.runs(RunFilter())["items"] == []
     assert limited.store.reader.processes(3600)["items"] == []
-    assert list(limited.metrics.collect()) == []
+    assert [family.name for family in limited.metrics.collect()] == ["tasklens_receiver_dropped_series"]
 
 
 def test_a_store_that_is_behind_answers_503_with_retry_after(tmp_path: Path) -> None:
     writer = StoreWriter(tmp_path / "t.db", RetentionPolicy(), max_pending=1)  # never drains
     store = TelemetryStore(writer, StoreReader(tmp_path / "t.db"))
     app = FastAPI()
-    app.include_router(OtlpReceiver(store).router())
+    app.include_router(OtlpReceiver(store, limits=ReceiverLimits(commit_timeout=0.2)).router())
     headers = {"Content-Type": PROTOBUF}
     try:
         with serving(app) as url:
             first = httpx.post(f"{url}/v1/traces", content=_valid_body(), headers=headers)
+            # The first batch is still queued (its request gave up waiting): the queue is full.
             second = httpx.post(f"{url}/v1/traces", content=_valid_body(), headers=headers)
     finally:
         store.close()
 
-    assert first.status_code == 200
+    # Never committed, so never acknowledged.
+    assert first.status_code == 503
+    assert "did not commit" in status_pb2.Status.FromString(first.content).message
     assert second.status_code == 503
-    assert int(second.headers["retry-after"]) > 0
-    assert status_pb2.Status.FromString(second.content).code == code_pb2.UNAVAILABLE
+    assert "behind" in status_pb2.Status.FromString(second.content).message
+    for response in (first, second):
+        assert int(response.headers["retry-after"]) > 0
+        assert status_pb2.Status.FromString(response.content).code == code_pb2.UNAVAILABLE
+
+
+def test_an_export_is_answered_only_once_its_spans_are_committed(served: Served) -> None:
+    spans = SpanFactory()
+    made = [spans.run() for _ in range(50)]
+    body = spans.request().SerializeToString()
+
+    response = httpx.post(f"{served.url}/v1/traces", content=body, headers={"Content-Type": PROTOBUF})
+
+    assert response.status_code == 200
+    # No flush: a fresh reader connection sees every span as soon as the export is answered.
+    reader = StoreReader(served.store.path)
+    try:
+        for run in made:
+            assert reader.trace(run.trace_id) is not None
+    finally:
+        reader.close()
+
+
+def test_a_span_no_store_holds_is_a_partial_success_and_costs_no_other_request(served: Served) -> None:
+    spans = SpanFactory()
+    good = [spans.run() for _ in range(3)]
+    good_request = spans.request()
+    spans.run()
+    bad_request = spans.request()
+    bad_request.resource_spans[0].scope_spans[0].spans[0].start_time_unix_nano = 2**63
+
+    bad = httpx.post(
+        f"{served.url}/v1/traces", content=bad_request.SerializeToString(), headers={"Content-Type": PROTOBUF}
+    )
+    ok = httpx.post(
+        f"{served.url}/v1/traces",
+        content=good_request.SerializeToString(),
+        headers={"Content-Type": PROTOBUF},
+    )
+
+    assert (bad.status_code, ok.status_code) == (200, 200)
+    answer = ExportTraceServiceResponse.FromString(bad.content)
+    assert answer.partial_success.rejected_spans == 1
+    assert "out of range" in answer.partial_success.error_message
+    assert served.store.writer.flush(timeout=10)
+    for run in good:
+        assert httpx.get(f"{served.url}/api/traces/{run.trace_id}").status_code == 200
+
+
+def _nested_value(depth: int) -> str:
+    """An OTLP JSON attribute value: a kvlist ``depth`` deep, written without recursion."""
+    return '{"kvlistValue":{"values":[{"key":"k","value":' * depth + '{"stringValue":"x"}' + "}]}}" * depth
+
+
+@pytest.mark.parametrize("depth", [60, 400, 10_000])
+@pytest.mark.parametrize("signal", ["traces", "logs"])
+def test_deeply_nested_json_is_a_400_not_a_server_error(
+    served: Served, caplog: pytest.LogCaptureFixture, signal: str, depth: int
+) -> None:
+    field = "resourceSpans" if signal == "traces" else "resourceLogs"
+    body = f'{{"{field}":[{{"resource":{{"attributes":[{{"key":"a","value":{_nested_value(depth)}}}]}}}}]}}'
+
+    response = httpx.post(f"{served.url}/v1/{signal}", content=body, headers={"Content-Type": JSON})
+
+    assert response.status_code == 400
+    assert "nested" in response.json()["message"] or "deep" in response.json()["message"]
+    assert not [record for record in caplog.records if record.exc_info]
+
+
+def test_a_request_that_does_not_fit_the_memory_budget_now_is_a_503(served: Served) -> None:
+    budget = served.receiver.budget
+    assert budget.take(budget.total)  # as if other requests held all of it
+    try:
+        response = httpx.post(
+            f"{served.url}/v1/traces", content=_valid_body(), headers={"Content-Type": PROTOBUF}
+        )
+    finally:
+        budget.give_back(budget.total)
+
+    assert response.status_code == 503
+    assert int(response.headers["retry-after"]) > 0
+    assert status_pb2.Status.FromString(response.content).code == code_pb2.UNAVAILABLE
+    assert budget.used == 0
+
+
+def test_a_request_that_could_never_fit_the_memory_budget_is_a_413(serve: ServeFactory) -> None:
+    served = serve(limits=ReceiverLimits(memory_budget=256 * 1024))
+    spans = SpanFactory()
+    for _ in range(100):
+        spans.run()
+    body = spans.request().SerializeToString()
+    assert len(body) * 16 > 256 * 1024
+
+    response = httpx.post(f"{served.url}/v1/traces", content=body, headers={"Content-Type": PROTOBUF})
+
+    assert response.status_code == 413
+    assert "memory budget" in status_pb2.Status.FromString(response.content).message
+    assert served.receiver.budget.used == 0
+
+
+@pytest.mark.parametrize("field", ["parent", "link-trace", "link-span"])
+def test_spans_whose_parent_or_link_ids_have_the_wrong_length_are_a_partial_success(
+    served: Served, field: str
+) -> None:
+    spans = SpanFactory()
+    kept, refused = spans.run(), spans.run()
+    request = spans.request()
+    for span in request.resource_spans[0].scope_spans[0].spans:
+        if span.trace_id.hex() != refused.trace_id:
+            continue
+        if field == "parent":
+            span.parent_span_id = b"\x01\x02\x03"
+        else:
+            link = span.links.add(trace_id=b"\x01" * 16, span_id=b"\x02" * 8)
+            if field == "link-trace":
+                link.trace_id = b"\x01" * 15
+            else:
+                link.span_id = b"\x02" * 9
+
+    response = httpx.post(
+        f"{served.url}/v1/traces", content=request.SerializeToString(), headers={"Content-Type": PROTOBUF}
+    )
+
+    assert response.status_code == 200
+    partial = ExportTraceServiceResponse.FromString(response.content).partial_success
+    assert partial.rejected_spans == 2  # the send span and the process span of the trace
+    assert "wrong length" in partial.error_message
+    assert httpx.get(f"{served.url}/api/traces/{kept.trace_id}").status_code == 200

@@ -136,8 +136,13 @@ def test_actors_have_rates_error_percent_percentiles_retries_and_dead_letters(
     charge = items["charge_payment"]
     assert charge["queue"] == "payments"
     assert charge["runs"] == 20
-    assert charge["rate"] == pytest.approx(20 / HOUR)
-    assert charge["error_pct"] == pytest.approx(10.0)
+    # The store holds about ten minutes of runs: the rate is over those, not over the hour.
+    assert 600 <= charge["interval"] <= 660
+    assert charge["rate"] == pytest.approx(20 / charge["interval"])
+    # Of the 19 messages done, one failed for good; the retried attempt is not a failure yet.
+    assert charge["error_pct"] == pytest.approx(100 / 19)
+    assert charge["errors"] == 2
+    assert charge["failed"] == 1
     assert charge["p50"] == pytest.approx(0.1, rel=0.05)
     assert charge["p95"] == pytest.approx(1.0, rel=0.05)
     assert charge["p99"] == pytest.approx(1.0, rel=0.05)
@@ -164,7 +169,7 @@ def test_actor_page_has_its_series_and_recent_runs(
     assert store.reader.actor("never_ran", HOUR) is None
 
 
-def test_overview_series_cover_the_window_and_count_runs_and_errors(
+def test_overview_series_start_with_the_data_and_count_runs_and_outcomes(
     store: TelemetryStore, spans: SpanFactory, clock: Clock
 ) -> None:
     spans.run("a", start=clock.now - 1800, error=RuntimeError())
@@ -177,17 +182,90 @@ def test_overview_series_cover_the_window_and_count_runs_and_errors(
 
     series = overview["series"]
     assert overview["step"] == 60
-    assert 60 <= len(series) <= 62
-    assert series[0]["t"] <= clock.now - HOUR
+    # The hour holds 30 minutes of data: the series covers those, not 30 minutes of zeros before.
+    assert series[0]["t"] == (clock.now - 1800) // 60 * 60
+    assert overview["since"] == series[0]["t"]
+    assert 30 <= len(series) <= 32
     assert sum(point["runs"] for point in series) == 3
     assert sum(point["errors"] for point in series) == 1
     failing = next(point for point in series if point["errors"])
     assert failing["error_rate"] == pytest.approx(0.5)
     assert failing["throughput"] == pytest.approx(2 / 60)
     assert failing["p95"] is not None
+    # A minute without runs has no error rate (nothing to fail), not 0 %.
+    assert any(point["runs"] == 0 and point["error_rate"] is None for point in series)
     assert overview["worst_actors"][0]["actor"] == "a"
     assert "old" not in {row["actor"] for row in overview["worst_actors"]}
     assert overview["workers"] is None
+
+
+def test_the_bucket_still_filling_is_divided_by_its_elapsed_time(
+    store: TelemetryStore, spans: SpanFactory, clock: Clock
+) -> None:
+    clock.now = (clock.now // 60) * 60 + 24
+    for i in range(18):
+        spans.run("a", start=clock.now - 23 + i)
+    spans.run("a", start=clock.now - 90)
+    ingest(store, spans)
+
+    series = store.reader.overview(HOUR)["series"]
+
+    last = series[-1]
+    assert last["partial"] is True and not any(point["partial"] for point in series[:-1])
+    assert last["elapsed"] == pytest.approx(24)
+    assert last["throughput"] == pytest.approx(18 / 24)
+    recent = store.reader.overview(HOUR)["recent"]
+    assert recent["runs"] == 19
+    assert recent["throughput"] == pytest.approx(19 / recent["interval"])
+
+
+def test_retried_dead_lettered_and_recovered_runs_are_distinct(
+    store: TelemetryStore, spans: SpanFactory, clock: Clock
+) -> None:
+    retried = spans.run("charge", start=clock.now - 50, error=ValueError("busy"), retry_scheduled=True)
+    recovered = spans.run("charge", start=clock.now - 40, retries=1, message_id=retried.message_id)
+    dead = spans.run("charge", start=clock.now - 30, error=ValueError("no"), dead_lettered=True)
+    failed = spans.run("charge", start=clock.now - 20, error=ValueError("x"))
+    fine = spans.run("charge", start=clock.now - 10)
+    ingest(store, spans)
+
+    states = {run["span_id"]: run["state"] for run in store.reader.runs(RunFilter())["items"]}
+    assert states == {
+        retried.span_id: "retried",
+        recovered.span_id: "succeeded_after_retry",
+        dead.span_id: "dead_lettered",
+        failed.span_id: "failed",
+        fine.span_id: "ok",
+    }
+    for status, run in (
+        ("retried", retried),
+        ("succeeded_after_retry", recovered),
+        ("dead_lettered", dead),
+        ("failed", failed),
+    ):
+        assert [item["span_id"] for item in store.reader.runs(RunFilter(status=status))["items"]] == [
+            run.span_id
+        ]
+    row = store.reader.actors(HOUR)["items"][0]
+    assert (row["retries"], row["dead_letters"], row["failed"], row["succeeded_after_retry"]) == (1, 1, 2, 1)
+    # Four messages are done (the retried attempt is not), two of them failed for good.
+    assert row["error_pct"] == pytest.approx(50.0)
+
+
+def test_a_run_after_a_requeue_is_marked_and_short_ids_find_runs(
+    store: TelemetryStore, spans: SpanFactory, clock: Clock
+) -> None:
+    first = spans.run("sync", start=clock.now - 50, retries=1, error=ValueError(), dead_lettered=True)
+    spans.run("sync", start=clock.now - 10, retries=1, message_id=first.message_id)
+    spans.run("other", start=clock.now - 5)
+    ingest(store, spans)
+
+    items = store.reader.runs(RunFilter(actor="sync"))["items"]
+    assert [(item["attempt"], item["requeued"]) for item in items] == [(2, True), (2, False)]
+    for short in (first.message_id[:13] + "…", first.trace_id[:13] + "…", first.message_id[:8]):
+        found = store.reader.runs(RunFilter(text=short))["items"]
+        assert first.span_id in {item["span_id"] for item in found}, short
+    assert store.reader.runs(RunFilter(text="00000000-0000"))["items"] == []
 
 
 def test_broker_snapshots_give_depth_history_and_workers(store: TelemetryStore, clock: Clock) -> None:
@@ -213,6 +291,31 @@ def test_broker_snapshots_give_depth_history_and_workers(store: TelemetryStore, 
     assert {point["queue"] for point in history} == {"default"}
     assert {point["queue"] for point in overview["depth"]} == {"default", "emails"}
     assert overview["workers"] == 3
+
+
+def test_depth_history_follows_the_snapshots_and_charts_the_oldest_age(
+    store: TelemetryStore, clock: Clock
+) -> None:
+    # A backlog of 45 s, read every 10 s: more than one point in a 15-minute window.
+    for offset, ready, age in ((50, 0, 0.0), (40, 3, 2.0), (30, 9, 12.0), (20, 14, 22.0), (10, 2, 31.5)):
+        snapshot = BrokerSnapshot(
+            queues=[QueueStats("reports", ready=ready, delayed=0, in_flight=1, dead=0, oldest_age=age)],
+            workers=1,
+            read_at=clock.now - offset,
+            duration=0.01,
+        )
+        store.writer.write_broker_snapshot(snapshot)
+    assert store.writer.flush(timeout=10)
+
+    history = store.reader.queue_history(15 * 60)
+
+    assert history["step"] <= 15
+    ready = [point for point in history["items"] if point["state"] == "ready"]
+    assert len(ready) >= 4
+    assert "oldest_age" not in {point["state"] for point in history["items"]}
+    ages = [point["value"] for point in history["oldest_age"]]
+    assert max(ages) == pytest.approx(31.5)
+    assert len(ages) >= 4
 
 
 def test_trace_has_every_span_sorted_with_events_and_unknown_traces_are_none(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from tasklens.monitor.store import (
     parse_size,
     span_rows,
 )
+from tasklens.monitor.store import writer as writer_module
 from tasklens.monitor.store.retention import used_bytes
 from tests.monitor.store.conftest import Clock
 from tests.monitor.store.spans import SpanFactory
@@ -81,7 +83,9 @@ def test_age_retention_drops_spans_logs_metrics_rollups_and_snapshots_older_than
         assert kept_times.pop() >= clock.now - HOUR - 60
         new_trace = store.reader.trace(new.trace_id)
         assert new_trace is not None and [log["body"] for log in new_trace["logs"]] == ["new line"]
-        assert [process["instance"] for process in store.reader.processes(DAY)["items"]] == ["new-worker"]
+        # The old process's metrics are gone; the span factory's process still has its new run.
+        kept = [process["instance"] for process in store.reader.processes(DAY)["items"]]
+        assert kept == ["new-worker", "worker-1"]
     finally:
         store.close()
 
@@ -152,3 +156,36 @@ def test_invalid_durations_and_sizes_are_refused_with_a_hint(text: str) -> None:
         parse_duration(text)
     with pytest.raises(ValueError, match="like 1GB"):
         parse_size(text)
+
+
+def test_a_retention_beyond_ten_years_is_refused() -> None:
+    with pytest.raises(ValueError, match="10 years"):
+        RetentionPolicy(max_age=20000 * 7 * 86400.0)
+
+
+def test_a_failing_retention_pass_backs_off_instead_of_spinning(
+    tmp_path: Path, spans: SpanFactory, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls = []
+
+    def failing_step(*args: object) -> bool:
+        calls.append(args)
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(writer_module, "enforce_step", failing_step)
+    store = TelemetryStore.open(tmp_path / "t.db", RetentionPolicy(max_age=HOUR, max_size=10**9))
+    try:
+        deadline = time.monotonic() + 10
+        while not calls:
+            assert time.monotonic() < deadline, "retention never ran"
+            time.sleep(0.01)
+        for _ in range(20):
+            spans.run()
+            store.writer.write_spans(span_rows(spans.request())).result(timeout=10)
+        assert store.writer.flush(timeout=10)
+    finally:
+        store.close()
+
+    # Writes go on; the failure is tried again only after a pause, and logged once.
+    assert len(calls) == 1
+    assert len([r for r in caplog.records if "Dropping old telemetry" in r.getMessage()]) == 1

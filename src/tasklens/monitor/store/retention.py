@@ -15,6 +15,9 @@ from dataclasses import dataclass
 __all__ = [
     "DEFAULT_MAX_SIZE",
     "DEFAULT_RETENTION",
+    "MAX_RETENTION",
+    "MAX_STORE_SIZE",
+    "MIN_STORE_SIZE",
     "RetentionPolicy",
     "enforce_step",
     "parse_duration",
@@ -26,6 +29,12 @@ __all__ = [
 DEFAULT_RETENTION = 24 * 3600.0
 #: How large the store may grow when ``--max-store-size`` is not given, in bytes (1 GB).
 DEFAULT_MAX_SIZE = 1_000_000_000
+#: Longest ``--retention``, in seconds (ten years): store times are nanoseconds in 64 bits.
+MAX_RETENTION = 10 * 365 * 86400.0
+#: Smallest ``--max-store-size``, in bytes: less would hardly hold the tables and their indexes.
+MIN_STORE_SIZE = 1_000_000
+#: Largest ``--max-store-size``, in bytes (1 PB).
+MAX_STORE_SIZE = 10**15
 #: Rows deleted from one table in one step; small enough that ingest is never held up long.
 CHUNK_ROWS = 5000
 #: When over its size, the store is trimmed to this fraction of it, so it is not trimmed again
@@ -55,6 +64,7 @@ _TIME_COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("queue_depth", "time_ns", 1),
     ("broker_workers", "time_ns", 1),
     ("metric_series", "last_ns", 1),
+    ("instances", "last_ns", 1),
     ("run_stats", "minute", 1_000_000_000),
     ("run_durations", "minute", 1_000_000_000),
 )
@@ -104,6 +114,12 @@ class RetentionPolicy:
 
     max_age: float | None = DEFAULT_RETENTION
     max_size: int | None = DEFAULT_MAX_SIZE
+
+    def __post_init__(self) -> None:
+        if self.max_age is not None and not 0 < self.max_age <= MAX_RETENTION:
+            raise ValueError(f"retention must be more than 0 and at most {MAX_RETENTION:.0f} s (10 years)")
+        if self.max_size is not None and not 0 < self.max_size <= MAX_STORE_SIZE:
+            raise ValueError(f"the store's size limit must be more than 0 and at most {MAX_STORE_SIZE} bytes")
 
 
 def used_bytes(conn: sqlite3.Connection) -> int:
@@ -162,7 +178,7 @@ def enforce_step(conn: sqlite3.Connection, policy: RetentionPolicy, now_ns: int)
       policy(RetentionPolicy): What to keep.
       now_ns(int): The current time, in Unix nanoseconds.
     """
-    if policy.max_age is not None and _delete_before(conn, now_ns - int(policy.max_age * 1e9)):
+    if policy.max_age is not None and _delete_before(conn, max(now_ns - int(policy.max_age * 1e9), 0)):
         return True
     if policy.max_size is None:
         return False

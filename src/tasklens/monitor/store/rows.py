@@ -5,12 +5,19 @@ order of the store's ``INSERT`` statements, plus what was rejected and why. Ids 
 hex, attribute values become JSON, and the task columns of a span (operation, actor, queue,
 message id, attempt, error type and message) are lifted out of its attributes and events so that
 the dashboard's filters use indexes.
+
+Nothing unstorable reaches the writer: a timestamp or count beyond SQLite's signed 64-bit
+INTEGER (OTLP's ``fixed64`` goes to 2**64-1), a number that is not finite, or text that is not
+valid Unicode makes its span, point or record rejected here, counted and explained in the
+batch's ``rejected`` and ``error`` (the receiver's partial success), so one bad item never
+costs another its place in the store.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,10 +45,22 @@ __all__ = [
 SERVICE_NAME = "service.name"
 #: Resource attribute telling apart the processes of one service.
 SERVICE_INSTANCE_ID = "service.instance.id"
+#: Resource attributes saying where a process runs, kept in ``instances``.
+HOST_NAME = "host.name"
+PROCESS_PID = "process.pid"
+PROCESS_COMMAND = "process.command"
 #: The span event the SDK records for an exception, and its attributes.
 EXCEPTION_EVENT = "exception"
 EXCEPTION_TYPE = "exception.type"
 EXCEPTION_MESSAGE = "exception.message"
+
+#: Largest integer a store column holds: SQLite's INTEGER is signed 64-bit.
+MAX_INTEGER = 2**63 - 1
+#: Smallest one.
+MIN_INTEGER = -(2**63)
+#: Most retries a span's ``dramatiq.message.retries`` may claim for its attempt to be recorded;
+#: beyond it the attempt is unknown rather than a number no store column holds.
+MAX_RETRIES = 2**31
 
 _TRACE_ID_BYTES = 16
 _SPAN_ID_BYTES = 8
@@ -57,12 +76,17 @@ class SpanBatch:
       spans(list[tuple]): Rows of the ``spans`` table.
       runs(list[tuple]): One ``(minute, actor, queue, failed, retries, dead_letters, bin)`` per
         ``process`` span, for the per-minute rollups.
-      rejected(int): Spans refused (invalid ids).
+      instances(list[tuple]): Rows of the ``instances`` table, one per process that sent spans.
+      run_spans(list[int]): For each run, the index of its span in ``spans``, so that a span
+        the store refuses takes its run with it.
+      rejected(int): Spans refused (invalid ids, unstorable values).
       error(str): Why spans were refused, empty when none was.
     """
 
     spans: list[tuple[Any, ...]] = field(default_factory=list)
     runs: list[tuple[Any, ...]] = field(default_factory=list)
+    instances: list[tuple[Any, ...]] = field(default_factory=list)
+    run_spans: list[int] = field(default_factory=list)
     rejected: int = 0
     error: str = ""
 
@@ -73,11 +97,13 @@ class MetricBatch:
 
     Parameters:
       points(list[tuple]): Rows of the ``metric_points`` table.
+      instances(list[tuple]): Rows of the ``instances`` table.
       rejected(int): Data points refused.
       error(str): Why, empty when none was.
     """
 
     points: list[tuple[Any, ...]] = field(default_factory=list)
+    instances: list[tuple[Any, ...]] = field(default_factory=list)
     rejected: int = 0
     error: str = ""
 
@@ -88,17 +114,67 @@ class LogBatch:
 
     Parameters:
       logs(list[tuple]): Rows of the ``logs`` table.
+      instances(list[tuple]): Rows of the ``instances`` table.
       rejected(int): Log records refused (invalid ids).
       error(str): Why, empty when none was.
     """
 
     logs: list[tuple[Any, ...]] = field(default_factory=list)
+    instances: list[tuple[Any, ...]] = field(default_factory=list)
     rejected: int = 0
     error: str = ""
 
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+class _Rejections:
+    """How many items of a request were refused, for each reason."""
+
+    def __init__(self, noun: str) -> None:
+        self.noun = noun
+        self.counts: dict[str, int] = {}
+
+    def add(self, reason: str) -> None:
+        self.counts[reason] = self.counts.get(reason, 0) + 1
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def message(self) -> str:
+        return "; ".join(f"{count} {self.noun}(s) {reason}" for reason, count in self.counts.items())
+
+
+def storable(row: tuple[Any, ...]) -> bool:
+    """Whether SQLite can store every value of ``row`` as it is: integers within 64 bits,
+    finite floats, text that encodes as UTF-8.
+
+    Parameters:
+      row(tuple): One row, in an ``INSERT``'s column order.
+    """
+    for value in row:
+        if isinstance(value, int):
+            if not MIN_INTEGER <= value <= MAX_INTEGER:
+                return False
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                return False
+        elif isinstance(value, str):
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                return False
+    return True
+
+
+#: Why an item with a value no store column holds is refused.
+UNSTORABLE = (
+    "with a value out of range (a time or count beyond 2**63-1, a number that is not finite,"
+    " or invalid Unicode)"
+)
 
 
 def any_value(value: AnyValue) -> Any:
@@ -112,7 +188,17 @@ def any_value(value: AnyValue) -> Any:
         return attributes(value.kvlist_value.values)
     if kind == "bytes_value":
         return value.bytes_value.hex()
+    if kind == "double_value" and not math.isfinite(value.double_value):
+        # JSON has no NaN or infinity: kept as the OTLP JSON mapping spells them.
+        return _nonfinite_text(value.double_value)
     return getattr(value, kind)
+
+
+def _nonfinite_text(number: float) -> str:
+    """A float JSON cannot hold, as OTLP JSON spells it: ``NaN``, ``Infinity``, ``-Infinity``."""
+    if math.isnan(number):
+        return "NaN"
+    return "Infinity" if number > 0 else "-Infinity"
 
 
 def attributes(pairs: Any) -> dict[str, Any]:
@@ -131,8 +217,38 @@ def _resource_identity(resource: Resource) -> tuple[str | None, str | None]:
     return service, instance
 
 
+def _instance_row(resource: Resource, times: list[int]) -> tuple[Any, ...] | None:
+    """The ``instances`` row of a resource that sent items at ``times``; ``None`` without an
+    instance id or items."""
+    attrs = attributes(resource.attributes)
+    service, instance = attrs.get(SERVICE_NAME), attrs.get(SERVICE_INSTANCE_ID)
+    times = [t for t in times if 0 < t <= MAX_INTEGER]
+    if instance is None or not times:
+        return None
+    pid = attrs.get(PROCESS_PID)
+    return (
+        str(service or ""),
+        str(instance),
+        _optional_str(attrs.get(HOST_NAME)),
+        pid if isinstance(pid, int) and 0 <= pid <= MAX_INTEGER else None,
+        _optional_str(attrs.get(PROCESS_COMMAND)),
+        min(times),
+        max(times),
+    )
+
+
 def _valid_id(raw: bytes, size: int) -> bool:
     return len(raw) == size and raw != b"\x00" * size
+
+
+def _valid_references(span: Span) -> bool:
+    """Whether the span's parent id (when it has one) and its links' ids have their lengths."""
+    if span.parent_span_id and len(span.parent_span_id) != _SPAN_ID_BYTES:
+        return False
+    return all(
+        _valid_id(link.trace_id, _TRACE_ID_BYTES) and _valid_id(link.span_id, _SPAN_ID_BYTES)
+        for link in span.links
+    )
 
 
 def _optional_str(value: Any) -> str | None:
@@ -163,9 +279,10 @@ def _span_row(span: Span, service: str | None, instance: str | None) -> tuple[tu
     previous = attrs.get(semconv.DRAMATIQ_MESSAGE_RETRIES)
     if previous is None:
         previous = attrs.get(semconv.CELERY_TASK_RETRIES)
-    attempt = (
-        previous + 1 if isinstance(previous, int) else (1 if operation == semconv.OPERATION_PROCESS else None)
-    )
+    if isinstance(previous, int) and not isinstance(previous, bool):
+        attempt = previous + 1 if 0 <= previous <= MAX_RETRIES else None
+    else:
+        attempt = 1 if operation == semconv.OPERATION_PROCESS else None
     status_code = span.status.code
     start_ns, end_ns = span.start_time_unix_nano, span.end_time_unix_nano
     row = (
@@ -212,6 +329,7 @@ def span_rows(request: ExportTraceServiceRequest) -> SpanBatch:
       request(ExportTraceServiceRequest): A decoded traces request.
     """
     batch = SpanBatch()
+    rejections = _Rejections("span")
     for resource_spans in request.resource_spans:
         service, instance = _resource_identity(resource_spans.resource)
         for scope_spans in resource_spans.scope_spans:
@@ -219,14 +337,27 @@ def span_rows(request: ExportTraceServiceRequest) -> SpanBatch:
                 if not (
                     _valid_id(span.trace_id, _TRACE_ID_BYTES) and _valid_id(span.span_id, _SPAN_ID_BYTES)
                 ):
-                    batch.rejected += 1
+                    rejections.add("without a valid 16-byte trace id and 8-byte span id")
+                    continue
+                if not _valid_references(span):
+                    rejections.add("with a parent span id or link ids of the wrong length")
+                    continue
+                if span.start_time_unix_nano > MAX_INTEGER or span.end_time_unix_nano > MAX_INTEGER:
+                    rejections.add(UNSTORABLE)
                     continue
                 row, run = _span_row(span, service, instance)
-                batch.spans.append(row)
+                if not storable(row) or (run is not None and not storable(run)):
+                    rejections.add(UNSTORABLE)
+                    continue
                 if run is not None:
                     batch.runs.append(run)
-    if batch.rejected:
-        batch.error = f"{batch.rejected} span(s) without a valid 16-byte trace id and 8-byte span id"
+                    batch.run_spans.append(len(batch.spans))
+                batch.spans.append(row)
+        times = [span.end_time_unix_nano for scope in resource_spans.scope_spans for span in scope.spans]
+        known = _instance_row(resource_spans.resource, times)
+        if known is not None:
+            batch.instances.append(known)
+    batch.rejected, batch.error = rejections.total, rejections.message
     return batch
 
 
@@ -270,7 +401,7 @@ def _point_row(
         temporality,
         service,
         instance,
-        _optional_str(attrs.get(semconv.DRAMATIQ_ACTOR_NAME)),
+        _optional_str(attrs.get(semconv.DRAMATIQ_ACTOR_NAME) or attrs.get(semconv.CELERY_TASK_NAME)),
         attributes_json,
         value,
         count,
@@ -287,16 +418,36 @@ def metric_rows(request: ExportMetricsServiceRequest) -> MetricBatch:
       request(ExportMetricsServiceRequest): A decoded metrics request.
     """
     batch = MetricBatch()
+    rejections = _Rejections("data point")
     for resource_metrics in request.resource_metrics:
         service, instance = _resource_identity(resource_metrics.resource)
+        times: list[int] = []
         for scope_metrics in resource_metrics.scope_metrics:
             for metric in scope_metrics.metrics:
                 kind = metric.WhichOneof("data")
                 if kind is None:
                     continue
                 for point in getattr(metric, kind).data_points:
-                    batch.points.append(_point_row(metric, kind, point, service, instance))
+                    row = _point_row(metric, kind, point, service, instance)
+                    if not storable(row) or not _storable_counts(kind, point):
+                        rejections.add(UNSTORABLE)
+                        continue
+                    batch.points.append(row)
+                    times.append(point.time_unix_nano)
+        known = _instance_row(resource_metrics.resource, times)
+        if known is not None:
+            batch.instances.append(known)
+    batch.rejected, batch.error = rejections.total, rejections.message
     return batch
+
+
+def _storable_counts(kind: str, point: Any) -> bool:
+    """Whether a histogram point's bucket counts and bounds are numbers the dashboard can use."""
+    if kind != "histogram":
+        return True
+    return all(count <= MAX_INTEGER for count in point.bucket_counts) and all(
+        math.isfinite(bound) for bound in point.explicit_bounds
+    )
 
 
 def log_rows(request: ExportLogsServiceRequest) -> LogBatch:
@@ -306,6 +457,7 @@ def log_rows(request: ExportLogsServiceRequest) -> LogBatch:
       request(ExportLogsServiceRequest): A decoded logs request.
     """
     batch = LogBatch()
+    rejections = _Rejections("log record")
     for resource_logs in request.resource_logs:
         service, instance = _resource_identity(resource_logs.resource)
         for scope_logs in resource_logs.scope_logs:
@@ -314,22 +466,31 @@ def log_rows(request: ExportLogsServiceRequest) -> LogBatch:
                 if (trace_id and len(trace_id) != _TRACE_ID_BYTES) or (
                     span_id and len(span_id) != _SPAN_ID_BYTES
                 ):
-                    batch.rejected += 1
+                    rejections.add("with a malformed trace or span id")
                     continue
                 body = any_value(record.body)
-                batch.logs.append(
-                    (
-                        record.time_unix_nano or record.observed_time_unix_nano,
-                        trace_id.hex() or None,
-                        span_id.hex() or None,
-                        record.severity_number,
-                        record.severity_text or None,
-                        body if isinstance(body, str) or body is None else _dumps(body),
-                        service,
-                        instance,
-                        _dumps(attributes(record.attributes)),
-                    )
+                row = (
+                    record.time_unix_nano or record.observed_time_unix_nano,
+                    trace_id.hex() or None,
+                    span_id.hex() or None,
+                    record.severity_number,
+                    record.severity_text or None,
+                    body if isinstance(body, str) or body is None else _dumps(body),
+                    service,
+                    instance,
+                    _dumps(attributes(record.attributes)),
                 )
-    if batch.rejected:
-        batch.error = f"{batch.rejected} log record(s) with a malformed trace or span id"
+                if not storable(row):
+                    rejections.add(UNSTORABLE)
+                    continue
+                batch.logs.append(row)
+        times = [
+            record.time_unix_nano or record.observed_time_unix_nano
+            for scope in resource_logs.scope_logs
+            for record in scope.log_records
+        ]
+        known = _instance_row(resource_logs.resource, times)
+        if known is not None:
+            batch.instances.append(known)
+    batch.rejected, batch.error = rejections.total, rejections.message
     return batch

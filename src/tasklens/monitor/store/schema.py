@@ -11,6 +11,9 @@ points of every series within a window are a few index lookups, however long the
 Runs (``process {queue}`` spans) are also counted per minute, actor and queue in ``run_stats``,
 with their durations in log-scale bins in ``run_durations``, so that the dashboard's rates and
 percentiles read a few thousand rollup rows instead of every span.
+
+``instances`` names each process that sent telemetry (``service.instance.id``) with the host,
+pid and command of its resource, and when it was first and last heard from.
 """
 
 from __future__ import annotations
@@ -18,10 +21,14 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-__all__ = ["SCHEMA_VERSION", "connect", "create_schema"]
+__all__ = ["OLDEST_AGE_STATE", "SCHEMA_VERSION", "connect", "create_schema"]
 
 #: Bumped when a table changes shape; a store with another version is rebuilt from scratch.
 SCHEMA_VERSION = 4
+
+#: The ``queue_depth`` state under which a broker snapshot stores the age of the queue's oldest
+#: ready message, in seconds.
+OLDEST_AGE_STATE = "oldest_age"
 
 #: How long a connection waits for a lock held by another connection, in milliseconds.
 BUSY_TIMEOUT_MS = 5000
@@ -151,6 +158,18 @@ CREATE TABLE IF NOT EXISTS broker_workers (
     workers INTEGER
 );
 CREATE INDEX IF NOT EXISTS broker_workers_time ON broker_workers (time_ns);
+
+CREATE TABLE IF NOT EXISTS instances (
+    service TEXT NOT NULL,
+    instance TEXT NOT NULL,
+    host TEXT,
+    pid INTEGER,
+    command TEXT,
+    first_ns INTEGER NOT NULL,
+    last_ns INTEGER NOT NULL,
+    UNIQUE (service, instance)
+);
+CREATE INDEX IF NOT EXISTS instances_last ON instances (last_ns);
 """
 
 #: Every table, for retention and for rebuilding a store of another schema version.
@@ -163,6 +182,7 @@ TABLES: tuple[str, ...] = (
     "logs",
     "queue_depth",
     "broker_workers",
+    "instances",
 )
 
 

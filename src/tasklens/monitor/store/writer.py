@@ -1,27 +1,35 @@
 """The store's one writer: a thread that inserts what the receiver accepted, in batches.
 
-The receiver hands over rows and returns at once; the writer thread drains everything queued
-into one transaction (one fsync-free commit in WAL mode), updates the per-minute run rollups in
-the same transaction, and between transactions drops what retention no longer keeps. When the
-queue is full the receiver is told so (``StoreBusy``) instead of waiting, and answers 503 so that
-exporters retry later.
+The receiver hands over rows and gets a ``Future`` back; the writer thread drains everything
+queued into one transaction (one fsync-free commit in WAL mode, which a killed process keeps),
+updates the per-minute run rollups in the same transaction, resolves each batch's future once
+that transaction is committed, and between transactions drops what retention no longer keeps.
+The receiver answers an export only when its future is resolved: what was acknowledged is in the
+database. When the queue is full the receiver is told so (``StoreBusy``) instead of waiting, and
+answers 503 so that exporters retry later.
+
+A batch the database refuses never takes another with it: when a transaction fails, each batch
+is written again in a transaction of its own, and a batch that still fails row by row, so that
+only the rows SQLite cannot hold are left out (and logged).
 """
 
 from __future__ import annotations
 
 import logging
 import queue
+import sqlite3
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 from tasklens.brokers.base import BrokerSnapshot
 from tasklens.monitor.store.retention import RetentionPolicy, enforce_step
 from tasklens.monitor.store.rows import LogBatch, MetricBatch, SpanBatch
-from tasklens.monitor.store.schema import connect, create_schema
+from tasklens.monitor.store.schema import OLDEST_AGE_STATE, connect, create_schema
 
 __all__ = ["StoreBusy", "StoreWriter"]
 
@@ -35,6 +43,9 @@ MAX_ROWS_PER_TRANSACTION = 50_000
 RETENTION_INTERVAL = 30.0
 #: After a write, retention may run for up to this many times as long as the write took.
 RETENTION_BUDGET_RATIO = 2.0
+#: Longest wait before retention is tried again after it failed, in seconds; the wait starts at
+#: ``RETENTION_INTERVAL`` and doubles with each failure in a row.
+MAX_RETENTION_BACKOFF = 600.0
 
 INSERT_SPAN = (
     "INSERT INTO spans (trace_id, span_id, parent_span_id, name, kind, service, instance, start_ns,"
@@ -53,6 +64,11 @@ INSERT_LOG = (
     "INSERT INTO logs (time_ns, trace_id, span_id, severity_number, severity_text, body, service,"
     " instance, attributes) VALUES (?,?,?,?,?,?,?,?,?)"
 )
+UPSERT_INSTANCE = (
+    "INSERT INTO instances (service, instance, host, pid, command, first_ns, last_ns) VALUES (?,?,?,?,?,?,?)"
+    " ON CONFLICT (service, instance) DO UPDATE SET last_ns = max(last_ns, excluded.last_ns),"
+    " first_ns = min(first_ns, excluded.first_ns)"
+)
 UPSERT_RUN_STATS = (
     "INSERT INTO run_stats (minute, actor, queue, runs, errors, retries, dead_letters)"
     " VALUES (?,?,?,?,?,?,?) ON CONFLICT (minute, actor, queue) DO UPDATE SET"
@@ -66,9 +82,26 @@ UPSERT_RUN_DURATIONS = (
 INSERT_QUEUE_DEPTH = "INSERT INTO queue_depth (time_ns, queue, state, value) VALUES (?,?,?,?)"
 INSERT_WORKERS = "INSERT INTO broker_workers (time_ns, workers) VALUES (?,?)"
 
+#: What a row SQLite cannot hold raises when it is bound or inserted.
+ROW_ERRORS = (sqlite3.Error, OverflowError, ValueError, UnicodeError)
+
 
 class StoreBusy(Exception):
     """The writer is behind and refuses new rows for now; the caller should retry later."""
+
+
+class _Pending:
+    """One batch waiting for the writer, and the future resolved when it is committed."""
+
+    __slots__ = ("batch", "future", "kind")
+
+    def __init__(self, kind: str, batch: Any) -> None:
+        self.kind = kind
+        self.batch = batch
+        self.future: Future[int] = Future()
+
+    def rows(self) -> int:
+        return len(getattr(self.batch, "spans", ()))
 
 
 class _Barrier:
@@ -145,6 +178,8 @@ class StoreWriter:
         self._stopping = False
         self._last_retention = 0.0
         self._retention_due = True
+        self._retention_failures = 0
+        self._retention_retry_at = 0.0
 
     def start(self) -> None:
         """Start the writer thread; after ``close``, reopen the store and start anew."""
@@ -157,32 +192,42 @@ class StoreWriter:
         self._thread = threading.Thread(target=self._run, name="tasklens-store-writer", daemon=True)
         self._thread.start()
 
-    def _submit(self, item: Any) -> None:
+    def _submit(self, kind: str, batch: Any) -> Future[int]:
         if self._stopping:
             raise StoreBusy("the store is closing")
+        pending = _Pending(kind, batch)
         try:
-            self._queue.put_nowait(item)
+            self._queue.put_nowait(pending)
         except queue.Full:
             raise StoreBusy("the store is behind; retry later") from None
+        return pending.future
 
-    def write_spans(self, batch: SpanBatch) -> None:
+    @staticmethod
+    def _nothing_to_write() -> Future[int]:
+        future: Future[int] = Future()
+        future.set_result(0)
+        return future
+
+    def write_spans(self, batch: SpanBatch) -> Future[int]:
         """Queue a batch of spans (and its runs) for the next transaction.
+
+        Returns:
+          Future[int]: Resolved once the batch is committed, with the number of its rows the
+          database refused; failed with the error when the transaction could not be committed.
+          Cancelling it before the writer takes the batch withdraws the batch.
 
         Raises:
           StoreBusy: When the writer is behind.
         """
-        if batch.spans:
-            self._submit(("spans", batch))
+        return self._submit("spans", batch) if batch.spans else self._nothing_to_write()
 
-    def write_metrics(self, batch: MetricBatch) -> None:
-        """Queue a batch of metric points. Raises ``StoreBusy`` when the writer is behind."""
-        if batch.points:
-            self._submit(("metrics", batch))
+    def write_metrics(self, batch: MetricBatch) -> Future[int]:
+        """Queue a batch of metric points; as ``write_spans``."""
+        return self._submit("metrics", batch) if batch.points else self._nothing_to_write()
 
-    def write_logs(self, batch: LogBatch) -> None:
-        """Queue a batch of log records. Raises ``StoreBusy`` when the writer is behind."""
-        if batch.logs:
-            self._submit(("logs", batch))
+    def write_logs(self, batch: LogBatch) -> Future[int]:
+        """Queue a batch of log records; as ``write_spans``."""
+        return self._submit("logs", batch) if batch.logs else self._nothing_to_write()
 
     def write_broker_snapshot(self, snapshot: BrokerSnapshot, at: float | None = None) -> None:
         """Queue the depth of every queue by state, and the live workers, as read from the broker.
@@ -202,10 +247,11 @@ class StoreWriter:
                 ("delayed", stats.delayed),
                 ("in_flight", stats.in_flight),
                 ("dead", stats.dead),
+                (OLDEST_AGE_STATE, stats.oldest_age),
             )
             if value is not None
         ]
-        self._submit(("broker", (depths, (time_ns, snapshot.workers))))
+        self._submit("broker", (depths, (time_ns, snapshot.workers)))
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything queued so far is committed; whether it was within ``timeout``.
@@ -252,7 +298,12 @@ class StoreWriter:
             items = self._drain(first)
             stop = None in items
             barriers = [item for item in items if isinstance(item, _Barrier)]
-            batches = [item for item in items if isinstance(item, tuple) and item]
+            # A batch whose request gave up waiting is withdrawn: its exporter sends it again.
+            batches = [
+                item
+                for item in items
+                if isinstance(item, _Pending) and item.future.set_running_or_notify_cancel()
+            ]
             try:
                 started = time.perf_counter()
                 if batches:
@@ -261,18 +312,42 @@ class StoreWriter:
                 # as long as the write took keeps a full store at its size however fast data
                 # comes in.
                 budget = RETENTION_BUDGET_RATIO * (time.perf_counter() - started)
+            except Exception as error:
+                logger.exception("Writing to the telemetry store at %s failed", self.path)
+                for pending in batches:
+                    if not pending.future.done():
+                        pending.future.set_exception(error)
+                budget = 0.0
+            try:
                 self._maybe_enforce_retention(complete=any(b.retention for b in barriers), budget=budget)
             except Exception:
-                logger.exception("Writing to the telemetry store at %s failed", self.path)
+                self._retention_failed()
             for barrier in barriers:
                 barrier.done.set()
             if stop:
                 return
 
     def _until_retention(self) -> float:
+        now = self._clock()
+        if now < self._retention_retry_at:
+            return self._retention_retry_at - now
         if self._retention_due:
             return 0.0
-        return max(0.0, self._last_retention + RETENTION_INTERVAL - self._clock())
+        return max(0.0, self._last_retention + RETENTION_INTERVAL - now)
+
+    def _retention_failed(self) -> None:
+        """Back off after a failed retention pass, so that a failure that recurs costs one
+        traceback and an attempt every few minutes, not a spinning writer."""
+        self._retention_failures += 1
+        delay = min(RETENTION_INTERVAL * 2 ** (self._retention_failures - 1), MAX_RETENTION_BACKOFF)
+        self._retention_retry_at = self._clock() + delay
+        self._retention_due = False
+        if self._retention_failures == 1:
+            logger.exception(
+                "Dropping old telemetry from the store at %s failed; trying again in %.0f s", self.path, delay
+            )
+        else:
+            logger.debug("Dropping old telemetry failed again (%d in a row)", self._retention_failures)
 
     def _drain(self, first: Any) -> list[Any]:
         items = [first]
@@ -285,40 +360,110 @@ class StoreWriter:
             items.append(item)
             if item is None or isinstance(item, _Barrier):
                 break
-            rows += len(getattr(item[1], "spans", ()))
+            rows += item.rows()
         return items
 
-    def _write(self, batches: list[tuple[str, Any]]) -> None:
+    def _write(self, batches: list[_Pending]) -> None:
+        try:
+            self._transaction(lambda conn: self._insert_all(conn, [(b.kind, b.batch) for b in batches]))
+        except ROW_ERRORS as error:
+            logger.warning("A write to the telemetry store failed (%s); writing each batch alone", error)
+            for pending in batches:
+                pending.future.set_result(self._write_alone((pending.kind, pending.batch)))
+        else:
+            for pending in batches:
+                pending.future.set_result(0)
+        if self.retention.max_size is not None:
+            self._retention_due = True
+
+    def _write_alone(self, batch: tuple[str, Any]) -> int:
+        """Write one batch in its own transaction, row by row if it must; the rows left out."""
+        try:
+            self._transaction(lambda conn: self._insert_all(conn, [batch]))
+            return 0
+        except ROW_ERRORS:
+            pass
+        skipped = [0]
+
+        def insert_rows(conn: sqlite3.Connection) -> None:
+            skipped[0] = self._insert_rows(conn, *batch)
+
+        self._transaction(insert_rows)
+        if skipped[0]:
+            logger.warning("Left out %d %s row(s) the telemetry store cannot hold", skipped[0], batch[0])
+        return skipped[0]
+
+    def _transaction(self, body: Callable[[sqlite3.Connection], None]) -> None:
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            runs: list[tuple[Any, ...]] = []
-            for kind, batch in batches:
-                if kind == "spans":
-                    conn.executemany(INSERT_SPAN, batch.spans)
-                    runs.extend(batch.runs)
-                elif kind == "metrics":
-                    conn.executemany(INSERT_METRIC_POINT, batch.points)
-                    conn.executemany(UPSERT_METRIC_SERIES, _series(batch.points))
-                elif kind == "logs":
-                    conn.executemany(INSERT_LOG, batch.logs)
-                else:
-                    depths, workers = batch
-                    conn.executemany(INSERT_QUEUE_DEPTH, depths)
-                    conn.execute(INSERT_WORKERS, workers)
-            if runs:
-                stats, durations = rollup(runs)
-                conn.executemany(UPSERT_RUN_STATS, stats)
-                conn.executemany(UPSERT_RUN_DURATIONS, durations)
+            body(conn)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        if self.retention.max_size is not None:
-            self._retention_due = True
+
+    @staticmethod
+    def _insert_all(conn: sqlite3.Connection, batches: list[tuple[str, Any]]) -> None:
+        runs: list[tuple[Any, ...]] = []
+        for kind, batch in batches:
+            conn.executemany(UPSERT_INSTANCE, getattr(batch, "instances", ()))
+            if kind == "spans":
+                conn.executemany(INSERT_SPAN, batch.spans)
+                runs.extend(batch.runs)
+            elif kind == "metrics":
+                conn.executemany(INSERT_METRIC_POINT, batch.points)
+                conn.executemany(UPSERT_METRIC_SERIES, _series(batch.points))
+            elif kind == "logs":
+                conn.executemany(INSERT_LOG, batch.logs)
+            else:
+                depths, workers = batch
+                conn.executemany(INSERT_QUEUE_DEPTH, depths)
+                conn.execute(INSERT_WORKERS, workers)
+        if runs:
+            stats, durations = rollup(runs)
+            conn.executemany(UPSERT_RUN_STATS, stats)
+            conn.executemany(UPSERT_RUN_DURATIONS, durations)
+
+    @staticmethod
+    def _insert_rows(conn: sqlite3.Connection, kind: str, batch: Any) -> int:
+        """Insert a batch's rows one at a time, skipping those SQLite refuses; how many it refused.
+        A refused statement is undone alone: the transaction and the other rows stay."""
+
+        def insert(statement: str, rows: Sequence[tuple[Any, ...]]) -> list[int]:
+            kept = []
+            for index, row in enumerate(rows):
+                try:
+                    conn.execute(statement, row)
+                    kept.append(index)
+                except ROW_ERRORS:
+                    pass
+            return kept
+
+        insert(UPSERT_INSTANCE, getattr(batch, "instances", ()))
+        if kind == "spans":
+            kept = set(insert(INSERT_SPAN, batch.spans))
+            runs = [run for run, span in zip(batch.runs, batch.run_spans, strict=True) if span in kept]
+            if runs:
+                stats, durations = rollup(runs)
+                conn.executemany(UPSERT_RUN_STATS, stats)
+                conn.executemany(UPSERT_RUN_DURATIONS, durations)
+            return len(batch.spans) - len(kept)
+        if kind == "metrics":
+            points = [batch.points[index] for index in insert(INSERT_METRIC_POINT, batch.points)]
+            insert(UPSERT_METRIC_SERIES, _series(points))
+            return len(batch.points) - len(points)
+        if kind == "logs":
+            return len(batch.logs) - len(insert(INSERT_LOG, batch.logs))
+        depths, workers = batch
+        return (
+            len(depths) - len(insert(INSERT_QUEUE_DEPTH, depths)) + 1 - len(insert(INSERT_WORKERS, [workers]))
+        )
 
     def _maybe_enforce_retention(self, *, complete: bool, budget: float) -> None:
         now = self._clock()
+        if now < self._retention_retry_at and not complete:
+            return
         if now - self._last_retention >= RETENTION_INTERVAL:
             self._retention_due = True
         if not (self._retention_due or complete):
@@ -328,5 +473,6 @@ class StoreWriter:
         while more and (complete or time.perf_counter() < deadline):
             more = enforce_step(self._conn, self.retention, int(now * 1e9))
         self._retention_due = more
+        self._retention_failures = 0
         if not more:
             self._last_retention = now

@@ -12,13 +12,15 @@ const MARGIN = { top: 10, right: 12, bottom: 22, left: 52 };
 /**
  * Draw a time-series chart into `container`, replacing what was there.
  * @param {HTMLElement} container
- * @param {{series: {label: string, color?: string, area?: boolean, points: [number, number|null][]}[],
- *          format?: (v: number) => string, height?: number, empty?: string, yMax?: number}} options
- *   points are [unix seconds, value]; a null value leaves a gap.
+ * @param {{series: {label: string, color?: string, area?: boolean, partial?: boolean, points: [number, number|null][]}[],
+ *          format?: (v: number) => string, height?: number, empty?: string, yMax?: number, gapAfter?: number}} options
+ *   points are [unix seconds, value]; a null value leaves a gap, and so do two points further
+ *   apart than `gapAfter` seconds (no reading in between is not a reading of 0). A `partial`
+ *   series' last point is a bucket still filling: drawn dashed, as an estimate.
  */
 export function lineChart(
   container,
-  { series, format = String, height = HEIGHT, empty = "No data in this window.", yMax, range, integer = false, legend = null },
+  { series, format = String, height = HEIGHT, empty = "No data in this window.", yMax, range, integer = false, legend = null, gapAfter = Infinity },
 ) {
   container.classList.add("chart");
   const withData = series.filter((s) => s.points.some(([, v]) => v !== null && v !== undefined));
@@ -34,7 +36,9 @@ export function lineChart(
   const t1 = Math.max(...times, t0 + 1, ...(range ? [range[1]] : []));
   const highest = yMax ?? Math.max(...values, 0);
   // Counts never fall between integers: with fewer than 2 at the top, the half line would lie.
-  const top = integer ? Math.max(2, niceMax(Math.ceil(highest))) : niceMax(highest);
+  const rounded = niceMax(Math.ceil(highest));
+  // An odd top would put the middle line between two counts.
+  const top = integer ? Math.max(2, rounded % 2 ? rounded + 1 : rounded) : niceMax(highest);
   const plotW = width - MARGIN.left - MARGIN.right;
   const plotH = height - MARGIN.top - MARGIN.bottom;
   const x = (t) => MARGIN.left + ((t - t0) / (t1 - t0)) * plotW;
@@ -49,16 +53,27 @@ export function lineChart(
   for (const t of timeTicks(t0, t1, Math.max(2, Math.floor(plotW / 110)))) {
     svg.appendChild(h("text.axis", { x: x(t), y: height - 6, "text-anchor": "middle" }, clock(t, t1 - t0)));
   }
+  const path = (run) => run.map(([t, v], i) => `${i ? "L" : "M"}${x(t).toFixed(1)},${y(v).toFixed(1)}`).join("");
   withData.forEach((s, index) => {
     const color = s.color || PALETTE[index % PALETTE.length];
-    for (const run of runs(s.points)) {
-      const line = run.map(([t, v], i) => `${i ? "L" : "M"}${x(t).toFixed(1)},${y(v).toFixed(1)}`).join("");
-      if (s.area) {
-        const closed = `${line}L${x(run.at(-1)[0]).toFixed(1)},${y(0)}L${x(run[0][0]).toFixed(1)},${y(0)}Z`;
+    const lastT = Math.max(...s.points.map(([t]) => t));
+    for (const run of runs(s.points, gapAfter)) {
+      // The bucket still filling is an estimate: drawn dashed from the last complete one.
+      const partial = s.partial && run.at(-1)[0] === lastT ? run.at(-1) : null;
+      const solid = partial ? run.slice(0, -1) : run;
+      if (s.area && solid.length) {
+        const closed = `${path(solid)}L${x(solid.at(-1)[0]).toFixed(1)},${y(0)}L${x(solid[0][0]).toFixed(1)},${y(0)}Z`;
         svg.appendChild(h("path", { d: closed, fill: color, "fill-opacity": 0.15, stroke: "none" }));
       }
-      svg.appendChild(h("path", { d: line, fill: "none", stroke: color, "stroke-width": 1.6 }));
-      if (run.length === 1) svg.appendChild(h("circle", { cx: x(run[0][0]), cy: y(run[0][1]), r: 2.5, fill: color }));
+      if (solid.length) svg.appendChild(h("path", { d: path(solid), fill: "none", stroke: color, "stroke-width": 1.6 }));
+      if (solid.length === 1) svg.appendChild(h("circle", { cx: x(solid[0][0]), cy: y(solid[0][1]), r: 2.5, fill: color }));
+      if (partial) {
+        const from = solid.length ? solid.at(-1) : partial;
+        svg.appendChild(h("path.partial", { d: path([from, partial]), fill: "none", stroke: color, "stroke-width": 1.6, "stroke-dasharray": "3 3" }));
+        svg.appendChild(
+          h("circle.partial", { cx: x(partial[0]), cy: y(partial[1]), r: 2.5, fill: "#fff", stroke: color, "stroke-width": 1.4 }, h("title", null, "still filling")),
+        );
+      }
     }
   });
 
@@ -102,11 +117,15 @@ export function lineChart(
   fill(container, svg, readout, (legend ?? withData.length > 1) ? legendBox : null);
 }
 
-/** Consecutive stretches of non-null points. */
-function runs(points) {
+/** Consecutive stretches of non-null points no further apart than `gapAfter` seconds. */
+function runs(points, gapAfter = Infinity) {
   const result = [];
   let current = [];
   for (const [t, v] of [...points].sort((a, b) => a[0] - b[0])) {
+    if (current.length && t - current.at(-1)[0] > gapAfter) {
+      result.push(current);
+      current = [];
+    }
     if (v === null || v === undefined) {
       if (current.length) result.push(current);
       current = [];

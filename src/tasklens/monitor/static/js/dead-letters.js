@@ -17,13 +17,25 @@ const PAGE_SIZE = 25;
  * @returns {{element: HTMLElement, setQueues: (queues: object[]) => void, refresh: () => Promise<void>}}
  */
 export function deadLetterBrowser({ queue = "", onAction }) {
-  const state = { queue, offset: 0, page: null, selected: new Set(), inspected: null, armed: null, loads: 0 };
+  const state = {
+    queue,
+    offset: 0,
+    page: null,
+    waiting: null,
+    selected: new Set(),
+    inspected: null,
+    armed: null,
+    loads: 0,
+    // Null until the monitor says; a reason (text) when it refuses every action.
+    actionsOff: null,
+  };
 
   const picker = h("select", { id: "dlq-queue", "aria-label": "Dead-letter queue", onchange: () => choose(picker.value) });
   const resetRetries = h("input", { type: "checkbox", id: "dlq-reset-retries" });
   const outcome = h("div.action-outcome", { id: "dlq-outcome", "aria-live": "polite" });
   const letters = h("div", { id: "dlq-list" });
   const inspector = h("div", { id: "dlq-inspect" });
+  const arrivals = h("div.dlq-new", { id: "dlq-new", "aria-live": "polite" });
   const pager = h("div.pager");
   const tokenHint = h("span.muted", { id: "dlq-token-hint" });
   const buttons = {
@@ -49,18 +61,38 @@ export function deadLetterBrowser({ queue = "", onAction }) {
     ),
     tokenHint,
     outcome,
+    // The inspected letter opens above the list, where the click was, not below 25 rows.
+    inspector,
+    arrivals,
     letters,
     pager,
-    inspector,
   );
 
   const showTokenHint = () =>
     fill(
       tokenHint,
-      getToken() ? "Actions send the API token saved in this browser (top right)." : "Actions need the monitor's API token: enter it at the top right.",
+      state.actionsOff
+        ? `Actions are off: ${state.actionsOff}.`
+        : getToken()
+          ? "Actions send the API token saved in this browser (top right)."
+          : "Actions need the monitor's API token: enter it at the top right.",
     );
   document.addEventListener("tasklens:token", showTokenHint);
   showTokenHint();
+
+  /** Ask once whether this monitor allows actions at all (it refuses them without a token). */
+  async function loadCapabilities() {
+    if (state.actionsOff !== null) return;
+    try {
+      const monitor = await get("/api/monitor");
+      state.actionsOff = monitor.dead_letter_actions ? "" : monitor.reason || "this monitor refuses dead-letter actions";
+    } catch {
+      // Without the route (no store) the buttons stay on and the API's answer says why.
+      state.actionsOff = "";
+    }
+    showTokenHint();
+    updateButtons();
+  }
 
   const path = (...rest) => ["/api/queues", state.queue, "dead-letters", ...rest].map((p, i) => (i ? encodeURIComponent(p) : p)).join("/");
 
@@ -74,7 +106,7 @@ export function deadLetterBrowser({ queue = "", onAction }) {
   }
 
   function choose(name) {
-    Object.assign(state, { queue: name, offset: 0, inspected: null, armed: null });
+    Object.assign(state, { queue: name, offset: 0, inspected: null, armed: null, waiting: null });
     state.selected.clear();
     const url = new URL(location.href);
     url.searchParams.set("dlq", name);
@@ -82,10 +114,15 @@ export function deadLetterBrowser({ queue = "", onAction }) {
     picker.value = name;
     fill(inspector);
     fill(outcome);
-    refresh().catch((error) => report("Reading dead letters", error));
+    refresh({ force: true }).catch((error) => report("Reading dead letters", error));
   }
 
-  async function refresh() {
+  /**
+   * Read the page again. While a letter is inspected or rows are selected, letters that arrive
+   * do not move the rows under the user: they are announced, and shown on request.
+   */
+  async function refresh({ force = false } = {}) {
+    await loadCapabilities();
     if (!state.queue) {
       fill(letters, h("p.muted", null, "No queue to browse."));
       return;
@@ -101,9 +138,33 @@ export function deadLetterBrowser({ queue = "", onAction }) {
       page = { items: [], total: 0, offset: 0, limit: PAGE_SIZE };
     }
     if (load !== state.loads) return;
+    const holding = !force && state.page && (state.inspected || state.selected.size) && !samePage(state.page, page);
+    if (holding) {
+      state.waiting = page;
+      const added = page.total - state.page.total;
+      fill(
+        arrivals,
+        banner(
+          added > 0 ? `${plural(added, "new dead letter")} since this list was shown.` : "The dead letters changed since this list was shown.",
+          "info",
+        ),
+        h("button.secondary", { type: "button", onclick: () => showWaiting() }, "Show them"),
+      );
+      return;
+    }
     state.page = page;
+    state.waiting = null;
+    fill(arrivals);
     const ids = new Set(page.items.map((l) => l.message_id));
     for (const id of [...state.selected]) if (!ids.has(id)) state.selected.delete(id);
+    render();
+  }
+
+  function showWaiting() {
+    if (!state.waiting) return;
+    state.page = state.waiting;
+    state.waiting = null;
+    fill(arrivals);
     render();
   }
 
@@ -160,10 +221,12 @@ export function deadLetterBrowser({ queue = "", onAction }) {
   function updateButtons() {
     const chosen = state.selected.size;
     const total = state.page?.total ?? 0;
-    buttons.requeue.disabled = !chosen;
-    buttons.remove.disabled = !chosen;
-    buttons.requeueAll.disabled = !total;
-    buttons.purge.disabled = !total;
+    const off = Boolean(state.actionsOff);
+    buttons.requeue.disabled = off || !chosen;
+    buttons.remove.disabled = off || !chosen;
+    buttons.requeueAll.disabled = off || !total;
+    buttons.purge.disabled = off || !total;
+    for (const button of Object.values(buttons)) button.title = off ? `Actions are off: ${state.actionsOff}` : "";
     buttons.requeue.textContent = chosen ? `Requeue ${chosen} selected` : "Requeue selected";
     buttons.remove.textContent = state.armed === "delete" ? `Confirm: delete ${chosen}` : chosen ? `Delete ${chosen} selected` : "Delete selected";
     buttons.requeueAll.textContent = state.armed === "requeueAll" ? `Confirm: requeue all ${count(total)}` : "Requeue all";
@@ -172,7 +235,7 @@ export function deadLetterBrowser({ queue = "", onAction }) {
 
   function turn(direction) {
     state.offset = Math.max(0, state.offset + direction * PAGE_SIZE);
-    refresh().catch((error) => report("Reading dead letters", error));
+    refresh({ force: true }).catch((error) => report("Reading dead letters", error));
   }
 
   async function inspect(messageId) {
@@ -185,6 +248,7 @@ export function deadLetterBrowser({ queue = "", onAction }) {
       ]);
       fill(inspector, letterDetails(letter, (attempts.items || []).filter((run) => run.message_id === messageId)));
       render();
+      inspector.scrollIntoView({ block: "nearest" });
     } catch (error) {
       report("Inspect", error);
     }
@@ -210,7 +274,7 @@ export function deadLetterBrowser({ queue = "", onAction }) {
       const result = await call();
       fill(outcome, banner(describe(result), "ok"));
       state.selected.clear();
-      await Promise.all([refresh(), onAction()]);
+      await Promise.all([refresh({ force: true }), onAction()]);
     } catch (error) {
       report(label, error);
     }
@@ -269,6 +333,11 @@ function letterDetails(letter, runs) {
     h("pre.json", null, JSON.stringify(letter.options, null, 2)),
     letter.traceback ? [h("h4", null, "Traceback"), h("pre.traceback", null, letter.traceback)] : null,
   );
+}
+
+/** Whether two reads of a page list the same letters in the same order. */
+function samePage(a, b) {
+  return a.total === b.total && a.items.length === b.items.length && a.items.every((l, i) => l.message_id === b.items[i].message_id);
 }
 
 function lastLine(traceback) {

@@ -16,7 +16,8 @@ export function duration(seconds) {
 
 /** Three significant digits at most, no trailing zeros. */
 function trim(value) {
-  const digits = value >= 100 ? 0 : value >= 10 ? 1 : 2;
+  const size = Math.abs(value);
+  const digits = size >= 100 ? 0 : size >= 10 ? 1 : 2;
   return String(Number(value.toFixed(digits)));
 }
 
@@ -29,13 +30,38 @@ export function count(value) {
   return Math.round(n).toLocaleString("en-US");
 }
 
-/** A rate in events per second, shown per second or per minute, whichever reads better. */
+/** Rate units from the finest to the coarsest, with how many of them make one per second. */
+const RATE_UNITS = [
+  ["/s", 1],
+  ["/min", 60],
+  ["/h", 3600],
+];
+
+/**
+ * The unit for a set of rates shown together (a table column, a chart's axis, a card beside its
+ * chart): the first whose largest value reaches 1, so every figure of the column reads in one unit.
+ * @param {(number|null|undefined)[]} perSecond
+ * @returns {{unit: string, factor: number}}
+ */
+export function rateUnit(perSecond) {
+  const largest = Math.max(0, ...perSecond.filter((v) => v !== null && v !== undefined).map(Number));
+  if (!(largest > 0)) return { unit: "/s", factor: 1 };
+  const [unit, factor] = RATE_UNITS.find(([, f]) => largest * f >= 1) || RATE_UNITS[RATE_UNITS.length - 1];
+  return { unit, factor };
+}
+
+/** A formatter of rates in the one unit `rateUnit(values)` picks for them. */
+export function rateFormat(perSecond) {
+  const { unit, factor } = rateUnit(perSecond);
+  const format = (value) => (value === null || value === undefined ? DASH : Number(value) === 0 ? `0${unit}` : `${trim(Number(value) * factor)}${unit}`);
+  format.unit = unit;
+  return format;
+}
+
+/** One rate in events per second, in the unit that suits it alone. */
 export function rate(perSecond) {
   if (perSecond === null || perSecond === undefined) return DASH;
-  const n = Number(perSecond);
-  if (n === 0) return "0/s";
-  if (n < 0.1) return `${trim(n * 60)}/min`;
-  return `${trim(n)}/s`;
+  return rateFormat([perSecond])(perSecond);
 }
 
 /** A fraction 0..1 as a percentage. */
@@ -92,6 +118,15 @@ export function ago(unixSeconds) {
   if (s < 86400) return `${Math.round(s / 3600)} h ago`;
   return `${Math.round(s / 86400)} d ago`;
 }
+
+/** A state of a run as the API gives it, for people. */
+export const RUN_STATES = {
+  ok: "succeeded",
+  succeeded_after_retry: "succeeded after retry",
+  retried: "failed, retried",
+  dead_lettered: "dead-lettered",
+  failed: "failed",
+};
 
 /** The first characters of a long id, the rest left to the title attribute. */
 export function shortId(id, length = 12) {

@@ -1,12 +1,19 @@
 // Pieces several pages share: run tables, status badges, banners, series conversion.
 
 import { h, href, table } from "./dom.js";
-import { duration, preciseTime, shortId, time } from "./format.js";
+import { duration, preciseTime, RUN_STATES, shortId, time } from "./format.js";
 
 /** "ok" / "error" as a coloured badge. */
 export function statusBadge(status) {
   const value = String(status || "unset").toLowerCase();
   return h("span.badge", { class: `status-${value}` }, value);
+}
+
+/** How a run ended (succeeded, succeeded after retry, retried, dead-lettered, failed) as a badge. */
+export function stateBadge(state, status) {
+  const value = state || (String(status).toLowerCase() === "error" ? "failed" : "ok");
+  const tone = value === "ok" ? "ok" : value === "succeeded_after_retry" ? "recovered" : value === "retried" ? "retried" : "error";
+  return h("span.badge", { class: `status-${tone}`, dataset: { state: value } }, RUN_STATES[value] || value);
 }
 
 /** A message across the page: tone "error", "info" or "ok". */
@@ -35,13 +42,18 @@ export function runsTable(runs, { empty = "No runs match.", showActor = true } =
     const open = runHref(run);
     const row = h(
       "tr.clickable",
-      { dataset: { traceId: run.trace_id, status: run.status } },
+      { dataset: { traceId: run.trace_id, status: run.status, state: run.state || "" } },
       h("td.nowrap", { title: preciseTime(run.time) }, time(run.time)),
       showActor ? h("td", null, h("a", { href: href(["actors", run.actor]) }, run.actor)) : null,
       h("td", null, run.queue),
-      h("td", null, statusBadge(run.status), run.error_type ? h("span.error-type", null, run.error_type) : null),
+      h("td", null, stateBadge(run.state, run.status), run.error_type ? h("span.error-type", null, run.error_type) : null),
       h("td.num", null, duration(run.duration)),
-      h("td.num", null, run.attempt ?? "—"),
+      h(
+        "td.num.nowrap",
+        { title: run.requeued ? "Run again after its message was requeued from the dead-letter queue" : null },
+        run.attempt ?? "—",
+        run.requeued ? h("span.requeued", null, " requeued") : null,
+      ),
       h("td.mono", { title: run.message_id || "" }, shortId(run.message_id, 13)),
       h("td.mono", null, h("a.run-link", { href: open, title: run.trace_id }, shortId(run.trace_id, 13))),
     );
@@ -60,10 +72,11 @@ export function points(series, field, scale = 1) {
 }
 
 /** Group {t, queue, state, value} rows into one chart series per queue and state. */
-export function depthSeries(items, { states = null, limit = 8 } = {}) {
+export function depthSeries(items, { states = null, limit = 8, keepEmpty = false } = {}) {
   const groups = new Map();
   for (const item of items) {
     if (states && !states.includes(item.state)) continue;
+    if (item.state === "oldest_age") continue;
     const key = `${item.queue} · ${item.state}`;
     if (!groups.has(key)) groups.set(key, { label: key, state: item.state, points: [], peak: 0 });
     const group = groups.get(key);
@@ -71,9 +84,21 @@ export function depthSeries(items, { states = null, limit = 8 } = {}) {
     group.peak = Math.max(group.peak, item.value ?? 0);
   }
   return [...groups.values()]
-    .filter((g) => g.peak > 0)
+    .filter((g) => keepEmpty || g.peak > 0)
     .sort((a, b) => b.peak - a.peak)
     .slice(0, limit);
+}
+
+/** One chart series per queue of the oldest ready message's age ({t, queue, value} rows). */
+export function ageSeries(items, { limit = 8 } = {}) {
+  const groups = new Map();
+  for (const item of items) {
+    if (!groups.has(item.queue)) groups.set(item.queue, { label: item.queue, points: [], peak: 0 });
+    const group = groups.get(item.queue);
+    group.points.push([item.t, item.value]);
+    group.peak = Math.max(group.peak, item.value ?? 0);
+  }
+  return [...groups.values()].sort((a, b) => b.peak - a.peak).slice(0, limit);
 }
 
 /** Colour of a queue state in depth charts. */

@@ -3,7 +3,7 @@
 import { ApiError, get } from "../api.js";
 import { ERROR_COLOR, lineChart } from "../charts.js";
 import { fill, h, href, panel, stat } from "../dom.js";
-import { count, duration, percent, rate, ratio } from "../format.js";
+import { count, duration, percent, rateFormat, ratio } from "../format.js";
 import { banner, points, runsTable } from "../widgets.js";
 
 export default {
@@ -47,38 +47,44 @@ export default {
         }
         fill(notice);
         const s = data.stats || {};
+        const series = data.series || [];
+        const step = data.step || 60;
+        const failedRate = series.map((p) => [p.t, (p.failed || 0) / (p.elapsed || step)]);
+        const rateOf = rateFormat([...series.map((p) => p.throughput), ...failedRate.map(([, v]) => v), s.rate]);
         fill(
           stats,
           stat("Runs", count(s.runs), { hint: s.queue ? `on ${s.queue}` : null }),
-          stat("Rate", rate(s.rate)),
-          stat("Error %", percent(s.error_pct), { tone: s.error_pct > 0 ? "error" : null }),
+          stat("Rate", rateOf(s.rate), { hint: s.interval ? `over ${duration(s.interval)}` : null }),
+          stat("Error %", percent(s.error_pct), { hint: "failed for good", tone: s.error_pct > 0 ? "error" : null }),
+          stat("Failed", count(s.failed), { tone: s.failed ? "error" : null }),
+          stat("Succeeded after retry", count(s.succeeded_after_retry)),
           stat("p50", duration(s.p50)),
           stat("p95", duration(s.p95)),
           stat("p99", duration(s.p99)),
           stat("p95 queue wait", duration(s.queue_wait_p95)),
-          stat("Retries", count(s.retries)),
+          stat("Retried", count(s.retries)),
           stat("Dead letters", count(s.dead_letters), { tone: s.dead_letters ? "error" : null }),
         );
-        const series = data.series || [];
         const range = series.length ? [series[0].t, series[series.length - 1].t] : undefined;
         lineChart(throughput, {
           range,
           series: [
-            { label: "runs/s", points: points(series, "throughput"), area: true },
-            { label: "errors/s", color: ERROR_COLOR, points: series.map((p) => [p.t, (p.errors || 0) / (data.step || 60)]) },
+            { label: `runs ${rateOf.unit}`, points: points(series, "throughput"), area: true, partial: true },
+            { label: `failed for good ${rateOf.unit}`, color: ERROR_COLOR, points: failedRate, partial: true },
           ],
-          format: rate,
+          format: rateOf,
+          legend: true,
         });
         lineChart(errors, {
           range,
-          series: [{ label: "error rate", color: ERROR_COLOR, points: points(series, "error_rate"), area: true }],
+          series: [{ label: "error rate", color: ERROR_COLOR, points: points(series, "error_rate"), area: true, partial: true }],
           format: ratio,
         });
         lineChart(latency, {
           range,
           series: [
-            { label: "p95", points: points(series, "p95") },
-            ...(series.some((p) => p.p50 !== undefined) ? [{ label: "p50", points: points(series, "p50") }] : []),
+            { label: "p95", points: points(series, "p95"), partial: true },
+            ...(series.some((p) => p.p50 !== undefined) ? [{ label: "p50", points: points(series, "p50"), partial: true }] : []),
           ],
           format: duration,
         });

@@ -3,21 +3,23 @@
 import { get } from "../api.js";
 import { meter } from "../charts.js";
 import { fill, h, href, panel } from "../dom.js";
-import { count, duration, percent, rate } from "../format.js";
+import { count, duration, percent, rateFormat } from "../format.js";
 
 /** Sortable columns: label, field, formatter, numeric. */
 const COLUMNS = [
   ["Actor", "actor", null, false],
   ["Queue", "queue", null, false],
   ["Runs", "runs", count, true],
-  ["Rate", "rate", rate, true],
+  ["Rate", "rate", null, true],
   ["Error %", "error_pct", percent, true],
+  ["Failed", "failed", count, true],
   ["p50", "p50", duration, true],
   ["p95", "p95", duration, true],
   ["p99", "p99", duration, true],
   ["p95 queue wait", "queue_wait_p95", duration, true],
-  ["Retries", "retries", count, true],
+  ["Retried", "retries", count, true],
   ["Dead letters", "dead_letters", count, true],
+  ["Succeeded after retry", "succeeded_after_retry", count, true],
 ];
 
 export default {
@@ -35,13 +37,16 @@ export default {
       oninput: render,
     });
     const holder = h("div", { id: "actors-table" });
-    fill(root, h("div.page-head", null, h("h1", null, "Actors"), search), panel(null, holder));
+    const note = h("p.chart-note", { id: "actors-interval" });
+    fill(root, h("div.page-head", null, h("h1", null, "Actors"), search), note, panel(null, holder));
 
     function render() {
       const needle = search.value.trim().toLowerCase();
       const shown = items
         .filter((a) => !needle || a.actor.toLowerCase().includes(needle) || String(a.queue).toLowerCase().includes(needle))
         .sort((a, b) => compare(a[sortField], b[sortField]) * (descending ? -1 : 1));
+      // One unit for the whole column, from the largest rate in it.
+      const rateOf = rateFormat(items.map((a) => a.rate));
       const head = h(
         "tr",
         null,
@@ -57,7 +62,7 @@ export default {
                 render();
               },
             },
-            label,
+            field === "rate" ? `Rate (${rateOf.unit})` : label,
             field === sortField ? (descending ? " ▾" : " ▴") : "",
           ),
         ),
@@ -74,7 +79,7 @@ export default {
             h("td", null, h("a", { href: href(["actors", a.actor]) }, a.actor)),
             h("td", null, a.queue),
             h("td.num", null, count(a.runs)),
-            h("td.num", null, rate(a.rate)),
+            h("td.num", { title: `over ${duration(a.interval)}` }, rateOf(a.rate)),
             h(
               "td.num",
               { class: a.error_pct > 0 ? "error" : null },
@@ -82,12 +87,14 @@ export default {
               " ",
               percent(a.error_pct),
             ),
+            h("td.num", { class: a.failed ? "error" : null }, count(a.failed)),
             h("td.num", null, duration(a.p50)),
             h("td.num", null, duration(a.p95)),
             h("td.num", null, duration(a.p99)),
             h("td.num", null, duration(a.queue_wait_p95)),
             h("td.num", null, count(a.retries)),
             h("td.num", { class: a.dead_letters ? "error" : null }, count(a.dead_letters)),
+            h("td.num", null, count(a.succeeded_after_retry)),
           ),
         );
       }
@@ -99,6 +106,12 @@ export default {
       async refresh() {
         const data = await get("/api/actors", { window: timeWindow });
         items = data.items || [];
+        fill(
+          note,
+          data.interval
+            ? `Rates over the last ${duration(data.interval)} (what the store holds of this window). Error % counts messages that failed for good; a retried attempt is not a failure yet.`
+            : null,
+        );
         render();
       },
       setWindow(value) {

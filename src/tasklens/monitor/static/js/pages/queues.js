@@ -48,7 +48,14 @@ export default {
       fill(counts, table(columns, rows, { empty: "The broker has no queues yet." }));
     }
 
-    function renderHistory(items) {
+    function renderHistory(history) {
+      const items = history.items || [];
+      const ages = new Map();
+      for (const item of history.oldest_age || []) {
+        if (!ages.has(item.queue)) ages.set(item.queue, []);
+        ages.get(item.queue).push([item.t, item.value]);
+      }
+      const gapAfter = Math.max(3 * (history.step || 60), 30);
       const byQueue = new Map();
       for (const item of items) {
         if (!byQueue.has(item.queue)) byQueue.set(item.queue, []);
@@ -60,15 +67,27 @@ export default {
         return;
       }
       const now = Date.now() / 1000;
-      const range = [now - windowSeconds(timeWindow), now];
-      const charts = names.map((name) => [name, h("div", { dataset: { queue: name } })]);
-      fill(historyPanel, charts.map(([name, chart]) => h("section.panel", null, h("h3.queue-name.mono", null, name), chart)));
+      // The charts start where the snapshots do when the monitor is younger than the window.
+      const range = [Math.max(now - windowSeconds(timeWindow), history.since ?? -Infinity), now];
+      const charts = names.map((name) => [name, h("div", { dataset: { queue: name } }), h("div.age", { dataset: { queue: name } })]);
+      fill(
+        historyPanel,
+        charts.map(([name, chart, age]) => h("section.panel", null, h("h3.queue-name.mono", null, name), chart, h("h4", null, "Oldest ready message"), age)),
+      );
       // Charts measure their container, so they are drawn once it is in the page.
-      for (const [name, chart] of charts) {
+      for (const [name, chart, age] of charts) {
         const series = depthSeries(byQueue.get(name) || [], { limit: STATES.length })
           .map((s) => ({ ...s, label: s.state, color: STATE_COLORS[s.state] }))
           .sort((a, b) => STATES.indexOf(a.label) - STATES.indexOf(b.label));
-        lineChart(chart, { series, range, format: count, integer: true, legend: true, height: 140, empty: "Empty over this window." });
+        lineChart(chart, { series, range, format: count, integer: true, legend: true, height: 140, gapAfter, empty: "Empty over this window." });
+        lineChart(age, {
+          series: [{ label: "oldest ready", color: STATE_COLORS.ready, points: ages.get(name) || [] }].filter((s) => s.points.some(([, v]) => v > 0)),
+          range,
+          format: duration,
+          height: 110,
+          gapAfter,
+          empty: "No message waited over this window.",
+        });
       }
     }
 
@@ -77,10 +96,10 @@ export default {
       async refresh() {
         await loadQueues();
         const [history] = await Promise.all([
-          get("/api/queues/history", { window: timeWindow }).catch(() => ({ items: [] })),
+          get("/api/queues/history", { window: timeWindow }).catch(() => ({ items: [], oldest_age: [] })),
           browser.refresh(),
         ]);
-        renderHistory(history.items || []);
+        renderHistory(history);
       },
       setWindow(value) {
         timeWindow = value;

@@ -32,14 +32,14 @@ export default {
       { name: "status", "aria-label": "Status" },
       h("option", { value: "" }, "Any status"),
       h("option", { value: "ok" }, "Succeeded"),
-      h("option", { value: "error" }, "Failed"),
+      h("option", { value: "succeeded_after_retry" }, "Succeeded after retry"),
+      h("option", { value: "error" }, "Failed (any attempt)"),
+      h("option", { value: "retried" }, "Failed, retried"),
+      h("option", { value: "dead_lettered" }, "Dead-lettered"),
+      h("option", { value: "failed" }, "Failed, not retried"),
     );
-    const since = h(
-      "select",
-      { name: "since", "aria-label": "Time range" },
-      h("option", { value: "" }, "Any time"),
-      ["15m", "1h", "6h", "24h"].map((w) => h("option", { value: w }, `Last ${w}`)),
-    );
+    // The time range is the window picker's, in the top bar, as on every page.
+    let timeWindow = context.window;
     const slower = h("input", {
       type: "number",
       name: "min_duration",
@@ -59,7 +59,6 @@ export default {
       value: query.get("min_attempt") || "",
     });
     status.value = query.get("status") || "";
-    since.value = query.get("since") || "";
     const form = h(
       "form.filters",
       { role: "search", onsubmit: (event) => (event.preventDefault(), apply()) },
@@ -67,12 +66,11 @@ export default {
       h("label", null, "Actor", actor),
       h("label", null, "Queue", queue),
       h("label", null, "Status", status),
-      h("label", null, "Time", since),
       h("label.narrow", null, "Slower than (ms)", slower),
       h("label.narrow", null, "Attempt ≥", attempt),
       h("button", { type: "submit" }, "Search"),
     );
-    for (const control of [actor, queue, status, since]) control.addEventListener("change", apply);
+    for (const control of [actor, queue, status]) control.addEventListener("change", apply);
     const summary = h("div.summary", { id: "runs-summary" });
     const results = h("div", { id: "runs-table" });
     const more = h("button.secondary", { type: "button", hidden: true, onclick: loadMore }, "Load older runs");
@@ -100,7 +98,6 @@ export default {
         actor: actor.value,
         queue: queue.value,
         status: status.value,
-        since: since.value,
         min_duration: slower.value,
         min_attempt: attempt.value,
       };
@@ -113,7 +110,7 @@ export default {
         actor: f.actor,
         queue: f.queue,
         status: f.status,
-        since: f.since ? (Date.now() / 1000 - windowSeconds(f.since)).toFixed(3) : "",
+        since: (Date.now() / 1000 - windowSeconds(timeWindow)).toFixed(3),
         limit: PAGE_SIZE,
         cursor,
       };
@@ -133,7 +130,7 @@ export default {
       const shown = narrow(items);
       fill(
         summary,
-        `${count(shown.length)} run${shown.length === 1 ? "" : "s"} shown`,
+        `${count(shown.length)} run${shown.length === 1 ? "" : "s"} shown from the last ${timeWindow}`,
         shown.length !== items.length ? ` (of ${count(items.length)} loaded)` : "",
         nextCursor ? ", more below" : "",
         browsingOlder ? " · live updates paused while older runs are shown" : "",
@@ -153,6 +150,7 @@ export default {
       const url = new URL(location.href);
       url.search = "";
       for (const [key, value] of Object.entries(filters())) if (value) url.searchParams.set(key, value);
+      url.searchParams.set("window", timeWindow);
       history.replaceState(null, "", url);
       browsingOlder = false;
       await loadFirstPage();
@@ -175,7 +173,10 @@ export default {
     let choicesLoadedAt = 0;
     return {
       poll: true,
-      usesWindow: false,
+      setWindow(value) {
+        timeWindow = value;
+        browsingOlder = false;
+      },
       async refresh() {
         if (Date.now() - choicesLoadedAt > CHOICES_MAX_AGE_MS) {
           await loadChoices();

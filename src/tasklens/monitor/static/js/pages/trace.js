@@ -53,16 +53,19 @@ export default {
       if (!byId.has(selected)) selected = defaultSpan(spans)?.span_id ?? null;
       const t0 = Math.min(...spans.map((s) => s.start));
       const t1 = Math.max(...spans.map((s) => s.end ?? s.start));
-      const errors = spans.filter((s) => normalStatus(s.status) === "ERROR");
       const services = new Set(spans.map((s) => s.service).filter(Boolean));
       const rootSpan = ordered(spans)[0]?.span;
+      const runs = spans.filter(isRun);
+      const failedRuns = runs.filter((s) => normalStatus(s.status) === "ERROR");
+      const outcome = outcomeOf(runs);
       fill(
         summary,
         statBlock("Root", rootSpan ? rootSpan.name : "—"),
+        statBlock("Outcome", outcome.text, outcome.tone, "outcome"),
+        statBlock("Attempts", runs.length ? `${runs.length} (${failedRuns.length} failed)` : "—", failedRuns.length ? "error" : null, "attempts"),
         statBlock("Duration", duration(t1 - t0)),
         statBlock("Spans", String(spans.length)),
         statBlock("Services", [...services].join(", ") || "—"),
-        statBlock("Errors", String(errors.length), errors.length ? "error" : null),
         statBlock("Started", preciseTime(t0)),
       );
       renderWaterfall(spans, t0, t1);
@@ -146,7 +149,7 @@ export default {
         },
         h(
           "div.wf-label",
-          { style: `padding-left:${4 + depth * 16}px`, title: span.name },
+          { style: `padding-left:${4 + depth * 16}px`, title: [span.name, taskName(span), isRun(span) ? `attempt ${attemptOf(span)}` : null].filter(Boolean).join(" · ") },
           descendants
             ? h(
                 "button.wf-toggle",
@@ -164,6 +167,9 @@ export default {
             : h("span.wf-toggle-space"),
           h("span.kind", { class: `kind-${kind.toLowerCase()}` }, KIND_LABELS[kind] || kind),
           h("span.wf-name", null, span.name),
+          taskName(span) ? h("span.wf-actor", { title: "actor" }, taskName(span)) : null,
+          isRun(span) ? h("span.wf-attempt", { title: "attempt" }, `attempt ${attemptOf(span)}`) : null,
+          eventLabel(span),
           span.service ? h("span.wf-service", null, span.service) : null,
           orphan ? h("span.wf-orphan", { title: "Its parent span was not received." }, "parent missing") : null,
           exception || failed ? errorLabel(exception) : null,
@@ -377,8 +383,80 @@ function exceptionBox(event) {
   );
 }
 
-function statBlock(label, value, tone) {
-  return h("div.stat", { class: tone ? `tone-${tone}` : null }, h("div.stat-label", null, label), h("div.stat-value.small", null, value));
+function statBlock(label, value, tone, name = null) {
+  return h(
+    "div.stat",
+    { class: tone ? `tone-${tone}` : null, dataset: name ? { stat: name } : null },
+    h("div.stat-label", null, label),
+    h("div.stat-value.small", null, value),
+  );
+}
+
+/** Attribute names of the task a span sends or runs, and of its retries so far, per library. */
+const TASK_NAME_KEYS = ["dramatiq.actor.name", "celery.task.name"];
+const RETRIES_KEYS = ["dramatiq.message.retries", "celery.task.retries"];
+const MESSAGE_ID_KEY = "messaging.message.id";
+// The events tasklens.semconv names for a scheduled retry and a dead-lettering.
+const RETRY_EVENTS = ["dramatiq.retry.scheduled"];
+const DEAD_EVENTS = ["dramatiq.message.dead_lettered"];
+
+function firstAttribute(span, keys) {
+  for (const key of keys) {
+    const value = span.attributes?.[key];
+    if (value !== undefined && value !== null && value !== "") return value;
+  }
+  return null;
+}
+
+function taskName(span) {
+  return firstAttribute(span, TASK_NAME_KEYS);
+}
+
+/** A task's execution: the consumer span of a process operation. */
+function isRun(span) {
+  const operation = span.attributes?.["messaging.operation.type"] ?? span.attributes?.["messaging.operation.name"];
+  return normalKind(span.kind) === "CONSUMER" && (operation === "process" || taskName(span) !== null);
+}
+
+function attemptOf(span) {
+  const retries = Number(firstAttribute(span, RETRIES_KEYS) ?? 0);
+  return Number.isFinite(retries) ? retries + 1 : 1;
+}
+
+function hasEvent(span, names) {
+  return (span.events || []).some((event) => names.includes(event.name));
+}
+
+/** "retried" or "dead-lettered" next to a failed run. */
+function eventLabel(span) {
+  if (!isRun(span)) return null;
+  if (hasEvent(span, DEAD_EVENTS)) return h("span.badge.status-error", { dataset: { state: "dead_lettered" } }, "dead-lettered");
+  if (hasEvent(span, RETRY_EVENTS)) return h("span.badge.status-retried", { dataset: { state: "retried" } }, "retried");
+  return null;
+}
+
+/** How the trace's messages ended, from their last runs. */
+function outcomeOf(runs) {
+  if (!runs.length) return { text: "—", tone: null };
+  const byMessage = new Map();
+  for (const run of [...runs].sort((a, b) => a.start - b.start)) {
+    const id = run.attributes?.[MESSAGE_ID_KEY] || run.span_id;
+    if (!byMessage.has(id)) byMessage.set(id, []);
+    byMessage.get(id).push(run);
+  }
+  const ends = [...byMessage.values()].map((attempts) => {
+    const last = attempts[attempts.length - 1];
+    if (normalStatus(last.status) !== "ERROR") return attempts.length > 1 || attemptOf(last) > 1 ? "succeeded after retry" : "succeeded";
+    if (hasEvent(last, DEAD_EVENTS)) return "dead-lettered";
+    if (hasEvent(last, RETRY_EVENTS)) return "retry pending";
+    return "failed";
+  });
+  const tally = new Map();
+  for (const end of ends) tally.set(end, (tally.get(end) || 0) + 1);
+  const text =
+    ends.length === 1 ? ends[0] : [...tally.entries()].map(([end, n]) => `${n} ${end}`).join(", ");
+  const tone = ends.some((end) => end === "dead-lettered" || end === "failed") ? "error" : ends.includes("retry pending") ? "warn" : "ok";
+  return { text, tone };
 }
 
 function fact(label, value, mono = false) {

@@ -1,103 +1,88 @@
-// Workers: how many the broker sees alive, and each worker process's CPU, memory and threads.
+// Workers: each process by host and pid, whether it is alive, the queues it serves, what it runs
+// now, and its CPU and memory over the window; the broker's own count beside them.
 
 import { get, isNoStore, NO_STORE_MESSAGE } from "../api.js";
 import { meter, PALETTE, sparkline } from "../charts.js";
-import { fill, h, panel, stat, table } from "../dom.js";
-import { ago, bytes, count, percent } from "../format.js";
-
-/** A process not heard from for this long is shown as gone quiet, in seconds. */
-const STALE_AFTER_S = 60;
-/** Readings kept per process for its sparklines: five minutes at one poll every 5 s. */
-const HISTORY_LENGTH = 60;
+import { fill, h, href, panel, stat, table } from "../dom.js";
+import { ago, bytes, count, duration, percent, shortId } from "../format.js";
 
 export default {
   title: () => "Workers",
-  mount(root) {
+  mount(root, context) {
+    let timeWindow = context.window;
     const stats = h("div.stats", { id: "worker-stats" });
     const processes = h("div", { id: "processes" });
     const notice = h("div");
-    fill(root, h("h1", null, "Workers"), notice, stats, panel("Processes reporting metrics", processes));
-    // The API gives each process's latest reading; the trend is kept here since the page opened.
-    const history = new Map();
-
-    function remember(process) {
-      const key = `${process.service}\u0000${process.instance}`;
-      const readings = history.get(key) || [];
-      if (!readings.length || readings[readings.length - 1].t !== process.last_seen) {
-        readings.push({ t: process.last_seen, cpu: process.cpu_percent, rss: process.memory_rss_bytes });
-        if (readings.length > HISTORY_LENGTH) readings.shift();
-      }
-      history.set(key, readings);
-      return readings;
-    }
+    const note = h("p.chart-note", { id: "workers-note" });
+    fill(root, h("h1", null, "Workers"), notice, stats, note, panel("Processes", processes));
 
     return {
       poll: true,
-      usesWindow: false,
+      setWindow(value) {
+        timeWindow = value;
+      },
       async refresh() {
         const [workers, reported] = await Promise.all([
           get("/api/workers").catch((error) => ({ error })),
-          get("/api/processes", { window: "15m" }).catch((error) => {
+          get("/api/processes", { window: timeWindow }).catch((error) => {
             if (isNoStore(error)) return { items: [], noStore: true };
             throw error;
           }),
         ]);
-        const items = (reported.items || []).slice().sort((a, b) => (b.cpu_percent ?? -1) - (a.cpu_percent ?? -1));
-        const now = Date.now() / 1000;
-        const live = items.filter((p) => now - p.last_seen < STALE_AFTER_S);
+        const items = (reported.items || []).slice().sort(byLiveness);
+        const workerItems = items.filter((p) => p.kind === "worker");
+        const live = workerItems.filter((p) => p.live);
+        const stopped = workerItems.length - live.length;
         const rss = live.reduce((sum, p) => sum + (p.memory_rss_bytes || 0), 0);
         const cpu = live.reduce((sum, p) => sum + (p.cpu_percent || 0), 0);
+        const running = live.reduce((sum, p) => sum + (p.running || []).reduce((n, r) => n + r.count, 0), 0);
+        const brokerCount = workers.error || workers.workers === null || workers.workers === undefined ? null : workers.workers;
         fill(
           notice,
-          workers.error ? h("div.banner.error", { role: "alert" }, `Live workers unknown: ${workers.error.describe?.() || workers.error.message}`) : null,
+          workers.error ? h("div.banner.error", { role: "alert" }, `The broker's worker count is unknown: ${workers.error.describe?.() || workers.error.message}`) : null,
         );
+        // Workers that report are counted from their reports: a process that only sends
+        // messages, or one that stopped, is not a live worker. The broker's count is the fallback.
+        const liveValue = workerItems.length ? count(live.length) : brokerCount === null ? "—" : count(brokerCount);
         fill(
           stats,
-          stat("Live workers", workers.error || workers.workers === null || workers.workers === undefined ? "—" : count(workers.workers), {
-            hint: "seen by the broker",
-            tone: workers.workers === 0 ? "error" : null,
+          stat("Live workers", liveValue, {
+            hint: workerItems.length ? `${count(stopped)} stopped or quiet` : "seen by the broker",
+            tone: (workerItems.length ? live.length : brokerCount) === 0 ? "error" : null,
           }),
-          stat("Processes reporting", count(live.length), { hint: `${count(items.length - live.length)} quiet` }),
-          stat("CPU, all processes", percent(cpu)),
-          stat("Memory, all processes", bytes(rss)),
+          stat("Running now", count(running), { hint: "messages in progress" }),
+          stat("Broker count", brokerCount === null ? "—" : count(brokerCount), {
+            hint: "heartbeats or consumers (producers included on Redis)",
+          }),
+          stat("CPU, live workers", percent(cpu)),
+          stat("Memory, live workers", bytes(rss)),
+        );
+        fill(
+          note,
+          `Processes that sent telemetry in the last ${timeWindow}: a process is a worker once it runs tasks (or runs a worker command), live while its reports keep coming. Trends cover the window.`,
         );
         fill(
           processes,
           table(
             [
+              "Process",
               "Service",
-              "Instance",
-              "Last seen",
+              "Role",
+              "State",
+              "Queues",
+              { label: "Running now", title: "Messages in progress, by actor" },
+              { label: "Runs", className: "num", title: "In this window" },
               { label: "CPU", className: "num" },
-              { label: "CPU trend", title: "Since this page opened" },
+              { label: "CPU trend", title: "Over the window" },
               { label: "Memory (RSS)", className: "num" },
-              { label: "Memory trend", title: "Since this page opened" },
+              { label: "Memory trend", title: "Over the window" },
               { label: "Threads", className: "num" },
             ],
-            items.map((p) => {
-              const quiet = now - p.last_seen >= STALE_AFTER_S;
-              const readings = remember(p);
-              return h(
-                "tr",
-                { class: quiet ? "quiet" : null, dataset: { instance: p.instance } },
-                h("td", null, p.service || "—"),
-                h("td.mono", { title: p.instance }, p.instance || "—"),
-                h("td.nowrap", null, ago(p.last_seen), quiet ? h("span.badge.status-unset", null, "quiet") : null),
-                h(
-                  "td.num",
-                  null,
-                  p.cpu_percent === null || p.cpu_percent === undefined ? "—" : [meter(p.cpu_percent / 100, { tone: p.cpu_percent > 90 ? "error" : null }), " ", percent(p.cpu_percent)],
-                ),
-                h("td", null, sparkline(readings.map((r) => r.cpu), { label: "CPU trend", from: 0 })),
-                h("td.num", null, bytes(p.memory_rss_bytes)),
-                h("td", null, sparkline(readings.map((r) => r.rss), { label: "Memory trend", color: PALETTE[1] })),
-                h("td.num", null, count(p.threads)),
-              );
-            }),
+            items.map((p) => processRow(p)),
             {
               empty: reported.noStore
                 ? NO_STORE_MESSAGE
-                : "No worker process has sent process metrics yet. Workers started with tasklens.setup() send them.",
+                : "No process has sent telemetry in this window. Workers started with tasklens.setup() send it.",
             },
           ),
         );
@@ -105,3 +90,48 @@ export default {
     };
   },
 };
+
+function processRow(p) {
+  const history = p.history || [];
+  const name = p.host || p.pid ? `${p.host || "?"} · pid ${p.pid ?? "?"}` : shortId(p.instance, 13);
+  return h(
+    "tr",
+    { class: p.live ? null : "quiet", dataset: { instance: p.instance, kind: p.kind || "", live: String(Boolean(p.live)) } },
+    h("td.mono", { title: `service.instance.id ${p.instance}` }, name),
+    h("td", null, p.service || "—"),
+    h("td", null, p.kind || "—"),
+    h(
+      "td.nowrap",
+      { title: `last report ${ago(p.last_seen)}, every ${duration(p.report_interval)}` },
+      p.live ? h("span.badge.status-ok", null, "live") : h("span.badge.status-unset", null, p.kind === "worker" ? "stopped?" : "quiet"),
+      " ",
+      ago(p.last_seen),
+    ),
+    h(
+      "td",
+      null,
+      (p.queues || []).length ? p.queues.map((q, i) => [i ? ", " : "", h("a.mono", { href: href("/queues", { dlq: q }) }, q)]) : "—",
+    ),
+    h(
+      "td.running-now",
+      null,
+      (p.running || []).length ? p.running.map((r, i) => [i ? ", " : "", `${r.actor || "?"}${r.count > 1 ? ` ×${r.count}` : ""}`]) : p.kind === "worker" && p.live ? "idle" : "—",
+    ),
+    h("td.num", null, p.runs ? count(p.runs) : "—"),
+    h(
+      "td.num",
+      null,
+      p.cpu_percent === null || p.cpu_percent === undefined ? "—" : [meter(p.cpu_percent / 100, { tone: p.cpu_percent > 90 ? "error" : null }), " ", percent(p.cpu_percent)],
+    ),
+    h("td", null, sparkline(history.map((r) => r.cpu_percent), { label: "CPU trend", from: 0 })),
+    h("td.num", null, bytes(p.memory_rss_bytes)),
+    h("td", null, sparkline(history.map((r) => r.memory_rss_bytes), { label: "Memory trend", color: PALETTE[1] })),
+    h("td.num", null, count(p.threads)),
+  );
+}
+
+/** Live workers first, then the rest, each group by host and pid. */
+function byLiveness(a, b) {
+  const rank = (p) => (p.kind === "worker" ? 0 : 1) + (p.live ? 0 : 2);
+  return rank(a) - rank(b) || String(a.host || "").localeCompare(String(b.host || "")) || (a.pid || 0) - (b.pid || 0);
+}
