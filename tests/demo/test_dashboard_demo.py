@@ -25,6 +25,18 @@ ACTORS = {
     "build_gallery",
     "sync_inventory",
 }
+#: Every example Celery task: retrying, countdown, chain, chord, beat, failing for good.
+CELERY_TASKS = {
+    "celery_demo.fetch_rates",
+    "celery_demo.send_digest",
+    "celery_demo.crawl_page",
+    "celery_demo.parse_page",
+    "celery_demo.index_page",
+    "celery_demo.render_thumbnail",
+    "celery_demo.publish_album",
+    "celery_demo.purge_sessions",
+    "celery_demo.import_legacy_feed",
+}
 
 
 def _read_line(process: subprocess.Popen[str], pattern: str, deadline: float) -> re.Match[str]:
@@ -56,15 +68,22 @@ def test_demo_produces_every_kind_of_run_and_exits_0_on_sigint(
         url, token = dashboard.group(1), dashboard.group(2)
         assert _read_line(process, r"Auth token.*: (\S+)", deadline).group(1) == token
         assert ("Redis at" in _read_line(process, r"Broker: (.*)", deadline).group(1)) == (where == "redis")
+        celery = _read_line(process, r"Celery: (.*)", deadline).group(1)
+        assert ("prefork worker on Redis" in celery) == (where == "redis")
+        assert ("in-memory transport" in celery) == (where != "redis")
         seen: set[str] = set()
         dead = 0
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=5) as client:
-            while time.monotonic() < deadline and (seen != ACTORS or dead == 0):
+            while time.monotonic() < deadline and (seen != ACTORS | CELERY_TASKS or dead == 0):
                 actors = client.get("/api/actors", params={"window": "15m"}).json()["items"]
                 seen = {row["actor"] for row in actors if row["runs"] > 0}
                 dead = sum(q["dead"] or 0 for q in client.get("/api/queues").json()["queues"])
                 time.sleep(0.5)
             runs = client.get("/api/runs", params={"status": "error", "limit": 5}).json()["items"]
+            failed_for_good = client.get(
+                "/api/runs", params={"actor": "celery_demo.import_legacy_feed", "status": "error"}
+            ).json()["items"]
+            retried = client.get("/api/runs", params={"actor": "celery_demo.fetch_rates"}).json()["items"]
             logged = False
             while time.monotonic() < deadline and not logged:
                 emails = client.get(
@@ -74,7 +93,9 @@ def test_demo_produces_every_kind_of_run_and_exits_0_on_sigint(
                     logs = client.get(f"/api/traces/{run['trace_id']}").json()["logs"]
                     logged = logged or any("Welcome email sent" in str(log["body"]) for log in logs)
                 time.sleep(0.5)
-        assert seen == ACTORS
+        assert seen == ACTORS | CELERY_TASKS
+        assert failed_for_good and failed_for_good[0]["error_type"] == "ValueError"
+        assert {run["attempt"] for run in retried} >= {1, 2, 3}  # two failed attempts, then success
         assert dead > 0
         assert runs and all(run["status"] == "error" for run in runs)
         assert logged, "the actors' log lines reach their traces"

@@ -28,3 +28,9 @@ def test_demo_prints_the_trace_trees(where: str, request: pytest.FixtureRequest)
     for actor in ("fetch_rows", "transform_rows", "store_rows"):
         assert f"actor={actor}" in out
     assert "6 messages processed" in out
+    # The Celery chord, in one trace: three thumbnails, then the album from the last one.
+    assert ("prefork" not in out) and (("on Redis" in out) == (where == "redis"))
+    chord = out[out.index("publish album  internal") :]
+    assert chord.count("task=celery_demo.render_thumbnail") == 6  # three sends, three runs
+    assert chord.count("task=celery_demo.publish_album") == 2
+    assert "4 Celery tasks run" in out

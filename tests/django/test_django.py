@@ -164,7 +164,8 @@ print(json.dumps({
     )
     assert result.returncode == 0, result.stderr
     state = json.loads(result.stdout.strip().splitlines()[-1])
-    assert state == {"service": "shop-web", "instrumented": ["dramatiq"], "middleware": 1}
+    # setup() instruments every installed task library: Celery is installed with the dev extras.
+    assert state == {"service": "shop-web", "instrumented": ["celery", "dramatiq"], "middleware": 1}
 
 
 def test_a_wrong_setting_is_named() -> None:
@@ -179,3 +180,43 @@ def test_a_wrong_setting_is_named() -> None:
     ):
         read_settings({"HEALTH": {"MAX_BACKLOG": "many"}})
     assert read_settings({"CAPTURE_ARGS": True}).options == {"capture_args": True}
+
+
+def test_a_celery_project_gets_the_verdict_of_tasklens_health_for_its_app(
+    client, project: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from tasklens.django.apps import TasklensConfig
+    from tests.celery_fixtures import delete_prefixed, write_app
+
+    name = f"tldjango{uuid.uuid4().hex[:10]}"
+    files = write_app(tmp_path, name, project["redis_url"], project["redis_url"])
+    app = files.load()
+    settings = TasklensConfig.tasklens
+    monkeypatch.setattr(
+        TasklensConfig,
+        "tasklens",
+        replace(settings, health=replace(settings.health, celery_app=f"{files.module}:app", timeout=10.0)),
+    )
+    try:
+        for priority in (0, 9, 9):
+            app.send_task("quick", (priority,), queue=name, priority=priority)
+        response = client.get("/tasklens/health/")
+        assert response.status_code == 200, response.content
+        body = response.json()
+        assert body["status"] == "degraded"
+        assert body["reasons"] == [f"queue {name!r} has 3 pending messages (max 2)"]
+        (queue,) = [q for q in body["queues"] if q["name"] == name]
+        assert queue["ready"] == 3
+
+        cli = run_tasklens(
+            "health", "--app", files.module, "--max-backlog", "2", "--json", env={"PYTHONPATH": str(tmp_path)}
+        )
+        assert cli.returncode == 1, cli.stderr
+        report = json.loads(cli.stdout)
+        assert (report["status"], report["reasons"]) == (body["status"], body["reasons"])
+        assert [(q["name"], q["ready"]) for q in report["queues"]] == [
+            (q["name"], q["ready"]) for q in body["queues"]
+        ]
+    finally:
+        app.close()
+        delete_prefixed(project["redis_url"], files.prefix)

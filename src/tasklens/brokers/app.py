@@ -23,7 +23,7 @@ from typing import Any
 from tasklens import semconv
 from tasklens.brokers.base import BrokerError
 
-__all__ = ["CELERY_APP_NAMES", "AppNotFound", "AppQueues", "load_app_queues"]
+__all__ = ["CELERY_APP_NAMES", "AppNotFound", "AppQueues", "load_app_queues", "load_celery_app"]
 
 #: Module attributes holding a Celery app, in the order ``celery -A module`` looks for them.
 CELERY_APP_NAMES = ("app", "celery")
@@ -68,13 +68,7 @@ def load_app_queues(app: str) -> AppQueues:
     Raises:
       AppNotFound: when the module or the variable cannot be loaded.
     """
-    module_name, _, variable = app.partition(":")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as e:
-        raise AppNotFound(f"cannot import app module {module_name!r}: {type(e).__name__}: {e}") from None
+    module, variable = _import_app_module(app)
     celery_app = _celery_app(module, variable)
     if celery_app is not None:
         return _celery_queues(celery_app)
@@ -95,6 +89,29 @@ def load_app_queues(app: str) -> AppQueues:
     queues = tuple(sorted(q for q in broker.get_declared_queues() if not q.endswith((".DQ", ".XQ"))))
     namespace = getattr(broker, "namespace", None)
     return AppQueues(queues=queues, namespace=namespace if isinstance(namespace, str) else None)
+
+
+def load_celery_app(app: str) -> Any:
+    """The Celery app object ``module`` or ``module:variable`` holds.
+
+    Raises:
+      AppNotFound: when the module cannot be imported or holds no Celery app.
+    """
+    module, variable = _import_app_module(app)
+    celery_app = _celery_app(module, variable)
+    if celery_app is None:
+        raise AppNotFound(f"{app!r} holds no Celery app")
+    return celery_app
+
+
+def _import_app_module(app: str) -> tuple[ModuleType, str]:
+    module_name, _, variable = app.partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        return importlib.import_module(module_name), variable
+    except Exception as e:
+        raise AppNotFound(f"cannot import app module {module_name!r}: {type(e).__name__}: {e}") from None
 
 
 def _celery_app(module: ModuleType, variable: str) -> Any:

@@ -13,7 +13,10 @@ until due. Over AMQP a passive ``queue_declare`` tells a queue's ready messages 
   ``delayed`` is unknown;
 - dead letters exist only where a queue has a dead-letter exchange (``x-dead-letter-exchange``,
   as a queue argument or a policy): with the management API, the queues bound to that exchange
-  are counted; from ``--app``, the app's queue bound to it; unknown otherwise;
+  are counted; from ``--app``, the app's queue bound to it; unknown otherwise. They are browsed,
+  requeued, deleted and purged as Dramatiq's are (``AmqpDeadLetters``: at-least-once with
+  publisher confirms), named by task id; a requeued task goes back to its queue with its
+  headers and body as they were (protocol 2), less RabbitMQ's ``x-death`` records;
 - the oldest ready message's age cannot be read without consuming: unknown (0 when none is ready).
 
 Example:
@@ -29,9 +32,13 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import pika
+
 from tasklens import semconv
 from tasklens.brokers.amqp import AmqpSession
-from tasklens.brokers.base import BrokerSnapshot, NoDeadLetterQueue, QueueStats, ReadOnlyInspector
+from tasklens.brokers.amqp_dead_letters import AmqpDeadLetters, Delivery, Republish, died_at
+from tasklens.brokers.base import BrokerSnapshot, DeadLetter, NoDeadLetterQueue, QueueStats
+from tasklens.brokers.celery_payload import celery_dead_letter, celery_requeued_headers, celery_task_id
 
 if TYPE_CHECKING:
     from tasklens.brokers.celery_workers import HeartbeatListener
@@ -58,9 +65,9 @@ DLRK_ARGUMENT = "x-dead-letter-routing-key"
 DLRK_POLICY = "dead-letter-routing-key"
 
 
-class CeleryRabbitmqInspector(ReadOnlyInspector):
-    """Reads Celery's queues on RabbitMQ. Read-only: dead-letter browsing and actions for
-    Celery raise ``NoDeadLetterQueue``.
+class CeleryRabbitmqInspector(AmqpDeadLetters):
+    """Reads Celery's queues on RabbitMQ and acts on the dead letters of those that have a
+    dead-letter exchange (the others raise ``NoDeadLetterQueue``).
 
     Parameters:
       url(str): ``amqp://`` or ``amqps://`` URL, with the virtual host as its path.
@@ -198,13 +205,50 @@ class CeleryRabbitmqInspector(ReadOnlyInspector):
             found[name] = targets
         return found
 
-    # -- Dead letters: browsing and actions are not offered for Celery ------------------------
+    # -- Dead letters (browsing and actions: AmqpDeadLetters) ---------------------------------
 
-    def no_dead_letters(self, queue: str) -> NoDeadLetterQueue:
-        return NoDeadLetterQueue(
-            f"dead letters of Celery queue {queue!r} on {self.redacted_url} cannot be browsed here: "
-            "its count is in `tasklens queues`"
+    def _dead_letter_queue(self, queue: str) -> str:
+        known = self.dead_letter_queues.get(queue)
+        if known is not None:
+            return known
+        if self._session.management_url:
+            row = self._session.management_get(f"queues/{{vhost}}/{_quote(queue)}")
+            if isinstance(row, dict):
+                targets = self._dead_letter_bindings({queue: row}, {queue}).get(queue)
+                if targets:
+                    return targets[0]
+        raise NoDeadLetterQueue(
+            f"Celery queue {queue!r} on {self.redacted_url} has no dead-letter exchange bound to a "
+            "queue that tasklens knows of: give the app (--app) or the management API URL "
+            "(--rabbitmq-management-url)"
         )
+
+    def _message_id(self, delivery: Delivery) -> str | None:
+        return celery_task_id(delivery.properties.headers, delivery.properties.correlation_id)
+
+    def _decode(self, queue: str, delivery: Delivery) -> DeadLetter:
+        properties = delivery.properties
+        return celery_dead_letter(
+            delivery.body,
+            headers=properties.headers or {},
+            content_type=properties.content_type,
+            queue=queue,
+            died_at=died_at(properties),
+            fallback_id=properties.correlation_id or str(delivery.tag),
+        )
+
+    def _republish(self, queue: str, delivery: Delivery, reset_retries: bool) -> Republish:
+        original = delivery.properties
+        properties = pika.BasicProperties(
+            content_type=original.content_type,
+            content_encoding=original.content_encoding,
+            headers=celery_requeued_headers(original.headers or {}, reset_retries=reset_retries),
+            delivery_mode=original.delivery_mode,
+            priority=original.priority,
+            correlation_id=original.correlation_id,
+            reply_to=original.reply_to,
+        )
+        return Republish(routing_key=queue, body=delivery.body, properties=properties)
 
 
 def _quote(name: str) -> str:

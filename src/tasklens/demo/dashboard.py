@@ -49,12 +49,14 @@ class DashboardDemo:
       url(str): The dashboard.
       token(str): The monitor's auth token (dead-letter actions need it).
       broker_description(str): Which broker the demo runs on.
+      celery_description(str): Where the demo's Celery worker runs.
       traffic(TrafficGenerator|None): The shop's traffic, once started.
     """
 
     url: str
     token: str
     broker_description: str
+    celery_description: str = ""
     traffic: TrafficGenerator | None = None
     stoppers: list[Callable[[], object]] = field(default_factory=list)
 
@@ -141,6 +143,14 @@ def start_dashboard_demo(
 
     parts.traffic = TrafficGenerator(shop.url).start()
     parts.stoppers.append(parts.traffic.stop)
+
+    # Celery next to Dramatiq: its spans and metrics reach the same monitor.
+    from tasklens.demo.celery_worker import CeleryTraffic, start_celery_demo
+
+    celery = start_celery_demo(on_redis=demo.namespace is not None)
+    parts.celery_description = celery.description
+    parts.stoppers.append(celery.stop)
+    parts.stoppers.append(CeleryTraffic().start().stop)
     return parts
 
 
@@ -175,6 +185,7 @@ def run_dashboard_demo(
     console.print(f"[bold]tasklens dashboard:[/] {demo.url}/#token={demo.token}", highlight=False)
     console.print(f"[bold]Auth token[/] (for dead-letter actions): {demo.token}")
     console.print(f"[bold]Broker:[/] {demo.broker_description}")
+    console.print(f"[bold]Celery:[/] {demo.celery_description}")
     console.print("Press Ctrl-C to stop.", highlight=False)
     stop = threading.Event()
     deadline = None if duration is None else time.monotonic() + duration

@@ -32,6 +32,8 @@ def _label(span: ReadableSpan, trace_start: int) -> Text:
     attributes = span.attributes or {}
     if semconv.DRAMATIQ_ACTOR_NAME in attributes:
         label.append(f"  actor={attributes[semconv.DRAMATIQ_ACTOR_NAME]!s}")
+    if semconv.CELERY_TASK_NAME in attributes:
+        label.append(f"  task={attributes[semconv.CELERY_TASK_NAME]!s}")
     if semconv.DRAMATIQ_MESSAGE_RETRIES in attributes and span.name.startswith(semconv.OPERATION_PROCESS):
         retries = attributes[semconv.DRAMATIQ_MESSAGE_RETRIES]
         label.append(f" attempt={retries + 1 if isinstance(retries, int) else '?'}")

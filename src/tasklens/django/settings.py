@@ -30,6 +30,7 @@ _HEALTH_KEYS = {
     "TIMEOUT",
     "CACHE_TTL",
     "RABBITMQ_MANAGEMENT_URL",
+    "CELERY_APP",
 }
 
 
@@ -44,6 +45,8 @@ class HealthSettings:
       timeout(float): Longest one broker read may take, in seconds.
       cache_ttl(float): How long a read is reused, in seconds.
       management_url(str|None): RabbitMQ management API.
+      celery_app(str|None): The project's Celery app (``proj.celery`` or ``proj.celery:app``): its
+        broker, queues and transport options are read instead of django_dramatiq's.
     """
 
     broker_url: str | None = None
@@ -52,6 +55,7 @@ class HealthSettings:
     timeout: float = DEFAULT_BROKER_TIMEOUT
     cache_ttl: float = DEFAULT_CACHE_TTL
     management_url: str | None = None
+    celery_app: str | None = None
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,11 @@ def read_settings(raw: object) -> DjangoSettings:
     queues = health.get("QUEUES", ())
     if isinstance(queues, str) or not all(isinstance(q, str) for q in queues):
         raise ImproperlyConfigured("TASKLENS['HEALTH']['QUEUES'] must be a list of queue names")
+    celery_app = health.get("CELERY_APP")
+    if celery_app is not None and (not isinstance(celery_app, str) or not celery_app):
+        raise ImproperlyConfigured(
+            "TASKLENS['HEALTH']['CELERY_APP'] must name the Celery app's module, like 'proj.celery:app'"
+        )
     timeout = _number(health, "TIMEOUT", float)
     cache_ttl = _number(health, "CACHE_TTL", float)
     return DjangoSettings(
@@ -132,5 +141,6 @@ def read_settings(raw: object) -> DjangoSettings:
             timeout=DEFAULT_BROKER_TIMEOUT if timeout is None else timeout,
             cache_ttl=DEFAULT_CACHE_TTL if cache_ttl is None else cache_ttl,
             management_url=health.get("RABBITMQ_MANAGEMENT_URL"),
+            celery_app=celery_app,
         ),
     )

@@ -2,7 +2,11 @@
 
 The broker is the one ``django_dramatiq`` set up (its URL from ``DRAMATIQ_BROKER["OPTIONS"]["url"]``
 unless ``TASKLENS["HEALTH"]["BROKER_URL"]`` says otherwise), its queues those its actors declared
-plus ``TASKLENS["HEALTH"]["QUEUES"]``. Reads go through the monitor's ``SnapshotReader``: bounded
+plus ``TASKLENS["HEALTH"]["QUEUES"]``. With ``TASKLENS["HEALTH"]["CELERY_APP"]``, it is that Celery
+app's instead: its ``broker_url``, queues and transport options, read as ``tasklens health --app``
+reads them (priority steps, unacknowledged tasks and workers' heartbeats included).
+
+Reads go through the monitor's ``SnapshotReader``: bounded
 by ``TIMEOUT`` seconds however the broker behaves, and shared for ``CACHE_TTL`` seconds by every
 request of the process.
 """
@@ -42,13 +46,25 @@ def _dramatiq_broker() -> tuple[str, str | None, tuple[str, ...]]:
     return url, namespace if isinstance(namespace, str) else None, queues
 
 
+def _celery_broker(app: str) -> tuple[str | None, tuple[str, ...]]:
+    """The broker URL and queues of the Celery app ``app`` names."""
+    from tasklens.brokers.app import load_app_queues
+
+    declared = load_app_queues(app)
+    return declared.broker_url, declared.queues
+
+
 def _reader(health: HealthSettings) -> tuple[SnapshotReader, str]:
-    url, namespace, declared = _dramatiq_broker()
+    namespace: str | None = None
+    if health.celery_app:
+        url, declared = _celery_broker(health.celery_app)
+    else:
+        url, namespace, declared = _dramatiq_broker()
     url = health.broker_url or url
     if not url:
         raise ImproperlyConfigured(
-            "tasklens cannot tell the broker's URL: set DRAMATIQ_BROKER['OPTIONS']['url']"
-            " or TASKLENS['HEALTH']['BROKER_URL']"
+            "tasklens cannot tell the broker's URL: set DRAMATIQ_BROKER['OPTIONS']['url'], the"
+            " Celery app's broker_url or TASKLENS['HEALTH']['BROKER_URL']"
         )
     queues = tuple(sorted({*declared, *health.queues}))
     key = (url, queues)
@@ -61,6 +77,7 @@ def _reader(health: HealthSettings) -> tuple[SnapshotReader, str]:
                 return open_broker(
                     url,
                     queues=queues,
+                    app=health.celery_app,
                     namespace=namespace,
                     management_url=health.management_url,
                     timeout=health.timeout,

@@ -26,6 +26,7 @@ from tasklens.monitor.dashboard_api import dashboard_router
 from tasklens.monitor.forwarder import OtlpForwarder
 from tasklens.monitor.received_metrics import ReceivedMetrics
 from tasklens.monitor.receiver import OtlpReceiver
+from tasklens.monitor.run_again import RunAgainLedger, run_again_router
 from tasklens.monitor.settings import MonitorSettings
 from tasklens.monitor.snapshots import SnapshotReader
 from tasklens.monitor.store import RetentionPolicy, StoreBusy, TelemetryStore
@@ -59,6 +60,7 @@ class TelemetryService:
     def __post_init__(self) -> None:
         self._stop = threading.Event()
         self._sampler: threading.Thread | None = None
+        self._ledger: RunAgainLedger | None = None
 
     @classmethod
     def open(cls, settings: MonitorSettings) -> TelemetryService:
@@ -81,6 +83,9 @@ class TelemetryService:
         routers = [self.receiver.router(dependencies=[Depends(ingest_access)])]
         if self.store is not None:
             routers.append(dashboard_router(self.store.reader, dependencies=[Depends(read_access)]))
+            if self._ledger is None:
+                self._ledger = RunAgainLedger(self.store.path)
+            routers.append(run_again_router(self.store.reader, self._ledger))
         return routers
 
     def start(self, reader: SnapshotReader) -> None:
@@ -125,5 +130,8 @@ class TelemetryService:
             self._sampler = None
         if self.forwarder is not None:
             self.forwarder.close()
+        if self._ledger is not None:
+            self._ledger.close()
+            self._ledger = None
         if self.store is not None:
             self.store.close()

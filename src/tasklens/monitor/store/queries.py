@@ -825,7 +825,8 @@ class StoreReader:
                 if value > 0:
                     running.append(
                         {
-                            "actor": labels.get(semconv.DRAMATIQ_ACTOR_NAME),
+                            "actor": labels.get(semconv.DRAMATIQ_ACTOR_NAME)
+                            or labels.get(semconv.CELERY_TASK_NAME),
                             "queue": queue_name,
                             "count": int(value),
                         }

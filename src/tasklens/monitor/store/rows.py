@@ -267,15 +267,18 @@ def _span_row(span: Span, service: str | None, instance: str | None) -> tuple[tu
         if event.name == EXCEPTION_EVENT:
             error_type = error_type or event_attrs.get(EXCEPTION_TYPE)
             error_message = event_attrs.get(EXCEPTION_MESSAGE, error_message)
-        elif event.name == semconv.EVENT_RETRY_SCHEDULED:
+        elif event.name in (semconv.EVENT_RETRY_SCHEDULED, semconv.EVENT_CELERY_RETRY_SCHEDULED):
             retries += 1
         elif event.name == semconv.EVENT_DEAD_LETTERED:
             dead_letters += 1
     links = [{"trace_id": link.trace_id.hex(), "span_id": link.span_id.hex()} for link in span.links]
     operation = attrs.get(semconv.MESSAGING_OPERATION_TYPE) or attrs.get(semconv.MESSAGING_OPERATION_NAME)
-    actor = attrs.get(semconv.DRAMATIQ_ACTOR_NAME)
+    # The task column holds the task name of either library: one Runs page lists both.
+    actor = attrs.get(semconv.DRAMATIQ_ACTOR_NAME) or attrs.get(semconv.CELERY_TASK_NAME)
     queue = attrs.get(semconv.MESSAGING_DESTINATION_NAME)
     previous = attrs.get(semconv.DRAMATIQ_MESSAGE_RETRIES)
+    if previous is None:
+        previous = attrs.get(semconv.CELERY_TASK_RETRIES)
     if isinstance(previous, int) and not isinstance(previous, bool):
         attempt = previous + 1 if 0 <= previous <= MAX_RETRIES else None
     else:
@@ -398,7 +401,7 @@ def _point_row(
         temporality,
         service,
         instance,
-        _optional_str(attrs.get(semconv.DRAMATIQ_ACTOR_NAME)),
+        _optional_str(attrs.get(semconv.DRAMATIQ_ACTOR_NAME) or attrs.get(semconv.CELERY_TASK_NAME)),
         attributes_json,
         value,
         count,

@@ -1,7 +1,7 @@
 // A run's trace as a waterfall: spans nested by parent on a shared time axis, the selected
 // span's attributes, events and exception, and the trace's log lines.
 
-import { ApiError, get } from "../api.js";
+import { ApiError, get, post } from "../api.js";
 import { niceMax } from "../charts.js";
 import { fill, h, href, panel, table } from "../dom.js";
 import { duration, preciseTime, shortId } from "../format.js";
@@ -17,6 +17,8 @@ export default {
     let trace = null;
     let signature = "";
     const collapsed = new Set();
+    // What "Run again" answered, per span: kept across the re-renders polling causes.
+    const reruns = new Map();
 
     const summary = h("div.stats", { id: "trace-summary" });
     const waterfall = h("div.waterfall", { id: "waterfall", role: "tree", "aria-label": "Spans of the trace" });
@@ -191,6 +193,7 @@ export default {
           statusBadge(normalStatus(span.status)),
           span.status_message ? h("span.status-message", null, span.status_message) : null,
         ),
+        rerunnable(span) ? runAgain(span) : null,
         h(
           "dl.facts",
           null,
@@ -229,6 +232,40 @@ export default {
             ]
           : null,
       );
+    }
+
+    /** A failed Celery run: the monitor can send its task again with the same arguments. */
+    function rerunnable(span) {
+      const a = span.attributes || {};
+      return normalKind(span.kind) === "CONSUMER" && normalStatus(span.status) === "ERROR" && a["messaging.system"] === "celery";
+    }
+
+    function runAgain(span) {
+      const outcome = reruns.get(span.span_id);
+      const result = h("span.run-again-result", { id: "run-again-result", role: "status", class: outcome?.tone ? `tone-${outcome.tone}` : null }, outcome?.text || "");
+      const button = h(
+        "button",
+        {
+          type: "button",
+          id: "run-again",
+          disabled: outcome && outcome.tone !== "error" ? true : null,
+          title: "Send this task again with its original arguments (needs the API token).",
+          onclick: async () => {
+            button.disabled = true;
+            reruns.set(span.span_id, { text: "Sending…" });
+            fill(result, "Sending…");
+            try {
+              const sent = await post(`/api/runs/${encodeURIComponent(traceId)}/${encodeURIComponent(span.span_id)}/run-again`);
+              reruns.set(span.span_id, { text: `Sent again as task ${sent.task_id}.`, tone: "ok" });
+            } catch (error) {
+              reruns.set(span.span_id, { text: `Not sent: ${error.message}`, tone: "error" });
+            }
+            render();
+          },
+        },
+        "Run again",
+      );
+      return h("div.run-again", null, button, " ", result);
     }
 
     function renderLogs(t0) {
