@@ -9,12 +9,16 @@ monitor; what the monitor then serves on ``/metrics`` must carry exactly the nam
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import dramatiq
 import httpx
 import pytest
+from celery import Celery
+from celery.contrib.testing.worker import start_worker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import Retries
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
@@ -26,6 +30,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tasklens import semconv
 from tasklens.brokers.base import QueueStats
+from tasklens.celery import CeleryInstrumentor
 from tasklens.dramatiq import OpenTelemetryMiddleware
 from tasklens.monitor import MonitorSettings, create_app
 from tasklens.telemetry.process_metrics import PROCESS_METRICS
@@ -65,6 +70,18 @@ COLLECTOR_NAMES: dict[str, set[str]] = {
         "dramatiq_message_queue_wait_seconds_sum",
         "dramatiq_message_queue_wait_seconds_count",
     },
+    # counter, {retry}
+    "celery.task.retries": {"celery_task_retries_total"},
+    # counter, {task}
+    "celery.task.failures": {"celery_task_failures_total"},
+    # updowncounter, {task}
+    "celery.tasks.in_flight": {"celery_tasks_in_flight"},
+    # histogram, s
+    "celery.task.queue_wait": {
+        "celery_task_queue_wait_seconds_bucket",
+        "celery_task_queue_wait_seconds_sum",
+        "celery_task_queue_wait_seconds_count",
+    },
     # observable counter, s
     "process.cpu.time": {"process_cpu_time_seconds_total"},
     # observable counter, no unit
@@ -97,6 +114,10 @@ DERIVED_FROM: dict[str, tuple[str, str]] = {
     "dramatiq.message.dead_lettered": ("counter", "{message}"),
     "dramatiq.messages.in_flight": ("updowncounter", "{message}"),
     "dramatiq.message.queue_wait": ("histogram", "s"),
+    "celery.task.retries": ("counter", "{retry}"),
+    "celery.task.failures": ("counter", "{task}"),
+    "celery.tasks.in_flight": ("updowncounter", "{task}"),
+    "celery.task.queue_wait": ("histogram", "s"),
 }
 SERVICE, INSTANCE = "billing-worker", "billing-worker-1"
 QUEUE = "payments"
@@ -151,8 +172,37 @@ def _run_workers(url: str) -> None:
         worker.stop()
         broker.close()
         system_metrics.uninstrument()
+    _run_celery(provider)
     assert provider.force_flush(10_000)
     provider.shutdown()
+
+
+def _run_celery(provider: MeterProvider) -> None:
+    """A real Celery worker on the memory transport: one task that succeeds, one retried, then failed."""
+    instrumentor = CeleryInstrumentor()
+    instrumentor.instrument(meter_provider=provider)
+    try:
+        app = Celery("prometheus-names", set_as_current=False)
+        app.conf.update(
+            broker_url="memory://",
+            result_backend="cache+memory://",
+            task_default_queue=QUEUE,
+            worker_hijack_root_logger=False,
+            worker_enable_remote_control=False,
+            worker_send_task_events=False,
+        )
+
+        @app.task(bind=True, name="refund", max_retries=1, shared=False)
+        def refund(self: Any, amount: int) -> None:
+            if amount < 0:
+                raise self.retry(exc=ValueError("negative amount"), countdown=0)
+
+        with start_worker(app, pool="threads", concurrency=1, perform_ping_check=False, loglevel="WARNING"):
+            refund.delay(5).get(timeout=JOIN_TIMEOUT_MS / 1000)
+            with contextlib.suppress(ValueError):
+                refund.delay(-1).get(timeout=JOIN_TIMEOUT_MS / 1000)
+    finally:
+        instrumentor.uninstrument()
 
 
 @pytest.fixture
@@ -197,7 +247,14 @@ def test_the_monitor_serves_worker_metrics_under_their_collector_names(scraped: 
 
 
 def test_task_metrics_carry_the_attributes_as_labels_summed_over_processes(scraped: Scraped) -> None:
-    consumed = scraped.samples["messaging_client_consumed_messages_total"]
+    consumed = [
+        labels
+        for labels in scraped.samples["messaging_client_consumed_messages_total"]
+        if labels["messaging_system"] == semconv.MESSAGING_SYSTEM_DRAMATIQ
+    ]
+    assert {labels["celery_task_name"] for labels in scraped.samples["celery_task_failures_total"]} == {
+        "refund"
+    }
     for labels in consumed:
         assert labels["messaging_system"] == semconv.MESSAGING_SYSTEM_DRAMATIQ
         assert labels["messaging_destination_name"] == QUEUE

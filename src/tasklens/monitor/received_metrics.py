@@ -71,6 +71,10 @@ TASK_METRICS: dict[str, semconv.MetricSpec] = {
         semconv.MESSAGE_DEAD_LETTERED,
         semconv.MESSAGES_IN_FLIGHT,
         semconv.MESSAGE_QUEUE_WAIT,
+        semconv.CELERY_TASK_RETRIES_METRIC,
+        semconv.CELERY_TASK_FAILURES,
+        semconv.CELERY_TASKS_IN_FLIGHT,
+        semconv.CELERY_TASK_QUEUE_WAIT,
     )
 }
 #: The process health metrics served again on ``/metrics``, one series per process.
