@@ -288,7 +288,7 @@ def test_metrics_and_the_cli_say_the_same(
         library="celery",
         cache_ttl=0.0,
     )
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
         metrics = client.get("/metrics").text
     cli = CliRunner().invoke(
         main,

@@ -101,7 +101,7 @@ def test_an_unreachable_celery_broker_is_not_ready_and_up_0() -> None:
 
     url = f"redis://:hunter2@127.0.0.1:{closed_port()}/0"
     settings = MonitorSettings(broker_url=url, library="celery", cache_ttl=0.0, broker_timeout=2.0)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
         ready = client.get("/readyz")
         metrics = client.get("/metrics").text
         health = client.get("/api/health")

@@ -327,6 +327,11 @@ def read_snapshot(target: BrokerTarget) -> BrokerSnapshot:
     if not target.queues:
         with target.open() as inspector:
             return inspector.snapshot()
+    if target.library is None and target.app is None:
+        # Which library laid the broker out is told by the named queues, not by whatever else
+        # the broker holds: read them once to know, then list every queue of that layout.
+        with target.open() as named:
+            target = replace(target, library=named.snapshot().messaging_system)
     try:
         inspector = replace(target, queues=()).open()
     except BrokerError as exc:
