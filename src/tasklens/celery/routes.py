@@ -1,4 +1,5 @@
-"""Names and attribute sets for one (server, queue, task): built once, reused for every task."""
+"""The routes of Celery tasks (:class:`tasklens.messaging.routes.Route`) by app, queue and task,
+and each app's broker address, computed once."""
 
 from __future__ import annotations
 
@@ -8,53 +9,12 @@ import weakref
 from typing import Any
 
 from tasklens import semconv
+from tasklens.messaging.routes import Route
 
 __all__ = ["Route", "RouteTable", "server_attributes"]
 
 #: Kombu transports that live inside the process: they have no server to name.
 IN_PROCESS_TRANSPORTS = frozenset({"memory", "filesystem"})
-
-
-class Route:
-    """The span names and attribute dicts of the sends and executions of one task on one queue.
-
-    Parameters:
-      queue_name(str): ``messaging.destination.name``.
-      task_name(str): ``celery.task.name``.
-      server(dict): ``server.address``/``server.port`` of the broker, or empty.
-    """
-
-    __slots__ = (
-        "process_metric_attributes",
-        "process_name",
-        "process_span_attributes",
-        "send_metric_attributes",
-        "send_name",
-        "send_span_attributes",
-        "task_name",
-    )
-
-    def __init__(self, queue_name: str, task_name: str, server: dict[str, Any]):
-        self.task_name = task_name
-        self.send_name = semconv.span_name(semconv.OPERATION_SEND, queue_name)
-        self.process_name = semconv.span_name(semconv.OPERATION_PROCESS, queue_name)
-        base = {
-            semconv.MESSAGING_SYSTEM: semconv.MESSAGING_SYSTEM_CELERY,
-            semconv.MESSAGING_DESTINATION_NAME: queue_name,
-            semconv.CELERY_TASK_NAME: task_name,
-        }
-        self.send_metric_attributes = {**base, semconv.MESSAGING_OPERATION_NAME: semconv.OPERATION_SEND}
-        self.process_metric_attributes = {**base, semconv.MESSAGING_OPERATION_NAME: semconv.OPERATION_PROCESS}
-        self.send_span_attributes = {
-            **self.send_metric_attributes,
-            semconv.MESSAGING_OPERATION_TYPE: semconv.OPERATION_SEND,
-            **server,
-        }
-        self.process_span_attributes = {
-            **self.process_metric_attributes,
-            semconv.MESSAGING_OPERATION_TYPE: semconv.OPERATION_PROCESS,
-            **server,
-        }
 
 
 class RouteTable:
@@ -71,7 +31,16 @@ class RouteTable:
         route = self._routes.get(key)
         if route is None:
             with self._lock:
-                route = self._routes.setdefault(key, Route(queue_name, task_name, server))
+                route = self._routes.setdefault(
+                    key,
+                    Route(
+                        semconv.MESSAGING_SYSTEM_CELERY,
+                        semconv.CELERY_TASK_NAME,
+                        queue_name,
+                        task_name,
+                        server,
+                    ),
+                )
         return route
 
     def server(self, app: Any) -> dict[str, Any]:

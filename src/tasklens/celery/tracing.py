@@ -28,7 +28,6 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, propagate, trace
-from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
@@ -38,7 +37,7 @@ from tasklens.messaging import propagation
 from tasklens.messaging.arguments import ArgsCapture, format_arguments
 from tasklens.messaging.errors import describe, error_type, record_exception
 from tasklens.messaging.histogram import HistogramRecorder, create_histogram
-from tasklens.messaging.tally import Tally
+from tasklens.messaging.tally import in_flight_counter, observed_counter
 from tasklens.version import __version__
 
 __all__ = ["CeleryTracing", "current_task_fields"]
@@ -168,18 +167,11 @@ class CeleryTracing:
             SCOPE_NAME, __version__, tracer_provider, schema_url=semconv.SCHEMA_URL
         )
         meter = metrics.get_meter(SCOPE_NAME, __version__, meter_provider, schema_url=semconv.SCHEMA_URL)
-        self._sent = self._counter(meter, semconv.SENT_MESSAGES)
-        self._consumed = self._counter(meter, semconv.CONSUMED_MESSAGES)
-        self._retries = self._counter(meter, semconv.CELERY_TASK_RETRIES_METRIC)
-        self._failures = self._counter(meter, semconv.CELERY_TASK_FAILURES)
-        # In flight = started - consumed: one tally add per task instead of two.
-        self._started = Tally("started")
-        meter.create_observable_up_down_counter(
-            semconv.CELERY_TASKS_IN_FLIGHT.name,
-            [self._observe_in_flight],
-            semconv.CELERY_TASKS_IN_FLIGHT.unit,
-            semconv.CELERY_TASKS_IN_FLIGHT.description,
-        )
+        self._sent = observed_counter(meter, semconv.SENT_MESSAGES)
+        self._consumed = observed_counter(meter, semconv.CONSUMED_MESSAGES)
+        self._retries = observed_counter(meter, semconv.CELERY_TASK_RETRIES_METRIC)
+        self._failures = observed_counter(meter, semconv.CELERY_TASK_FAILURES)
+        self._started = in_flight_counter(meter, semconv.CELERY_TASKS_IN_FLIGHT, self._consumed)
         # Per-thread histograms handed to the SDK at collection (tasklens.messaging.histogram).
         scope = InstrumentationScope(SCOPE_NAME, __version__, semconv.SCHEMA_URL)
         self._send_duration: HistogramRecorder = create_histogram(
@@ -188,24 +180,6 @@ class CeleryTracing:
         self._process_duration = create_histogram(meter, semconv.PROCESS_DURATION, scope, meter_provider)
         self._queue_wait = create_histogram(meter, semconv.CELERY_TASK_QUEUE_WAIT, scope, meter_provider)
         self._routes = RouteTable()
-
-    @staticmethod
-    def _counter(meter: metrics.Meter, spec: semconv.MetricSpec) -> Tally:
-        tally = Tally(spec.name)
-        meter.create_observable_counter(spec.name, [tally.observe], spec.unit, spec.description)
-        return tally
-
-    def _observe_in_flight(self, options: CallbackOptions) -> list[Observation]:
-        # Consumed first: every task it counts was started before, so the difference is never
-        # below zero.
-        finished: dict[Hashable, int] = {}
-        for key, count in self._consumed.totals().items():
-            route = key[0] if isinstance(key, tuple) else key
-            finished[route] = finished.get(route, 0) + count
-        return [
-            Observation(count - finished.get(route, 0), route.process_metric_attributes)  # type: ignore[attr-defined]
-            for route, count in self._started.totals().items()
-        ]
 
     # -- send side -------------------------------------------------------------------------------
 

@@ -19,7 +19,6 @@ from dramatiq.logging import get_logger
 from dramatiq.middleware import AgeLimit
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
-from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
@@ -29,7 +28,8 @@ from tasklens.messaging import propagation
 from tasklens.messaging.arguments import ArgsCapture, format_arguments
 from tasklens.messaging.errors import describe, error_type, record_exception
 from tasklens.messaging.histogram import HistogramRecorder, create_histogram
-from tasklens.messaging.tally import Tally
+from tasklens.messaging.routes import Route
+from tasklens.messaging.tally import in_flight_counter, observed_counter
 from tasklens.version import __version__
 
 __all__ = ["OpenTelemetryMiddleware", "current_message", "log_fields"]
@@ -45,7 +45,7 @@ class _Processing:
 
     __slots__ = ("context_token", "message", "route", "span", "started", "state_token")
 
-    def __init__(self, message: dramatiq.broker.MessageProxy, route: _Route, span: Span, started: float):
+    def __init__(self, message: dramatiq.broker.MessageProxy, route: Route, span: Span, started: float):
         self.message = message
         self.route = route
         self.span = span
@@ -59,45 +59,11 @@ class _Sending:
 
     __slots__ = ("message_id", "route", "span", "started")
 
-    def __init__(self, message_id: str, route: _Route, span: Span, started: float):
+    def __init__(self, message_id: str, route: Route, span: Span, started: float):
         self.message_id = message_id
         self.route = route
         self.span = span
         self.started = started
-
-
-class _Route:
-    """Names and attribute sets for one (broker, queue, actor): built once, reused per message."""
-
-    __slots__ = (
-        "process_metric_attributes",
-        "process_name",
-        "process_span_attributes",
-        "send_metric_attributes",
-        "send_name",
-        "send_span_attributes",
-    )
-
-    def __init__(self, queue_name: str, actor_name: str, server: dict[str, Any]):
-        self.send_name = semconv.span_name(semconv.OPERATION_SEND, queue_name)
-        self.process_name = semconv.span_name(semconv.OPERATION_PROCESS, queue_name)
-        base = {
-            semconv.MESSAGING_SYSTEM: semconv.MESSAGING_SYSTEM_DRAMATIQ,
-            semconv.MESSAGING_DESTINATION_NAME: queue_name,
-            semconv.DRAMATIQ_ACTOR_NAME: actor_name,
-        }
-        self.send_metric_attributes = {**base, semconv.MESSAGING_OPERATION_NAME: semconv.OPERATION_SEND}
-        self.process_metric_attributes = {**base, semconv.MESSAGING_OPERATION_NAME: semconv.OPERATION_PROCESS}
-        self.send_span_attributes = {
-            **self.send_metric_attributes,
-            semconv.MESSAGING_OPERATION_TYPE: semconv.OPERATION_SEND,
-            **server,
-        }
-        self.process_span_attributes = {
-            **self.process_metric_attributes,
-            semconv.MESSAGING_OPERATION_TYPE: semconv.OPERATION_PROCESS,
-            **server,
-        }
 
 
 #: The message the current worker thread is processing, with its span.
@@ -197,25 +163,18 @@ class OpenTelemetryMiddleware(dramatiq.Middleware):
             _ATTRIBUTE_NAME, __version__, tracer_provider, schema_url=semconv.SCHEMA_URL
         )
         meter = metrics.get_meter(_ATTRIBUTE_NAME, __version__, meter_provider, schema_url=semconv.SCHEMA_URL)
-        self._sent = self._counter(meter, semconv.SENT_MESSAGES)
-        self._consumed = self._counter(meter, semconv.CONSUMED_MESSAGES)
-        self._retries = self._counter(meter, semconv.MESSAGE_RETRIES)
-        self._dead_lettered = self._counter(meter, semconv.MESSAGE_DEAD_LETTERED)
-        # In flight = started - consumed: one tally add per message instead of two.
-        self._started = Tally("started")
-        meter.create_observable_up_down_counter(
-            semconv.MESSAGES_IN_FLIGHT.name,
-            [self._observe_in_flight],
-            semconv.MESSAGES_IN_FLIGHT.unit,
-            semconv.MESSAGES_IN_FLIGHT.description,
-        )
+        self._sent = observed_counter(meter, semconv.SENT_MESSAGES)
+        self._consumed = observed_counter(meter, semconv.CONSUMED_MESSAGES)
+        self._retries = observed_counter(meter, semconv.MESSAGE_RETRIES)
+        self._dead_lettered = observed_counter(meter, semconv.MESSAGE_DEAD_LETTERED)
+        self._started = in_flight_counter(meter, semconv.MESSAGES_IN_FLIGHT, self._consumed)
         scope = InstrumentationScope(_ATTRIBUTE_NAME, __version__, semconv.SCHEMA_URL)
         self._send_duration: HistogramRecorder = create_histogram(
             meter, semconv.CLIENT_OPERATION_DURATION, scope, meter_provider
         )
         self._process_duration = create_histogram(meter, semconv.PROCESS_DURATION, scope, meter_provider)
         self._queue_wait = create_histogram(meter, semconv.MESSAGE_QUEUE_WAIT, scope, meter_provider)
-        self._routes: dict[tuple[int, str, str], _Route] = {}
+        self._routes: dict[tuple[int, str, str], Route] = {}
         self._servers: weakref.WeakKeyDictionary[dramatiq.Broker, dict[str, Any]]
         self._servers = weakref.WeakKeyDictionary()
         self._bound: weakref.WeakSet[dramatiq.Broker] = weakref.WeakSet()
@@ -223,24 +182,6 @@ class OpenTelemetryMiddleware(dramatiq.Middleware):
         self._lock = threading.Lock()
         self.logger = get_logger(__name__, type(self))
         log_records.register(log_fields)
-
-    @staticmethod
-    def _counter(meter: metrics.Meter, spec: semconv.MetricSpec) -> Tally:
-        tally = Tally(spec.name)
-        meter.create_observable_counter(spec.name, [tally.observe], spec.unit, spec.description)
-        return tally
-
-    def _observe_in_flight(self, options: CallbackOptions) -> list[Observation]:
-        # Consumed first: every message it counts was started before, so the difference is
-        # never below zero.
-        finished: dict[Hashable, int] = {}
-        for key, count in self._consumed.totals().items():
-            route = key[0] if isinstance(key, tuple) else key
-            finished[route] = finished.get(route, 0) + count
-        return [
-            Observation(count - finished.get(route, 0), route.process_metric_attributes)  # type: ignore[attr-defined]
-            for route, count in self._started.totals().items()
-        ]
 
     # -- attaching to a broker -------------------------------------------------------------------
 
@@ -339,7 +280,7 @@ class OpenTelemetryMiddleware(dramatiq.Middleware):
 
     # -- producer side ---------------------------------------------------------------------------
 
-    def _route(self, broker: dramatiq.Broker, queue_name: str, actor_name: str) -> _Route:
+    def _route(self, broker: dramatiq.Broker, queue_name: str, actor_name: str) -> Route:
         key = (id(broker), queue_name, actor_name)
         route = self._routes.get(key)
         if route is None:
@@ -347,7 +288,16 @@ class OpenTelemetryMiddleware(dramatiq.Middleware):
             if server is None:
                 server = self._servers.setdefault(broker, _server_attributes(broker))
             # setdefault: two threads meeting a new route at once must share one.
-            route = self._routes.setdefault(key, _Route(q_name(queue_name), actor_name, server))
+            route = self._routes.setdefault(
+                key,
+                Route(
+                    semconv.MESSAGING_SYSTEM_DRAMATIQ,
+                    semconv.DRAMATIQ_ACTOR_NAME,
+                    q_name(queue_name),
+                    actor_name,
+                    server,
+                ),
+            )
         return route
 
     def before_enqueue(

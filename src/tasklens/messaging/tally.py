@@ -15,9 +15,11 @@ import weakref
 from collections.abc import Hashable, Iterable, Mapping
 from typing import Any
 
-from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
-__all__ = ["Tally"]
+from tasklens.semconv import MetricSpec
+
+__all__ = ["Tally", "in_flight_counter", "observed_counter"]
 
 
 class Tally:
@@ -109,3 +111,45 @@ def _reset_all_after_fork() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_all_after_fork)
+
+
+def observed_counter(meter: Meter, spec: MetricSpec) -> Tally:
+    """A tally reported as the observable counter ``spec`` of ``meter``.
+
+    Parameters:
+      meter(Meter): Where the counter is created.
+      spec(MetricSpec): Its name, unit and description.
+    """
+    tally = Tally(spec.name)
+    meter.create_observable_counter(spec.name, [tally.observe], spec.unit, spec.description)
+    return tally
+
+
+def in_flight_counter(meter: Meter, spec: MetricSpec, consumed: Tally) -> Tally:
+    """The tally of started messages, reported as the up-down counter ``spec``: started minus
+    ``consumed`` per route (one add per message instead of two).
+
+    Keys of ``consumed`` are a route or a ``(route, ...)`` tuple; keys of the returned tally are
+    routes, whose ``process_metric_attributes`` the points carry.
+
+    Parameters:
+      meter(Meter): Where the counter is created.
+      spec(MetricSpec): Its name, unit and description.
+      consumed(Tally): The finished messages, counted when each ends.
+    """
+    started = Tally("started")
+
+    def observe(options: CallbackOptions) -> list[Observation]:
+        # Consumed first: every message it counts was started before, so the difference is
+        # never below zero.
+        finished: dict[Hashable, int] = {}
+        for key, count in consumed.totals().items():
+            route = key[0] if isinstance(key, tuple) else key
+            finished[route] = finished.get(route, 0) + count
+        return [
+            Observation(count - finished.get(route, 0), route.process_metric_attributes)  # type: ignore[attr-defined]
+            for route, count in started.totals().items()
+        ]
+
+    meter.create_observable_up_down_counter(spec.name, [observe], spec.unit, spec.description)
+    return started
