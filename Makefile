@@ -23,8 +23,12 @@ system-deps:
 demo: $(STAMP)
 	$(PY) -m tasklens demo
 
+# Most of the suite's time is spent waiting on workers, brokers and browsers, so test files run in
+# TEST_PROCESSES processes at once (each file's tests stay in one); TEST_PROCESSES=0 runs them in one.
+TEST_PROCESSES ?= 3
+
 test: $(STAMP) system-deps
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks deploy
