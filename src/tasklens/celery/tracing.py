@@ -27,7 +27,7 @@ from contextvars import ContextVar, Token
 from typing import Any
 
 from opentelemetry import context as otel_context
-from opentelemetry import metrics, propagate, trace
+from opentelemetry import metrics, trace
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
@@ -132,7 +132,7 @@ def _parse_eta(eta: Any) -> datetime.datetime | None:
 
 def _carrier(source: Any) -> dict[str, str] | None:
     """The propagator's fields found on a request (attributes) or in message headers (a dict)."""
-    fields = propagate.get_global_textmap().fields
+    fields = propagation.carrier_fields()
     read = source.get if isinstance(source, Mapping) else lambda name: getattr(source, name, None)
     carrier = {}
     for name in fields:
@@ -246,7 +246,7 @@ class CeleryTracing:
             publishing.task_id = task_id if isinstance(task_id, str) else None
             publishing.started = time.perf_counter()
             # A retried or re-sent task carries its previous attempt's carrier in its headers.
-            for name in propagate.get_global_textmap().fields:
+            for name in propagation.carrier_fields():
                 headers.pop(name, None)
             headers.update(propagation.inject(span))
             headers[semconv.PUBLISHED_AT_HEADER] = published_at

@@ -25,7 +25,7 @@ from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-__all__ = ["TRACEPARENT", "TRACESTATE", "extract", "inject"]
+__all__ = ["TRACEPARENT", "TRACESTATE", "carrier_fields", "extract", "inject"]
 
 #: The W3C header that carries the trace and span ids and the sampling flag.
 TRACEPARENT = "traceparent"
@@ -56,6 +56,22 @@ def _is_default(textmap: TextMapPropagator) -> bool:
     default = parts is not None and tuple(type(part) for part in parts) == _DEFAULT_PROPAGATORS
     _checked = (textmap, default)
     return default
+
+
+#: The last global propagator seen, and the carrier fields it reads and writes.
+_fields: tuple[TextMapPropagator | None, frozenset[str]] = (None, frozenset())
+
+
+def carrier_fields() -> frozenset[str]:
+    """The header names the global propagator reads and writes (computed once per propagator:
+    a composite one builds a new set on every ``fields`` read)."""
+    global _fields
+    textmap = propagate.get_global_textmap()
+    seen, names = _fields
+    if textmap is not seen:
+        names = frozenset(textmap.fields)
+        _fields = (textmap, names)
+    return names
 
 
 def inject(span: Span) -> dict[str, str]:
