@@ -10,12 +10,16 @@ Environment:
   TASKLENS_E2E_QUEUE: the queue name.
   TASKLENS_E2E_COUNTER_URL / TASKLENS_E2E_COUNTER_KEY: a Redis key counting processed messages.
   TASKLENS_E2E_LOG: when ``1``, the actor logs :data:`LOG_LINE` for each message.
+  TASKLENS_E2E_PROCESSES: when set, the first message each worker process takes waits until
+    that many worker processes have each taken one (see :func:`_join_the_others`), so every
+    process runs some of the work however the broker hands it out.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 from typing import Any
 
 import dramatiq
@@ -29,6 +33,31 @@ LOG_LINE = "e2e work done"
 logger = logging.getLogger(__name__)
 
 _counter: redis.Redis | None = None
+#: Set once this worker process has met the others (:func:`_join_the_others`).
+_joined = threading.Event()
+_joining = threading.Lock()
+#: How long a process waits for the others before it works alone (the test then fails).
+JOIN_TIMEOUT = 60
+
+
+def _join_the_others(client: redis.Redis, counter_key: str, processes: int) -> None:
+    """Hold this process's threads until ``processes`` worker processes have each taken a message.
+
+    One thread per process adds the process id to a Redis set; the process that completes the
+    set pushes one token per process and each process's thread takes one with a blocking pop.
+    The other threads of a process wait on an event meanwhile, so a process that was quicker to
+    fetch leaves the rest of the queue to the others.
+    """
+    if _joined.is_set():
+        return
+    with _joining:
+        if not _joined.is_set():
+            members, tokens = f"{counter_key}:processes", f"{counter_key}:go"
+            client.sadd(members, os.getpid())
+            if client.scard(members) >= processes:
+                client.rpush(tokens, *["go"] * processes)
+            client.blpop([tokens], timeout=JOIN_TIMEOUT)
+            _joined.set()
 
 
 def broker_from_env() -> dramatiq.Broker:
@@ -51,6 +80,9 @@ def declare_work(broker: dramatiq.Broker, queue_name: str, counter_url: str, cou
         global _counter
         if _counter is None:  # one client per worker process, made after the fork
             _counter = redis.Redis.from_url(counter_url)
+        processes = os.environ.get("TASKLENS_E2E_PROCESSES")
+        if processes:
+            _join_the_others(_counter, counter_key, int(processes))
         _counter.incr(counter_key)
         if os.environ.get("TASKLENS_E2E_LOG") == "1":
             logger.info(LOG_LINE)

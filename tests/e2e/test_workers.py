@@ -76,7 +76,7 @@ class Producer:
 def counter(redis_client: Any, unique_name: str) -> Iterator[str]:
     key = f"{unique_name}:processed"
     yield key
-    redis_client.delete(key)
+    redis_client.delete(key, f"{key}:processes", f"{key}:go")  # and the processes' meeting point
 
 
 @pytest.fixture
@@ -154,6 +154,7 @@ def worker_env(
         "TASKLENS_E2E_QUEUE": broker.queue,
         "TASKLENS_E2E_COUNTER_URL": redis_url,
         "TASKLENS_E2E_COUNTER_KEY": counter_key,
+        "TASKLENS_E2E_PROCESSES": str(PROCESSES),
         "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
         # opentelemetry-distro would pick gRPC; the receiver speaks OTLP over HTTP.
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
