@@ -41,6 +41,18 @@ CONTEXT_OPTION = "otel_context"
 #: the queue wait.
 READY_AT_OPTION = "otel_ready_at"
 
+# -- Broker keys (the wire format between Dramatiq workers on Redis and the readers) -------------
+
+#: Key, after Dramatiq's namespace, of the sorted set of worker processes announcing themselves:
+#: member the worker's id, score when it counts as gone unless it announces itself again (Redis
+#: server time, Unix ms).
+WORKERS_KEY = "__tasklens__.workers"
+#: Key, after the namespace, of the hash of worker id to the worker's details (a JSON object).
+WORKER_DETAILS_KEY = "__tasklens__.workers.details"
+#: Key, after the namespace, present while any worker announced itself recently: with it, an
+#: empty ``WORKERS_KEY`` means no worker, not workers that do not announce themselves.
+WORKERS_ANNOUNCED_KEY = "__tasklens__.workers.announced"
+
 # -- Span attributes ------------------------------------------------------------------------------
 
 MESSAGING_SYSTEM = "messaging.system"

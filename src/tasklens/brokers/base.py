@@ -97,10 +97,11 @@ class QueueStats:
 
 @dataclass(frozen=True)
 class WorkerInfo:
-    """One live worker, as its heartbeats describe it (Celery).
+    """One live worker, as its heartbeats (Celery) or announcements (Dramatiq on Redis) describe it.
 
     Parameters:
-      hostname(str): The full node name, ``name@host``: two workers on one host are two.
+      hostname(str): The full node name, ``name@host`` (Dramatiq: ``pid@host``, one per worker
+        process): two workers on one host are two.
       last_heartbeat(float): When its last heartbeat was received, Unix seconds (the monitor's
         clock, so clock skew between machines does not matter).
       expires_at(float): When it counts as gone unless it heart-beats again, Unix seconds.
@@ -111,6 +112,7 @@ class WorkerInfo:
       concurrency(int|None): Its pool's size, once known.
       pid(int|None): Its main process id.
       software(str|None): Its task library and version, e.g. ``py-celery 5.5.0``.
+      queues(tuple[str, ...]|None): The queues it consumes, where it tells (Dramatiq).
     """
 
     hostname: str
@@ -123,6 +125,7 @@ class WorkerInfo:
     concurrency: int | None = None
     pid: int | None = None
     software: str | None = None
+    queues: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -131,7 +134,8 @@ class BrokerSnapshot:
 
     Parameters:
       queues(list[QueueStats]): Every queue found, sorted by name.
-      workers(int|None): Live worker processes (Redis heartbeats) or consumers (RabbitMQ);
+      workers(int|None): Live worker processes (announcements or heartbeats on Redis) or
+        consumers (RabbitMQ);
         ``None`` when they cannot be known (``workers_note`` says why).
       read_at(float): When the read finished, Unix seconds.
       duration(float): How long the read took, in seconds.

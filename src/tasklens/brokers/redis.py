@@ -8,11 +8,20 @@ Dramatiq's Redis broker keeps, under a namespace (``dramatiq`` unless configured
 - ``ns:q.DQ`` and ``ns:q.DQ.msgs``, the same for the delay queue;
 - ``ns:q.XQ``, a sorted set of dead message ids scored by when they died (Unix ms), and
   ``ns:q.XQ.msgs``, their payloads;
-- ``ns:__heartbeats__``, a sorted set of broker ids scored by their last heartbeat (Unix ms).
+- ``ns:__heartbeats__``, a sorted set of broker ids scored by their last command (Unix ms).
 
-So in flight counts the messages workers fetched, running or prefetched; and workers counts
-the processes whose Dramatiq broker talked to Redis within the heartbeat timeout, which are
-the workers (an idle worker polls every few seconds) and any producer that enqueued meanwhile.
+So in flight counts the messages workers fetched, running or prefetched.
+
+Workers: Dramatiq's heartbeats cannot tell a worker from a producer (every command of a Redis
+broker, an enqueue included, refreshes its id there) and keep a stopped worker for the whole
+heartbeat timeout. Worker processes instrumented by tasklens announce themselves instead
+(``tasklens.dramatiq.announcement``): ``ns:__tasklens__.workers``, a sorted set of worker ids
+scored by when each expires (Redis server time), with their details in
+``ns:__tasklens__.workers.details``. When those exist, or did within the last ten minutes
+(``ns:__tasklens__.workers.announced``), the workers are the announced ones, each with its
+hostname, pid, queues and threads. Otherwise the count falls back to the heartbeats fresher than
+``DEFAULT_HEARTBEAT_WINDOW``, which include every process that used the broker meanwhile
+(``workers_note`` says so).
 
 Redis drops the keys of a queue once it is empty, so every reader also remembers the queues it
 saw holding messages in ``ns:__tasklens__.queues`` (a sorted set scored by when, in Unix ms; entries
@@ -34,6 +43,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import time
 from collections.abc import Iterator, Sequence
@@ -54,6 +64,7 @@ from tasklens.brokers.base import (
     Progress,
     QueueNotFound,
     QueueStats,
+    WorkerInfo,
 )
 from tasklens.brokers.payload import (
     DEAD_LETTER_QUEUE_SUFFIX,
@@ -67,7 +78,7 @@ from tasklens.brokers.redis_client import SCAN_COUNT, glob_escape, redis_client,
 from tasklens.brokers.url import redact_url
 
 __all__ = [
-    "DEFAULT_HEARTBEAT_TIMEOUT",
+    "DEFAULT_HEARTBEAT_WINDOW",
     "DEFAULT_NAMESPACE",
     "DEFAULT_REQUEUE_BATCH_SIZE",
     "DEFAULT_TIMEOUT",
@@ -80,8 +91,17 @@ DEFAULT_NAMESPACE = "dramatiq"
 NAMESPACE_QUERY_PARAMETER = "namespace"
 #: How long a connect or a command may take before the broker counts as unavailable, in seconds.
 DEFAULT_TIMEOUT = 5.0
-#: A worker whose last heartbeat is older than this is gone, in seconds (Dramatiq's default).
-DEFAULT_HEARTBEAT_TIMEOUT = 60.0
+#: Without announcements, a broker id whose last heartbeat is older than this is not counted, in
+#: seconds. A consuming Dramatiq worker fetches, and so heart-beats, at least every
+#: ``worker_timeout`` (1 s by default) even when idle, so 10 s keeps a busy or briefly stalled
+#: worker counted while a stopped one (or a producer done sending) drops out within 10 s, not
+#: within Dramatiq's 60 s heartbeat timeout.
+DEFAULT_HEARTBEAT_WINDOW = 10.0
+#: ``workers_note`` when the count comes from Dramatiq's heartbeats.
+HEARTBEATS_NOTE = (
+    "from Dramatiq's heartbeats: every process that used the broker in the last {window:g} s, "
+    "producers too; workers instrumented by tasklens announce themselves for an exact count"
+)
 #: Dead letters moved per atomic script call: small enough that Redis is never blocked for long.
 DEFAULT_REQUEUE_BATCH_SIZE = 500
 #: Payloads fetched per HSCAN call while looking dead letters up by message id.
@@ -117,7 +137,8 @@ class RedisInspector(BrokerInspector):
       queues(Sequence[str]): Queues to report even while they hold nothing (Redis keeps no trace
         of an empty queue); every other queue is found by scanning.
       timeout(float): Connect and command timeout, in seconds.
-      heartbeat_timeout(float): A worker whose heartbeat is older is not counted, in seconds.
+      heartbeat_window(float): Without worker announcements, a heartbeat older than this is not
+        counted, in seconds.
       requeue_batch_size(int): Dead letters moved per atomic step of ``requeue_dead``.
     """
 
@@ -128,7 +149,7 @@ class RedisInspector(BrokerInspector):
         namespace: str | None = None,
         queues: Sequence[str] = (),
         timeout: float = DEFAULT_TIMEOUT,
-        heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT,
+        heartbeat_window: float = DEFAULT_HEARTBEAT_WINDOW,
         requeue_batch_size: int = DEFAULT_REQUEUE_BATCH_SIZE,
     ) -> None:
         if requeue_batch_size < 1:
@@ -145,7 +166,7 @@ class RedisInspector(BrokerInspector):
         self._registry_read_at = -math.inf
         self._written: dict[str, float] = {}
         self.timeout = timeout
-        self.heartbeat_timeout = heartbeat_timeout
+        self.heartbeat_window = heartbeat_window
         self.requeue_batch_size = requeue_batch_size
         self._client = redis_client(connection_url, timeout=timeout, shown_url=self._redacted_url)
         self._stats_script = _script("queue_stats")
@@ -168,11 +189,11 @@ class RedisInspector(BrokerInspector):
         with self._errors():
             names = sorted(self._known() | self._discover() | self._registered())
             try:
-                rows, workers, now_ms = self._read_queues(names)
+                rows, census, now_ms = self._read_queues(names)
             except redis.exceptions.NoScriptError:
                 # The server lost its script cache (restart, SCRIPT FLUSH): load it and read again.
                 self._client.script_load(self._stats_script)
-                rows, workers, now_ms = self._read_queues(names)
+                rows, census, now_ms = self._read_queues(names)
         queues = [
             _queue_stats(name, row, now_ms)
             for name, row in zip(names, rows, strict=True)
@@ -184,11 +205,21 @@ class RedisInspector(BrokerInspector):
             [name for name, row in zip(names, rows, strict=True) if any(int(value) > 0 for value in row[:4])],
             now_ms,
         )
+        worker_list, heartbeats = census
         return BrokerSnapshot(
-            queues=queues, workers=int(workers), read_at=time.time(), duration=time.monotonic() - started
+            queues=queues,
+            workers=len(worker_list) if worker_list is not None else heartbeats,
+            read_at=time.time(),
+            duration=time.monotonic() - started,
+            worker_list=worker_list,
+            workers_note=None
+            if worker_list is not None
+            else HEARTBEATS_NOTE.format(window=self.heartbeat_window),
         )
 
-    def _read_queues(self, names: Sequence[str]) -> tuple[list[Any], int, float]:
+    def _read_queues(
+        self, names: Sequence[str]
+    ) -> tuple[list[Any], tuple[list[WorkerInfo] | None, int], float]:
         """Every queue's counts and the live workers, in one pipelined round trip."""
         now_ms = time.time() * 1000
         pipe = self._client.pipeline(transaction=False)
@@ -202,9 +233,19 @@ class RedisInspector(BrokerInspector):
                 self._key(name + DEAD_LETTER_QUEUE_SUFFIX),
                 semconv.READY_AT_OPTION,
             )
-        pipe.zcount(self._key(HEARTBEATS_KEY), now_ms - self.heartbeat_timeout * 1000, "+inf")
-        *rows, workers = pipe.execute()
-        return rows, int(workers), now_ms
+        pipe.zcount(self._key(HEARTBEATS_KEY), now_ms - self.heartbeat_window * 1000, "+inf")
+        pipe.time()
+        pipe.zrange(self._key(semconv.WORKERS_KEY), 0, -1, withscores=True)
+        pipe.hgetall(self._key(semconv.WORKER_DETAILS_KEY))
+        pipe.exists(self._key(semconv.WORKERS_ANNOUNCED_KEY))
+        *rows, heartbeats, server_time, announced, details, marker = pipe.execute()
+        worker_list = None
+        if announced or marker:
+            seconds, microseconds = server_time
+            worker_list = _announced_workers(
+                announced, details, server_now=seconds + microseconds / 1e6, now=now_ms / 1000
+            )
+        return rows, (worker_list, int(heartbeats)), now_ms
 
     def dead_letters(self, queue: str, *, offset: int = 0, limit: int = 50) -> DeadLetterPage:
         _check_page(offset, limit)
@@ -458,6 +499,59 @@ def _queue_stats(name: str, row: list[Any], now_ms: float) -> QueueStats:
         in_flight=max(0, int(messages) - int(ready)),
         dead=int(dead),
         oldest_age=oldest_age,
+    )
+
+
+def _announced_workers(
+    entries: Sequence[tuple[bytes, float]], details: dict[bytes, bytes], *, server_now: float, now: float
+) -> list[WorkerInfo]:
+    """The announced workers not expired yet, sorted by hostname and pid, in this reader's clock
+    (the scores are the Redis server's, so the clocks of the machines never have to agree)."""
+    skew = now - server_now
+    workers = []
+    for worker_id, score in entries:
+        expires_at = score / 1000
+        if expires_at <= server_now:
+            continue  # killed: its entry lapses here, and the next announcement drops it
+        try:
+            info = json.loads(details.get(worker_id, b"{}"))
+        except ValueError:
+            info = {}
+        if not isinstance(info, dict):
+            info = {}
+        workers.append(_worker_info(worker_id.decode(errors="replace"), info, expires_at + skew))
+    return sorted(workers, key=lambda w: (w.hostname, w.pid or 0))
+
+
+def _worker_info(worker_id: str, info: dict[str, Any], expires_at: float) -> WorkerInfo:
+    def number(name: str) -> float | None:
+        value = info.get(name)
+        return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+    def integer(name: str) -> int | None:
+        value = number(name)
+        return int(value) if value is not None else None
+
+    interval = number("interval") or 0.0
+    lifetime = number("lifetime") or interval
+    host = info.get("hostname") if isinstance(info.get("hostname"), str) else None
+    pid = integer("pid")
+    queues = info.get("queues")
+    versions = [
+        f"{name} {info[name]}" for name in ("dramatiq", "tasklens") if isinstance(info.get(name), str)
+    ]
+    return WorkerInfo(
+        hostname=f"{pid}@{host}" if host and pid is not None else worker_id,
+        last_heartbeat=expires_at - lifetime,
+        expires_at=expires_at,
+        freq=interval,
+        active=integer("active"),
+        processed=integer("processed"),
+        pool="threads",
+        concurrency=integer("worker_threads"),
+        pid=pid,
+        software=", ".join(versions) or None,
+        queues=tuple(q for q in queues if isinstance(q, str)) if isinstance(queues, list) else None,
     )
 
 

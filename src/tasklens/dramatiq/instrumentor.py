@@ -34,6 +34,8 @@ class DramatiqInstrumentor(BaseInstrumentor):
       meter_provider(MeterProvider): Where metrics go. Defaults to the global provider.
       use_links(bool): Process spans start new traces linked to the producer. Defaults to False.
       capture_args(bool|callable): See :class:`OpenTelemetryMiddleware`. Defaults to False.
+      announce_workers(bool): Worker processes on Redis announce themselves, so the worker count
+        is exact. See :class:`OpenTelemetryMiddleware`. Defaults to True.
 
     Example:
       >>> DramatiqInstrumentor().instrument()
@@ -56,6 +58,7 @@ class DramatiqInstrumentor(BaseInstrumentor):
             meter_provider=kwargs.get("meter_provider"),
             use_links=kwargs.get("use_links", False),
             capture_args=kwargs.get("capture_args", False),
+            announce_workers=kwargs.get("announce_workers", True),
         )
         self._brokers = weakref.WeakSet()
         # Under opentelemetry-instrument nothing else prepares the SDK for Dramatiq's forked

@@ -23,6 +23,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 from tasklens import semconv
+from tasklens.dramatiq.announcement import WorkerAnnouncement, announcements_enabled
 from tasklens.messaging import log_fields as log_records
 from tasklens.messaging import propagation
 from tasklens.messaging.arguments import ArgsCapture, format_arguments
@@ -141,6 +142,10 @@ class OpenTelemetryMiddleware(dramatiq.Middleware):
       capture_args(bool|callable): Record the message's arguments as ``dramatiq.message.args``:
         True for args and kwargs, or a callable given ``(args, kwargs)`` that returns what to
         record. Secret-looking keys are redacted and the value is truncated. Defaults to False.
+      announce_workers(bool): On a Redis broker, each worker process announces itself every few
+        seconds under ``namespace:__tasklens__.workers``, so readers count workers exactly (see
+        ``tasklens.dramatiq.announcement``); ``TASKLENS_ANNOUNCE_WORKERS=0`` also turns it off.
+        Producers never announce. Defaults to True.
 
     Example:
       >>> broker = RedisBroker()
@@ -154,11 +159,15 @@ class OpenTelemetryMiddleware(dramatiq.Middleware):
         meter_provider: metrics.MeterProvider | None = None,
         use_links: bool = False,
         capture_args: ArgsCapture = False,
+        announce_workers: bool = True,
     ) -> None:
         self.tracer_provider = tracer_provider
         self.meter_provider = meter_provider
         self.use_links = use_links
         self.capture_args = capture_args
+        self.announce_workers = announce_workers
+        self._announcements: weakref.WeakKeyDictionary[dramatiq.Worker, WorkerAnnouncement]
+        self._announcements = weakref.WeakKeyDictionary()
         self._tracer = trace.get_tracer(
             _ATTRIBUTE_NAME, __version__, tracer_provider, schema_url=semconv.SCHEMA_URL
         )
@@ -236,6 +245,27 @@ class OpenTelemetryMiddleware(dramatiq.Middleware):
 
     def after_declare_queue(self, broker: dramatiq.Broker, queue_name: str) -> None:
         self.bind(broker)
+
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        if not announcements_enabled(self.announce_workers) or worker in self._announcements:
+            return
+        try:
+            announcement = WorkerAnnouncement.start_for(broker, worker, load=self._load)
+        except Exception:  # a worker boots whatever happens to its announcement
+            self.logger.warning("Could not start announcing this worker.", exc_info=True)
+            return
+        if announcement is not None:
+            self._announcements[worker] = announcement
+
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        announcement = self._announcements.pop(worker, None)
+        if announcement is not None:
+            announcement.stop()
+
+    def _load(self) -> tuple[int, int]:
+        """Messages this process is processing now, and has processed since it started."""
+        processed = sum(self._consumed.totals().values())
+        return max(0, sum(self._started.totals().values()) - processed), processed
 
     def after_consumer_thread_boot(self, broker: dramatiq.Broker, thread: Any) -> None:
         _thread_role.consumer = True
