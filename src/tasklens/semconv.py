@@ -256,7 +256,8 @@ WORKERS = MetricSpec(
     "tasklens.workers",
     "gauge",
     "{worker}",
-    "Live workers: announced worker processes, else recent heartbeats (Dramatiq on Redis), heartbeats (Celery) or consumers (Dramatiq on RabbitMQ).",
+    "Live workers: announced worker processes, else recent heartbeats (Dramatiq on Redis), "
+    "heartbeats (Celery) or consumers (Dramatiq on RabbitMQ).",
 )
 BROKER_UP = MetricSpec(
     "tasklens.broker.up",
