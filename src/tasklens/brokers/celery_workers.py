@@ -71,7 +71,8 @@ PING_TIMEOUT = 1.0
 PING_INTERVAL = 30.0
 #: Seconds between two attempts to (re)connect to the broker's events.
 RECONNECT_INTERVAL = 2.0
-#: How much longer than the listen window the first census waits for the connection, in seconds.
+#: How much longer than the listen window (or the connect timeout, when longer) the first census
+#: waits for the connection, in seconds.
 CONNECT_ALLOWANCE = 0.5
 #: Polling step while waiting for the listen window, in seconds.
 WAIT_STEP = 0.05
@@ -296,8 +297,10 @@ class HeartbeatListener:
         started = self._started_at
         if started is None:
             return
-        # Listening began at connection, a little after start: allow the connection that much.
-        deadline = started + self.listen_window + CONNECT_ALLOWANCE
+        # Listening began at connection, after start: a loaded machine or a slow network may
+        # take seconds to connect, so the first census waits for it up to the connect timeout
+        # (less an allowance, so a monitor's read, bounded by the same timeout, still answers).
+        deadline = started + max(self.listen_window + CONNECT_ALLOWANCE, self.timeout - CONNECT_ALLOWANCE)
         while not self._stop.is_set():
             since = self._listening_since
             now = time.monotonic()
