@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -219,3 +220,49 @@ def test_a_pool_process_that_dies_gets_its_process_span_from_the_main_process(
     assert process.start_time is not None and process.end_time is not None
     assert process.start_time <= process.end_time
     assert telemetry.metric_total(semconv.CELERY_TASK_FAILURES.name, celery__task__state="failure") == 1
+
+
+def test_a_running_task_revoked_with_terminate_gets_one_failed_span_from_the_main_process(
+    request: pytest.FixtureRequest,
+    unique_name: str,
+    redis_url: str,
+    telemetry: Telemetry,
+    instrumented: CeleryInstrumentor,
+) -> None:
+    # ``revoke(terminate=True)`` kills the pool process running the task: only prefork can, and
+    # only the main process is left to end the task's span.
+    import redis
+
+    app, cleanups = make_app("redis", request, unique_name)
+    app.conf.worker_enable_remote_control = True
+    rig = AppRig("redis", app, unique_name, cleanups)
+    request.addfinalizer(lambda: [cleanup() for cleanup in cleanups])
+    started_key = f"{unique_name}:started"
+
+    @rig.task(name=f"{rig.queue_name}.long")
+    def long() -> None:
+        client = redis.Redis.from_url(redis_url)
+        client.set(started_key, os.getpid(), ex=300)
+        client.blpop([f"{unique_name}:never"], timeout=120)  # works until it is terminated
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        with rig.worker(pool="prefork", concurrency=1):
+            result = long.delay()
+            deadline = time.monotonic() + WAIT_S
+            while not client.exists(started_key):
+                assert time.monotonic() < deadline, "the task never started"
+                time.sleep(0.05)
+            app.control.revoke(result.id, terminate=True)
+            [process] = telemetry.wait_for_spans("process ", 1, WAIT_S)
+    finally:
+        client.close()
+    assert len(telemetry.spans("process ")) == 1, "one span for the task"
+    [send] = telemetry.spans("send ")
+    assert process.parent is not None and process.parent.span_id == send.context.span_id
+    assert process.attributes[semconv.MESSAGING_MESSAGE_ID] == result.id
+    assert process.status.status_code is StatusCode.ERROR
+    [event] = [e for e in process.events if e.name == semconv.EVENT_CELERY_REVOKED]
+    assert event.attributes[semconv.CELERY_REVOKED_TERMINATED] is True
+    assert event.attributes[semconv.CELERY_REVOKED_EXPIRED] is False
+    assert telemetry.metric_total(semconv.CELERY_TASK_FAILURES.name, celery__task__state="revoked") == 1
