@@ -78,7 +78,9 @@ def oldest_taken(truth: CeleryRedisTruth, queue: str) -> float:
     client = redis.Redis.from_url(truth.redis_url)
     try:
         prefix = truth.app.prefix
-        tags = [tag for tag, entry in client.hgetall(f"{prefix}unacked").items() if json.loads(entry)[2] == queue]
+        tags = [
+            tag for tag, entry in client.hgetall(f"{prefix}unacked").items() if json.loads(entry)[2] == queue
+        ]
         return min(float(client.zscore(f"{prefix}unacked_index", tag) or 0) for tag in tags)
     finally:
         client.close()
@@ -129,12 +131,14 @@ def test_celery_queues_show_priority_steps_unacked_split_and_the_oldest_unacked_
         expect(column(page, row, "In flight")).to_have_text(str(expected["in_flight"]))
         expect(detail.locator(".unacked-eta")).to_have_text(str(expected["delayed"]))
         expect(detail.locator(".unacked-reserved")).to_have_text(str(expected["in_flight"]))
-        expect(detail.locator(".unacked-total")).to_have_text(str(expected["delayed"] + expected["in_flight"]))
+        expect(detail.locator(".unacked-total")).to_have_text(
+            str(expected["delayed"] + expected["in_flight"])
+        )
         expect(detail.locator(".unacked-split")).to_contain_text("countdown/eta")
         # Celery on Redis keeps no dead letters: unknown, never 0.
         expect(column(page, row, "Dead")).to_have_text("—")
     expect(page.locator('#queue-counts tr.queue-detail .step[data-step="0"]').first).to_have_attribute(
-        "title", "priorities 0–2"
+        "title", "priorities 0\u20132"
     )
 
     # The worker took its tasks seconds ago: shown with the timeout, no warning.
@@ -170,7 +174,9 @@ def test_celery_queues_show_priority_steps_unacked_split_and_the_oldest_unacked_
 HOSTILE_QUEUE = '<img src=x onerror="window.hostile=1">'
 
 
-def test_queues_of_two_libraries_get_a_library_column_and_filter(page: Any, celery_queues: CeleryQueues) -> None:
+def test_queues_of_two_libraries_get_a_library_column_and_filter(
+    page: Any, celery_queues: CeleryQueues
+) -> None:
     from playwright.sync_api import expect
 
     monitor, truth = celery_queues.monitor, celery_queues.truth
