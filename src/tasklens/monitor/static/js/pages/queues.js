@@ -54,12 +54,12 @@ function oldestUnackedCell(queue) {
     { class: state ? "warn" : null, dataset: { redelivery: state || "no" } },
     h("span.unacked-age", null, duration(age)),
     timeout ? h("span.visibility-timeout", null, ` of ${duration(timeout)}`) : null,
-    state === "due" ? h("div.redelivery", null, "⚠ past the visibility timeout: delivered again") : null,
+    state === "due" ? h("div.redelivery", null, "⚠ past the visibility timeout: due to be delivered again") : null,
     state === "soon" ? h("div.redelivery", null, "⚠ near the visibility timeout: redelivery soon") : null,
   );
 }
 
-/** The priority steps that hold each step's priorities, for its title: 0 -> "priorities 0–2". */
+/** The priorities each step holds, for its title: with steps 0, 3, 6, 9, step 0 -> "priorities 0–2". */
 function stepRanges(steps) {
   return steps.map((step, i) => {
     const last = i + 1 < steps.length ? steps[i + 1] - 1 : MAX_PRIORITY;
