@@ -22,6 +22,7 @@ def test_queues_lists_every_queue_with_unknown_counts_as_null(client: TestClient
     default, emails = body["queues"]
     assert default == {
         "name": "default",
+        "messaging_system": "dramatiq",
         "ready": 3,
         "delayed": 2,
         "in_flight": 1,
@@ -38,7 +39,8 @@ def test_queues_lists_every_queue_with_unknown_counts_as_null(client: TestClient
 
 
 def test_one_queue_and_an_unknown_queue(client: TestClient) -> None:
-    assert client.get("/api/queues/default").json()["ready"] == 3
+    one = client.get("/api/queues/default").json()
+    assert (one["ready"], one["messaging_system"]) == (3, "dramatiq")
 
     missing = client.get("/api/queues/nope")
 

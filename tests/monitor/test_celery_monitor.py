@@ -88,6 +88,7 @@ def test_prometheus_api_and_health_hold_what_the_broker_holds(
         )
         assert entry["priorities"] == {str(step): n for step, n in expected["priorities"].items()}
     assert by_name[truth.app.queue]["oldest_unacked_age"] is not None
+    assert {entry["messaging_system"] for entry in queues["queues"]} == {"celery"}
     assert [item["hostname"] for item in workers["items"]] == [truth.hostname]
     assert workers["items"][0]["pool"] in ("threads", None)
     assert ready.status_code == 200

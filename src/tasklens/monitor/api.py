@@ -89,7 +89,8 @@ def list_queues(state: State) -> QueuesOut:
 
 @router.get("/queues/{queue}", summary="One queue's counts", responses=NOT_FOUND)
 def show_queue(state: State, queue: str) -> QueueOut:
-    return QueueOut.of(state.reader.read().queue(queue))
+    snapshot = state.reader.read()
+    return QueueOut.of(snapshot.queue(queue), snapshot.messaging_system)
 
 
 @router.get("/workers", summary="Live workers")

@@ -73,7 +73,7 @@ class HealthReport:
             messaging_system=self.messaging_system,
             workers=self.workers,
             workers_note=self.workers_note,
-            queues=[QueueOut.of(stats) for stats in self.queues],
+            queues=[QueueOut.of(stats, self.messaging_system) for stats in self.queues],
             total_pending=self.total_pending,
             reasons=list(self.reasons),
         )

@@ -36,6 +36,9 @@ class QueueOut(BaseModel):
     """One queue's counts."""
 
     name: str
+    messaging_system: str | None = Field(
+        default=None, description="The task library whose layout the queue is in: dramatiq or celery."
+    )
     ready: int | None
     delayed: int | None
     in_flight: int | None
@@ -57,9 +60,10 @@ class QueueOut(BaseModel):
     )
 
     @classmethod
-    def of(cls, stats: QueueStats) -> QueueOut:
+    def of(cls, stats: QueueStats, messaging_system: str | None = None) -> QueueOut:
         return cls(
             name=stats.name,
+            messaging_system=messaging_system,
             ready=stats.ready,
             delayed=stats.delayed,
             in_flight=stats.in_flight,
@@ -93,7 +97,7 @@ class QueuesOut(BaseModel):
             workers=snapshot.workers,
             workers_note=snapshot.workers_note,
             read_at=snapshot.read_at,
-            queues=[QueueOut.of(stats) for stats in snapshot.queues],
+            queues=[QueueOut.of(stats, snapshot.messaging_system) for stats in snapshot.queues],
         )
 
 

@@ -3,24 +3,131 @@
 import { get } from "../api.js";
 import { lineChart } from "../charts.js";
 import { deadLetterBrowser } from "../dead-letters.js";
-import { fill, h, panel, table } from "../dom.js";
+import { cell, fill, h, panel, table } from "../dom.js";
 import { count, duration, windowSeconds } from "../format.js";
 import { depthSeries, STATE_COLORS } from "../widgets.js";
 
 const STATES = ["ready", "delayed", "in_flight", "dead"];
+
+/** Share of the visibility timeout from which a task is about to be delivered again (as /api/health). */
+const REDELIVERY_WARNING = 0.9;
+/** kombu clamps a task's priority to 0..9; each step holds the priorities up to the next step. */
+const MAX_PRIORITY = 9;
+
+const DELAYED_TITLE =
+  "Waiting for their time. Dramatiq: in the delay queue. Celery: countdown/eta tasks, which a worker holds unacknowledged until they are due.";
+const IN_FLIGHT_TITLE = "Taken by a worker and not acknowledged yet. Celery: reserved (prefetched) or executing.";
+const UNACKED_TITLE =
+  "Since a worker took the queue's oldest unacknowledged task, of the visibility timeout after which Redis delivers it again to any worker.";
+
+/** The task library of a queue, "?" when the API does not say. */
+function libraryOf(queue) {
+  return queue.messaging_system || "?";
+}
+
+/** Whether a queue has Celery-on-Redis parts: priority steps, unacknowledged tasks. */
+function hasCeleryDetail(queue) {
+  return Boolean(queue.priorities) || (queue.visibility_timeout !== null && queue.visibility_timeout !== undefined);
+}
+
+/**
+ * How close the oldest unacknowledged task is to being delivered again:
+ * "due" past the visibility timeout, "soon" past REDELIVERY_WARNING of it, "" otherwise.
+ */
+function redelivery(queue) {
+  const age = queue.oldest_unacked_age;
+  const timeout = queue.visibility_timeout;
+  if (age === null || age === undefined || !timeout) return "";
+  if (age >= timeout) return "due";
+  return age >= REDELIVERY_WARNING * timeout ? "soon" : "";
+}
+
+function oldestUnackedCell(queue) {
+  const age = queue.oldest_unacked_age;
+  const timeout = queue.visibility_timeout;
+  if (age === null || age === undefined) {
+    return h("td.num.oldest-unacked", { title: timeout ? `Visibility timeout ${duration(timeout)}` : null }, "—");
+  }
+  const state = redelivery(queue);
+  return h(
+    "td.num.oldest-unacked",
+    { class: state ? "warn" : null, dataset: { redelivery: state || "no" } },
+    h("span.unacked-age", null, duration(age)),
+    timeout ? h("span.visibility-timeout", null, ` of ${duration(timeout)}`) : null,
+    state === "due" ? h("div.redelivery", null, "⚠ past the visibility timeout: due to be delivered again") : null,
+    state === "soon" ? h("div.redelivery", null, "⚠ near the visibility timeout: redelivery soon") : null,
+  );
+}
+
+/** The priorities each step holds, for its title: with steps 0, 3, 6, 9, step 0 -> "priorities 0–2". */
+function stepRanges(steps) {
+  return steps.map((step, i) => {
+    const last = i + 1 < steps.length ? steps[i + 1] - 1 : MAX_PRIORITY;
+    return last > step ? `priorities ${step}–${last}` : `priority ${step}`;
+  });
+}
+
+/** The line under a Celery-on-Redis queue: ready per priority step, unacknowledged by kind. */
+function celeryDetailRow(queue, span) {
+  const parts = [];
+  if (queue.priorities) {
+    const steps = Object.keys(queue.priorities)
+      .map(Number)
+      .sort((a, b) => a - b);
+    const ranges = stepRanges(steps);
+    parts.push(
+      h(
+        "div.priority-steps",
+        null,
+        h("span.detail-label", null, `Ready by priority step (Celery serves step ${steps[0]} first, lower steps before higher): `),
+        steps.map((step, i) => [
+          i ? " · " : null,
+          h("span.step", { dataset: { step: String(step) }, title: ranges[i] }, `${step}: `, h("span.step-count", null, count(queue.priorities[String(step)]))),
+        ]),
+      ),
+    );
+  }
+  if (queue.visibility_timeout !== null && queue.visibility_timeout !== undefined) {
+    const known = queue.delayed !== null && queue.delayed !== undefined && queue.in_flight !== null && queue.in_flight !== undefined;
+    parts.push(
+      h(
+        "div.unacked-split",
+        null,
+        h("span.detail-label", null, "Held unacknowledged by workers: "),
+        h("span.unacked-total", null, known ? count(queue.delayed + queue.in_flight) : "—"),
+        " = ",
+        h("span.unacked-eta", null, count(queue.delayed)),
+        " waiting for their countdown/eta (Delayed) + ",
+        h("span.unacked-reserved", null, count(queue.in_flight)),
+        " reserved or executing (In flight)",
+      ),
+    );
+  }
+  return h("tr.queue-detail", { dataset: { queue: queue.name } }, h("td", { colspan: span }, parts));
+}
 
 export default {
   title: () => "Queues",
   mount(root, context) {
     let timeWindow = context.window;
     let queues = [];
+    let library = context.query.get("library") || "";
     const counts = h("div", { id: "queue-counts" });
+    const librarySelect = h("select", {
+      id: "queue-library",
+      name: "library",
+      onchange: () => {
+        library = librarySelect.value;
+        renderCounts();
+      },
+    });
+    const libraryFilter = h("div.filters", { hidden: true }, h("label", null, "Library", librarySelect));
     const historyPanel = h("div.grid-2", { id: "depth-history" });
     const browser = deadLetterBrowser({ queue: context.query.get("dlq") || "", onAction: loadQueues });
     fill(
       root,
       h("h1", null, "Queues & dead letters"),
-      panel("Queues now", counts),
+      panel("Queues now", libraryFilter, counts),
       h("h2.section", null, "Depth history"),
       historyPanel,
       browser.element,
@@ -34,18 +141,53 @@ export default {
     }
 
     function renderCounts() {
-      const columns = ["Queue", ...["Ready", "Delayed", "In flight", "Dead", "Oldest ready", "Consumers"].map((label) => ({ label, className: "num" })), ""];
-      const rows = queues.map((q) => [
-        [q.name, "mono"],
-        [count(q.ready), "num"],
-        [count(q.delayed), "num"],
-        [count(q.in_flight), "num"],
-        [count(q.dead), q.dead ? "num error" : "num"],
-        [q.oldest_age ? duration(q.oldest_age) : "—", "num"],
-        [count(q.consumers), "num"],
-        q.dead ? h("a", { href: `?dlq=${encodeURIComponent(q.name)}#dlq` }, "Dead letters") : "",
-      ]);
-      fill(counts, table(columns, rows, { empty: "The broker has no queues yet." }));
+      const libraries = [...new Set(queues.map(libraryOf))].sort();
+      const mixed = libraries.length > 1;
+      setLibraryChoices(mixed ? libraries : []);
+      const shown = mixed && library ? queues.filter((q) => libraryOf(q) === library) : queues;
+      // Celery on Redis only: how long its oldest unacknowledged task has been held.
+      const unacked = queues.some((q) => q.visibility_timeout !== null && q.visibility_timeout !== undefined);
+      const columns = [
+        "Queue",
+        mixed ? "Library" : null,
+        { label: "Ready", className: "num" },
+        { label: "Delayed", className: "num", title: DELAYED_TITLE },
+        { label: "In flight", className: "num", title: IN_FLIGHT_TITLE },
+        { label: "Dead", className: "num" },
+        { label: "Oldest ready", className: "num" },
+        unacked ? { label: "Oldest unacked", className: "num", title: UNACKED_TITLE } : null,
+        { label: "Consumers", className: "num" },
+        "",
+      ].filter(Boolean);
+      const rows = [];
+      for (const q of shown) {
+        const detail = hasCeleryDetail(q);
+        const cells = [
+          [q.name, "mono"],
+          mixed ? [libraryOf(q), "library"] : null,
+          [count(q.ready), "num"],
+          [count(q.delayed), "num"],
+          [count(q.in_flight), "num"],
+          [count(q.dead), q.dead ? "num error" : "num"],
+          [q.oldest_age ? duration(q.oldest_age) : "—", "num"],
+          unacked ? oldestUnackedCell(q) : null,
+          [count(q.consumers), "num"],
+          q.dead ? h("a", { href: `?dlq=${encodeURIComponent(q.name)}#dlq` }, "Dead letters") : "",
+        ].filter((c) => c !== null);
+        rows.push(h("tr", { class: detail ? "has-detail" : null, dataset: { queue: q.name, library: libraryOf(q) } }, cells.map(cell)));
+        if (detail) rows.push(celeryDetailRow(q, columns.length));
+      }
+      const empty = queues.length ? "No queue of this library." : "The broker has no queues yet.";
+      fill(counts, table(columns, rows, { empty, className: "queue-counts" }));
+    }
+
+    function setLibraryChoices(libraries) {
+      libraryFilter.hidden = !libraries.length;
+      const current = [...librarySelect.options].slice(1).map((o) => o.value);
+      if (current.join("\n") !== libraries.join("\n")) {
+        fill(librarySelect, h("option", { value: "" }, "All libraries"), libraries.map((name) => h("option", { value: name }, name)));
+      }
+      librarySelect.value = libraries.includes(library) ? library : "";
     }
 
     function renderHistory(history) {
