@@ -99,6 +99,20 @@ def test_demo_produces_every_kind_of_run_and_exits_0_on_sigint(
         assert dead > 0
         assert runs and all(run["status"] == "error" for run in runs)
         assert logged, "the actors' log lines reach their traces"
+        if where == "redis":
+            # The monitor reads both brokers: Celery's queue and workers next to Dramatiq's.
+            with httpx.Client(
+                base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=10
+            ) as client:
+                queues = client.get("/api/queues").json()["queues"]
+                systems = {q["messaging_system"] for q in queues}
+                assert {"dramatiq", "celery"} <= systems
+                assert "demo-celery" in {q["name"] for q in queues if q["messaging_system"] == "celery"}
+                workers: list[dict[str, object]] = []
+                while time.monotonic() < deadline + 30 and not workers:
+                    workers = client.get("/api/workers").json()["items"] or []
+                    time.sleep(0.5)
+                assert workers and all(w["messaging_system"] == "celery" for w in workers)
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
     finally:

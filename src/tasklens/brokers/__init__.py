@@ -14,7 +14,9 @@ Example:
 ``amqps://`` (``RabbitmqInspector``, which needs ``pip install tasklens[rabbitmq]``), Celery on
 Redis (``CeleryRedisInspector``, kombu's layout) and Celery on RabbitMQ
 (``CeleryRabbitmqInspector``). The library comes from ``library``, the app, a Dramatiq
-``?namespace=``, or is detected from the broker (``tasklens.brokers.detect``).
+``?namespace=``, or is detected from the broker (``tasklens.brokers.detect``). Several brokers
+(Dramatiq's and Celery's, say) are read as one by ``CompositeInspector``
+(``tasklens.brokers.composite``).
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ from urllib.parse import parse_qs, urlsplit
 from tasklens import semconv
 from tasklens.brokers.app import AppNotFound, AppQueues, load_app_queues
 from tasklens.brokers.base import (
+    AmbiguousQueue,
     BrokerError,
     BrokerInspector,
+    BrokerPart,
     BrokerSnapshot,
     BrokerUnavailable,
     DeadLetter,
@@ -37,6 +41,7 @@ from tasklens.brokers.base import (
     QueueNotFound,
     QueueStats,
 )
+from tasklens.brokers.composite import CompositeInspector, CompositeMember
 from tasklens.brokers.detect import LIBRARIES, AmbiguousBroker, DetectedInspector, detect_library
 from tasklens.brokers.url import redact_url
 
@@ -46,12 +51,16 @@ __all__ = [
     "RABBITMQ_SCHEMES",
     "REDIS_SCHEMES",
     "AmbiguousBroker",
+    "AmbiguousQueue",
     "AppNotFound",
     "AppQueues",
     "BrokerError",
     "BrokerInspector",
+    "BrokerPart",
     "BrokerSnapshot",
     "BrokerUnavailable",
+    "CompositeInspector",
+    "CompositeMember",
     "DeadLetter",
     "DeadLetterPage",
     "MessageNotFound",

@@ -21,8 +21,10 @@ from typing import Any
 from tasklens import semconv
 
 __all__ = [
+    "AmbiguousQueue",
     "BrokerError",
     "BrokerInspector",
+    "BrokerPart",
     "BrokerSnapshot",
     "BrokerUnavailable",
     "DeadLetter",
@@ -76,6 +78,8 @@ class QueueStats:
         queue it has not acknowledged (Celery on Redis), ``None`` when none is or it is unknown.
       visibility_timeout(float|None): Unacknowledged messages older than this are delivered
         again, in seconds (Celery on Redis).
+      messaging_system(str|None): The task library whose layout the queue was read from, when a
+        snapshot holds several brokers' queues; ``None`` means the snapshot's ``messaging_system``.
     """
 
     name: str
@@ -88,6 +92,7 @@ class QueueStats:
     priorities: dict[int, int] | None = None
     oldest_unacked_age: float | None = None
     visibility_timeout: float | None = None
+    messaging_system: str | None = None
 
     @property
     def pending(self) -> int:
@@ -113,6 +118,8 @@ class WorkerInfo:
       pid(int|None): Its main process id.
       software(str|None): Its task library and version, e.g. ``py-celery 5.5.0``.
       queues(tuple[str, ...]|None): The queues it consumes, where it tells (Dramatiq).
+      messaging_system(str|None): The task library of the broker it was seen on, when a snapshot
+        holds several brokers' workers.
     """
 
     hostname: str
@@ -126,6 +133,29 @@ class WorkerInfo:
     pid: int | None = None
     software: str | None = None
     queues: tuple[str, ...] | None = None
+    messaging_system: str | None = None
+
+
+@dataclass(frozen=True)
+class BrokerPart:
+    """How one of several brokers read into one snapshot fared (``CompositeInspector``).
+
+    Parameters:
+      broker(str): The broker URL without credentials.
+      messaging_system(str|None): Its task library, ``None`` while it is unknown (not detected yet
+        because the broker never answered).
+      up(bool): Whether it answered.
+      error(str|None): Why it did not, without credentials.
+      workers(int|None): Its live workers, ``None`` when unknown or down.
+      workers_note(str|None): What limits its worker count.
+    """
+
+    broker: str
+    messaging_system: str | None
+    up: bool
+    error: str | None = None
+    workers: int | None = None
+    workers_note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -143,6 +173,9 @@ class BrokerSnapshot:
       worker_list(list[WorkerInfo]|None): Each live worker, where the layout describes them.
       workers_note(str|None): What limits the worker count, e.g. ``events disabled: workers
         unknown``.
+      brokers(list[BrokerPart]|None): Each broker read, when the snapshot holds several
+        (``CompositeInspector``): the queues of one that did not answer are absent, and its part
+        says so. ``None`` for one broker.
     """
 
     queues: list[QueueStats]
@@ -152,12 +185,48 @@ class BrokerSnapshot:
     messaging_system: str = semconv.MESSAGING_SYSTEM_DRAMATIQ
     worker_list: list[WorkerInfo] | None = None
     workers_note: str | None = None
+    brokers: list[BrokerPart] | None = None
 
-    def queue(self, name: str) -> QueueStats:
-        for stats in self.queues:
-            if stats.name == name:
-                return stats
-        raise QueueNotFound(f"queue {name!r} not found")
+    def queue(self, name: str, messaging_system: str | None = None) -> QueueStats:
+        """The queue called ``name`` (of ``messaging_system``'s layout, when given).
+
+        Raises:
+          QueueNotFound: when there is none.
+          AmbiguousQueue: when several libraries have a queue of that name and none is chosen.
+        """
+        found = [
+            stats
+            for stats in self.queues
+            if stats.name == name and messaging_system in (None, self.system_of(stats))
+        ]
+        if not found:
+            suffix = f" in {messaging_system}" if messaging_system else ""
+            raise QueueNotFound(f"queue {name!r} not found{suffix}")
+        systems = sorted({self.system_of(stats) for stats in found})
+        if len(systems) > 1:
+            raise AmbiguousQueue(name, systems)
+        return found[0]
+
+    def system_of(self, stats: QueueStats) -> str:
+        """The task library whose layout ``stats`` was read from."""
+        return stats.messaging_system or self.messaging_system
+
+
+class AmbiguousQueue(BrokerError):
+    """Several task libraries have a queue of that name: the caller must choose one.
+
+    Parameters:
+      queue(str): The queue's name.
+      choices(list[str]): The libraries that have it.
+    """
+
+    def __init__(self, queue: str, choices: Sequence[str]) -> None:
+        self.queue = queue
+        self.choices = list(choices)
+        super().__init__(
+            f"queue {queue!r} exists in {' and '.join(self.choices)}: say which (messaging_system="
+            f"{'|'.join(self.choices)})"
+        )
 
 
 @dataclass(frozen=True)
@@ -265,6 +334,17 @@ class BrokerInspector(abc.ABC):
     @abc.abstractmethod
     def purge_dead(self, queue: str) -> int:
         """Delete every dead letter of the queue; return how many were deleted."""
+
+    def for_queue(self, queue: str, messaging_system: str | None = None) -> BrokerInspector:
+        """The inspector holding ``queue``'s dead letters: this one, unless it reads several
+        brokers (``CompositeInspector``), which chooses by ``messaging_system`` when two
+        libraries have a queue of that name.
+
+        Parameters:
+          queue(str): The queue's name.
+          messaging_system(str|None): ``dramatiq`` or ``celery``, when it matters.
+        """
+        return self
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

@@ -216,6 +216,7 @@ def monitor(
     \b
     Example:
       tasklens monitor --broker redis://127.0.0.1:6379/0 --port 9191
+      tasklens monitor --broker dramatiq=redis://127.0.0.1:6379/0 --app proj.celery  # both libraries
       TASKLENS_AUTH_TOKEN=s3cret tasklens monitor --host 0.0.0.0 --public-metrics \\
           --broker amqp://guest:guest@rabbit:5672/%2F --queue default --max-backlog 1000
     """
@@ -241,6 +242,7 @@ def monitor(
         library=target.library,
         transport_options=target.transport_options,
         ping_workers=target.ping_workers,
+        brokers=target.brokers,
     )
     try:
         check_bind(settings)

@@ -4,6 +4,11 @@ Every command that reads a broker takes ``--broker`` (or ``TASKLENS_BROKER_URL``
 ``--queue``, ``--library``, ``--transport-option``, ``--ping-workers``,
 ``--rabbitmq-management-url`` and ``--timeout``. A broker that does not answer is
 reported on one line naming its redacted URL, and the command exits with status 2.
+
+``--broker`` and ``--app`` may be repeated to read several brokers as one (Dramatiq's and
+Celery's): each ``--broker`` is ``URL`` or ``LIBRARY=URL`` (``celery=redis://...``), each
+``--app`` names its broker (a Celery app's ``broker_url``; a Dramatiq broker module, which names
+none, takes the next ``--broker`` without a library of its own).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from tasklens.monitor.settings import (
     BROKER_URL_ENV,
     DEFAULT_BROKER_TIMEOUT,
     DEFAULT_BROKER_URL,
+    BrokerSpec,
     HealthThresholds,
 )
 
@@ -53,6 +59,8 @@ __all__ = [
 EXIT_UNREACHABLE = 2
 #: Exit status when the queue or message named does not exist.
 EXIT_NOT_FOUND = 1
+#: Exit status of a usage error (click's own).
+EXIT_USAGE = 2
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -95,6 +103,8 @@ class BrokerTarget:
       library(str|None): ``dramatiq`` or ``celery``; detected when ``None``.
       transport_options(dict): Celery's ``broker_transport_options`` (over the app's).
       ping_workers(bool): Celery: count workers answering ``inspect ping`` when none heart-beats.
+      brokers(tuple[BrokerSpec, ...]): Several brokers read as one, when ``--broker``/``--app``
+        are repeated (``url``, ``app`` and ``library`` are then the first one's).
     """
 
     url: str
@@ -105,24 +115,41 @@ class BrokerTarget:
     library: str | None = None
     transport_options: dict[str, Any] = field(default_factory=dict)
     ping_workers: bool = False
+    brokers: tuple[BrokerSpec, ...] = ()
 
     @property
     def redacted(self) -> str:
-        """The URL as it may be shown."""
+        """The URL (every URL, with several brokers) as it may be shown."""
+        if self.brokers:
+            return ", ".join(redact_url(spec.url) for spec in self.brokers)
         return redact_url(self.url)
 
     def open(self) -> BrokerInspector:
-        """Open the inspector (nothing is read yet). Raises BrokerError."""
+        """Open the inspector (nothing is read yet): a ``CompositeInspector`` for several
+        brokers. Raises BrokerError."""
+        if not self.brokers:
+            return self._open_one(BrokerSpec(self.url, self.app, self.library))
+        from tasklens.brokers.composite import CompositeInspector, CompositeMember
+
+        for spec in self.brokers:  # every URL and app is checked before anything is read
+            self._open_one(spec).close()
+        members = [
+            CompositeMember(spec.url, functools.partial(self._open_one, spec), library=spec.library)
+            for spec in self.brokers
+        ]
+        return CompositeInspector(members, timeout=self.timeout)
+
+    def _open_one(self, spec: BrokerSpec) -> BrokerInspector:
         from tasklens.brokers import open_broker
 
-        check_broker_url(self.url)
+        check_broker_url(spec.url)
         return open_broker(
-            self.url,
+            spec.url,
             queues=self.queues,
-            app=self.app,
+            app=spec.app,
             management_url=self.management_url,
             timeout=self.timeout,
-            library=self.library,
+            library=spec.library,
             transport_options=self.transport_options,
             ping_workers=self.ping_workers,
         )
@@ -154,14 +181,86 @@ def _app_broker_url(app: str | None) -> str | None:
         fail(str(exc), EXIT_UNREACHABLE)
 
 
+#: The task libraries a ``--broker LIBRARY=URL`` may name.
+BROKER_LIBRARIES = ("celery", "dramatiq")
+
+
+def _broker_value(value: str) -> tuple[str, str | None]:
+    """``URL`` or ``LIBRARY=URL`` as (URL, library or None)."""
+    head, equals, rest = value.partition("=")
+    if equals and "://" not in head:
+        if head not in BROKER_LIBRARIES:
+            raise click.BadParameter(
+                f"{head!r} is not a task library: use URL or LIBRARY=URL, LIBRARY one of "
+                f"{', '.join(BROKER_LIBRARIES)} (like celery=redis://127.0.0.1:6379/0)",
+                param_hint="'--broker'",
+            )
+        if not rest:
+            raise click.BadParameter(f"{value!r} names no URL after {head}=", param_hint="'--broker'")
+        return rest, head
+    return value, None
+
+
+def broker_specs(
+    brokers: tuple[str, ...], apps: tuple[str, ...], library: str | None
+) -> tuple[BrokerSpec, ...]:
+    """The brokers that repeated ``--broker``/``--app`` name (empty for one broker, read as ever).
+
+    Each Celery ``--app`` reads the broker its ``broker_url`` names; a Dramatiq ``--app`` (a broker
+    module, which names no URL) takes the next ``--broker`` without a library of its own; every
+    other ``--broker`` is a broker of its own, its library from ``LIBRARY=``, else ``--library``,
+    else detected.
+
+    Parameters:
+      brokers(tuple[str, ...]): The ``--broker`` values, ``URL`` or ``LIBRARY=URL``.
+      apps(tuple[str, ...]): The ``--app`` values.
+      library(str|None): ``--library``, for the brokers that do not say theirs.
+
+    Raises:
+      click.BadParameter: for a value that is not ``URL`` or ``LIBRARY=URL``, a Dramatiq app left
+        without a URL, or a broker given twice.
+    """
+    parsed = [_broker_value(value) for value in brokers]
+    if len(parsed) <= 1 and len(apps) <= 1:
+        return ()
+    from tasklens.brokers.app import load_app_queues
+
+    specs: list[BrokerSpec] = []
+    free = [(url, own) for url, own in parsed]
+    for app in apps:
+        try:
+            declared = load_app_queues(app)
+        except BrokerError as exc:
+            fail(str(exc), EXIT_UNREACHABLE)
+        if declared.broker_url:
+            specs.append(BrokerSpec(declared.broker_url, app, declared.library))
+            continue
+        match = next((i for i, (_, own) in enumerate(free) if own in (None, declared.library)), None)
+        if match is None:
+            raise click.BadParameter(
+                f"{app!r} is a {declared.library} broker module and names no broker URL: give its URL "
+                "with one more --broker",
+                param_hint="'--app'",
+            )
+        url, _ = free.pop(match)
+        specs.append(BrokerSpec(url, app, declared.library))
+    specs.extend(BrokerSpec(url, None, own or library) for url, own in free)
+    seen: set[BrokerSpec] = set()
+    for spec in specs:
+        if spec in seen:
+            raise click.BadParameter(f"{redact_url(spec.url)} is given twice", param_hint="'--broker'")
+        seen.add(spec)
+    return tuple(specs)
+
+
 def broker_options(command: F) -> F:
     """Add the broker options to ``command``; it receives them as ``target: BrokerTarget``."""
 
     @functools.wraps(command)
     def wrapper(
         *args: Any,
-        broker: str | None,
-        app: str | None,
+        broker: tuple[str, ...],
+        app: tuple[str, ...],
         queues: tuple[str, ...],
         rabbitmq_management_url: str | None,
         timeout: float,
@@ -170,9 +269,38 @@ def broker_options(command: F) -> F:
         ping_workers: bool,
         **kwargs: Any,
     ) -> Any:
-        url = broker or _app_broker_url(app) or DEFAULT_BROKER_URL
+        try:
+            several = broker_specs(broker, app, library)
+        except click.BadParameter as exc:
+            fail(exc.format_message(), EXIT_USAGE)
+        if several:
+            first = several[0]
+            target = BrokerTarget(
+                first.url,
+                first.app,
+                queues,
+                rabbitmq_management_url,
+                timeout,
+                first.library,
+                transport_options,
+                ping_workers,
+                brokers=several,
+            )
+            return command(*args, target=target, **kwargs)
+        given, own = _broker_value(broker[0]) if broker else (None, None)
+        if own is not None and library is not None and own != library:
+            fail(f"--broker says {own} and --library says {library}: give one", EXIT_USAGE)
+        one_app = app[0] if app else None
+        url = given or _app_broker_url(one_app) or DEFAULT_BROKER_URL
         target = BrokerTarget(
-            url, app, queues, rabbitmq_management_url, timeout, library, transport_options, ping_workers
+            url,
+            one_app,
+            queues,
+            rabbitmq_management_url,
+            timeout,
+            own or library,
+            transport_options,
+            ping_workers,
         )
         return command(*args, target=target, **kwargs)
 
@@ -180,16 +308,21 @@ def broker_options(command: F) -> F:
         click.option(
             "--broker",
             envvar=BROKER_URL_ENV,
-            metavar="URL",
+            multiple=True,
+            metavar="[LIBRARY=]URL",
             help=(
-                f"Broker URL (redis://, rediss://, unix://, amqp://, amqps://); also {BROKER_URL_ENV}."
+                f"Broker URL (redis://, rediss://, unix://, amqp://, amqps://); also {BROKER_URL_ENV}"
+                " (several separated by spaces). Repeat to read several brokers as one; celery=URL or"
+                " dramatiq=URL says whose layout it is."
                 f"  [default: a Celery --app's broker_url, else {DEFAULT_BROKER_URL}]"
             ),
         ),
         click.option(
             "--app",
+            multiple=True,
             metavar="MODULE",
-            help="Import this Celery app (module, module:app) or Dramatiq broker module to learn its queues.",
+            help="Import this Celery app (module, module:app) or Dramatiq broker module to learn its queues"
+            " (repeatable: each Celery app's broker is read too).",
         ),
         click.option(
             "--library",

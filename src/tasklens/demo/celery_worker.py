@@ -22,7 +22,7 @@ from celery import chain, chord
 from tasklens.demo import celery_app
 from tasklens.demo.broker import REDIS_HOST, REDIS_PORT
 
-__all__ = ["CeleryDemo", "CeleryTraffic", "send_chord", "start_celery_demo"]
+__all__ = ["CeleryDemo", "CeleryTraffic", "celery_key_prefix", "send_chord", "start_celery_demo"]
 
 #: Pool processes of the prefork worker, and threads of the in-process one.
 CONCURRENCY = 2
@@ -67,7 +67,7 @@ def start_celery_demo(*, on_redis: bool, prefork: bool = True) -> CeleryDemo:
         a threads worker in this process.
     """
     if on_redis:
-        prefix = f"tasklens-demo-celery-{os.getpid()}:"
+        prefix = celery_key_prefix()
         url = f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
     else:
         prefix, url = None, "memory://"
@@ -82,6 +82,11 @@ def start_celery_demo(*, on_redis: bool, prefork: bool = True) -> CeleryDemo:
     if prefix:
         demo.stoppers.insert(0, lambda: _delete_prefixed(prefix))
     return demo
+
+
+def celery_key_prefix() -> str:
+    """The Redis key prefix of every key this process's Celery demo makes (the monitor reads it)."""
+    return f"tasklens-demo-celery-{os.getpid()}:"
 
 
 def _start_prefork_worker(demo: CeleryDemo) -> None:

@@ -96,7 +96,7 @@ def start_dashboard_demo(
 
     from tasklens.brokers.stub import StubInspector
     from tasklens.demo.actors import declare_actors
-    from tasklens.demo.broker import demo_broker
+    from tasklens.demo.broker import REDIS_HOST, REDIS_PORT, demo_broker
     from tasklens.demo.serving import BackgroundServer
     from tasklens.demo.webapp import create_demo_app
     from tasklens.monitor import MonitorSettings, create_app
@@ -108,13 +108,25 @@ def start_dashboard_demo(
     def open_stub_inspector() -> StubInspector:
         return StubInspector(demo.broker, workers=1)
 
-    # The monitor comes first: the worker's exporters need its address.
+    from tasklens.demo.celery_worker import celery_key_prefix
+    from tasklens.monitor.settings import BrokerSpec
+
+    # The monitor comes first: the worker's exporters need its address. On Redis it reads both
+    # the Dramatiq namespace and the Celery key prefix of the demo.
+    brokers: tuple[BrokerSpec, ...] = ()
+    options: dict[str, Any] = {}
+    if demo.url:
+        celery_url = f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
+        brokers = (BrokerSpec(demo.url, library="dramatiq"), BrokerSpec(celery_url, library="celery"))
+        options = {"global_keyprefix": celery_key_prefix()}
     settings = MonitorSettings(
         broker_url=demo.url or "stub://in-process",
         port=port,
         auth_token=token,
         store_path=str(store / "telemetry.db"),
         cache_ttl=1.0,
+        brokers=brokers,
+        transport_options=options,
     )
     inspector_factory: Any = None if demo.url else open_stub_inspector
     monitor = BackgroundServer(create_app(settings, open_inspector=inspector_factory), port=port).start()

@@ -6,6 +6,11 @@ or delete naming an id that is not a dead letter of the queue changes nothing an
 Reads come from the cached snapshot (see ``SnapshotReader``); dead-letter reads and actions go
 to the broker through their own inspector, one at a time. Actions need the bearer token.
 
+When the monitor reads several brokers (Dramatiq's and Celery's), every queue carries its
+``messaging_system``; the routes naming a queue take ``?messaging_system=dramatiq|celery``, which
+is needed only when both libraries have a queue of that name (without it they answer 409 with the
+``choices``).
+
 =========================================================  =====================================
 ``GET /api/queues``                                        every queue's counts and the workers
 ``GET /api/queues/{queue}``                                one queue's counts
@@ -22,7 +27,7 @@ to the broker through their own inspector, one at a time. Actions need the beare
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 
@@ -55,10 +60,17 @@ MAX_PAGE_SIZE = 1000
 MAX_OFFSET = 1_000_000_000
 
 State = Annotated[MonitorState, Depends(monitor_state)]
+#: Which task library's queue is meant, when the monitor reads several brokers and two libraries
+#: have a queue of that name (otherwise 409 names the choices).
+System = Annotated[
+    Literal["dramatiq", "celery"] | None,
+    Query(description="dramatiq or celery: which library's queue, when both have one of this name."),
+]
 
 #: Errors every route may answer with.
 COMMON_ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorBody, "description": "Missing or wrong bearer token."},
+    409: {"model": ErrorBody, "description": "Both libraries have a queue of this name: see choices."},
     503: {"model": ErrorBody, "description": "The broker did not answer."},
 }
 NOT_FOUND: dict[int | str, dict[str, object]] = {
@@ -88,9 +100,10 @@ def list_queues(state: State) -> QueuesOut:
 
 
 @router.get("/queues/{queue}", summary="One queue's counts", responses=NOT_FOUND)
-def show_queue(state: State, queue: str) -> QueueOut:
+def show_queue(state: State, queue: str, messaging_system: System = None) -> QueueOut:
     snapshot = state.reader.read()
-    return QueueOut.of(snapshot.queue(queue), snapshot.messaging_system)
+    stats = snapshot.queue(queue, messaging_system)
+    return QueueOut.of(stats, snapshot.system_of(stats))
 
 
 @router.get("/workers", summary="Live workers")
@@ -107,9 +120,10 @@ def list_dead_letters(
     queue: str,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
+    messaging_system: System = None,
 ) -> DeadLetterPageOut:
     with state.actions.borrow() as inspector:
-        page = inspector.dead_letters(queue, offset=offset, limit=limit)
+        page = inspector.for_queue(queue, messaging_system).dead_letters(queue, offset=offset, limit=limit)
     return DeadLetterPageOut(
         items=[DeadLetterOut.of(letter) for letter in page.items],
         total=page.total,
@@ -119,18 +133,24 @@ def list_dead_letters(
 
 
 @router.get("/queues/{queue}/dead-letters/{message_id}", summary="One dead letter", responses=NOT_FOUND)
-def show_dead_letter(state: State, queue: str, message_id: str) -> DeadLetterOut:
+def show_dead_letter(
+    state: State, queue: str, message_id: str, messaging_system: System = None
+) -> DeadLetterOut:
     with state.actions.borrow() as inspector:
-        return DeadLetterOut.of(inspector.dead_letter(queue, message_id))
+        return DeadLetterOut.of(inspector.for_queue(queue, messaging_system).dead_letter(queue, message_id))
 
 
 @actions_router.post(
     "/queues/{queue}/dead-letters/requeue", summary="Requeue dead letters", responses=BAD_BODY
 )
-def requeue_dead_letters(state: State, queue: str, body: RequeueIds | RequeueAll) -> RequeuedOut:
+def requeue_dead_letters(
+    state: State, queue: str, body: RequeueIds | RequeueAll, messaging_system: System = None
+) -> RequeuedOut:
     message_ids = body.message_ids if isinstance(body, RequeueIds) else None
     with state.actions.borrow() as inspector:
-        moved = inspector.requeue_dead(queue, message_ids, reset_retries=body.reset_retries)
+        moved = inspector.for_queue(queue, messaging_system).requeue_dead(
+            queue, message_ids, reset_retries=body.reset_retries
+        )
     state.reader.invalidate()
     logger.info("Requeued %d dead letters of %r.", moved, queue)
     return RequeuedOut(requeued=moved)
@@ -139,26 +159,30 @@ def requeue_dead_letters(state: State, queue: str, body: RequeueIds | RequeueAll
 @actions_router.post(
     "/queues/{queue}/dead-letters/delete", summary="Delete some dead letters", responses=BAD_BODY
 )
-def delete_dead_letters(state: State, queue: str, body: DeleteIn) -> DeletedOut:
+def delete_dead_letters(
+    state: State, queue: str, body: DeleteIn, messaging_system: System = None
+) -> DeletedOut:
     with state.actions.borrow() as inspector:
-        deleted = inspector.delete_dead(queue, body.message_ids)
+        deleted = inspector.for_queue(queue, messaging_system).delete_dead(queue, body.message_ids)
     state.reader.invalidate()
     logger.info("Deleted %d dead letters of %r.", deleted, queue)
     return DeletedOut(deleted=deleted)
 
 
 @actions_router.delete("/queues/{queue}/dead-letters/{message_id}", summary="Delete one dead letter")
-def delete_dead_letter(state: State, queue: str, message_id: str) -> DeletedOut:
+def delete_dead_letter(
+    state: State, queue: str, message_id: str, messaging_system: System = None
+) -> DeletedOut:
     with state.actions.borrow() as inspector:
-        deleted = inspector.delete_dead(queue, [message_id])
+        deleted = inspector.for_queue(queue, messaging_system).delete_dead(queue, [message_id])
     state.reader.invalidate()
     return DeletedOut(deleted=deleted)
 
 
 @actions_router.delete("/queues/{queue}/dead-letters", summary="Purge the dead-letter queue")
-def purge_dead_letters(state: State, queue: str) -> PurgedOut:
+def purge_dead_letters(state: State, queue: str, messaging_system: System = None) -> PurgedOut:
     with state.actions.borrow() as inspector:
-        purged = inspector.purge_dead(queue)
+        purged = inspector.for_queue(queue, messaging_system).purge_dead(queue)
     state.reader.invalidate()
     logger.info("Purged %d dead letters of %r.", purged, queue)
     return PurgedOut(purged=purged)

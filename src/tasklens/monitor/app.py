@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import logging
 from collections.abc import AsyncIterator
@@ -33,12 +34,12 @@ from tasklens.monitor.headers import SecurityHeadersMiddleware
 from tasklens.monitor.hosts import HostCheckMiddleware, HostPolicy
 from tasklens.monitor.inspectors import InspectorFactory, SharedInspector
 from tasklens.monitor.otlp_export import start_otlp_export
-from tasklens.monitor.settings import MonitorSettings
+from tasklens.monitor.settings import BrokerSpec, MonitorSettings
 from tasklens.monitor.snapshots import SnapshotReader
 from tasklens.monitor.state import MonitorState
 from tasklens.monitor.telemetry import TelemetryService
 
-__all__ = ["ROUTERS", "broker_factory", "create_app"]
+__all__ = ["ROUTERS", "broker_description", "broker_factory", "create_app"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,29 +55,57 @@ ROUTERS: tuple[APIRouter, ...] = (
 )
 
 
+#: How much longer than one broker's timeout the reader waits for several brokers read at once,
+#: in seconds: each is bounded by the timeout, and the composite must report the slow one first.
+COMPOSITE_MARGIN = 1.0
+
+
 def broker_factory(settings: MonitorSettings) -> InspectorFactory:
-    """Opens an inspector for the settings' broker with ``tasklens.brokers.open_broker``.
+    """Opens an inspector for the settings' brokers with ``tasklens.brokers.open_broker``: one
+    broker's, or a ``CompositeInspector`` over each of several.
 
     Parameters:
-      settings(MonitorSettings): Which broker, which queues, and the timeout.
+      settings(MonitorSettings): Which brokers, which queues, and the timeout.
     """
 
-    def open_inspector() -> BrokerInspector:
+    def open_one(spec: BrokerSpec) -> BrokerInspector:
         from tasklens.brokers import open_broker
 
-        check_broker_url(settings.broker_url)
+        check_broker_url(spec.url)
         return open_broker(
-            settings.broker_url,
+            spec.url,
             queues=settings.queues,
-            app=settings.app,
+            app=spec.app,
             management_url=settings.rabbitmq_management_url,
             timeout=settings.broker_timeout,
-            library=settings.library,
+            library=spec.library,
             transport_options=settings.transport_options,
             ping_workers=settings.ping_workers,
         )
 
-    return open_inspector
+    specs = settings.broker_specs
+    if len(specs) == 1:
+        return lambda: open_one(specs[0])
+
+    def open_composite() -> BrokerInspector:
+        from tasklens.brokers.composite import CompositeInspector, CompositeMember
+
+        members = [
+            CompositeMember(spec.url, functools.partial(open_one, spec), library=spec.library)
+            for spec in specs
+        ]
+        return CompositeInspector(members, timeout=settings.broker_timeout)
+
+    return open_composite
+
+
+def broker_description(settings: MonitorSettings) -> str:
+    """The brokers read, without credentials: the only form ever shown.
+
+    Parameters:
+      settings(MonitorSettings): Which brokers.
+    """
+    return ", ".join(redact_url(spec.url) for spec in settings.broker_specs)
 
 
 def create_app(settings: MonitorSettings, *, open_inspector: InspectorFactory | None = None) -> FastAPI:
@@ -84,15 +113,17 @@ def create_app(settings: MonitorSettings, *, open_inspector: InspectorFactory | 
 
     Parameters:
       settings(MonitorSettings): Everything the monitor is configured with.
-      open_inspector(InspectorFactory|None): Opens broker inspectors; by default
-        ``broker_factory(settings)``. Called once for snapshots and once for dead-letter work.
+      open_inspector(InspectorFactory|None): Opens broker inspectors (a ``CompositeInspector``
+        when ``settings.brokers`` names several); by default ``broker_factory(settings)``.
+        Called once for snapshots and once for dead-letter work.
     """
     factory = open_inspector or broker_factory(settings)
-    broker = redact_url(settings.broker_url)
+    broker = broker_description(settings)
+    several = len(settings.broker_specs) > 1
     reader = SnapshotReader(
         SharedInspector(factory),
         redacted_url=broker,
-        timeout=settings.broker_timeout,
+        timeout=settings.broker_timeout + (COMPOSITE_MARGIN if several else 0.0),
         ttl=settings.cache_ttl,
     )
     telemetry = TelemetryService.open(settings)

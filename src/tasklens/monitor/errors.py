@@ -1,7 +1,8 @@
 """Every error the monitor answers with is JSON: ``{"error": "<what went wrong and what to do>"}``.
 
 Broker errors map to status codes here, once: an unreachable broker is 503, an unknown queue or
-message 404, a malformed request 422 (with the offending fields in ``details``), and anything
+message 404, a queue name several task libraries share without ``messaging_system`` saying which
+409 (with the ``choices``), a malformed request 422 (with the offending fields in ``details``), and anything
 unexpected 500.
 """
 
@@ -17,7 +18,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tasklens.brokers.base import BrokerError, BrokerUnavailable, MessageNotFound, QueueNotFound
+from tasklens.brokers.base import (
+    AmbiguousQueue,
+    BrokerError,
+    BrokerUnavailable,
+    MessageNotFound,
+    QueueNotFound,
+)
 
 __all__ = ["ErrorBody", "install_error_handlers"]
 
@@ -29,11 +36,13 @@ class ErrorBody(BaseModel):
 
     error: str
     details: list[dict[str, Any]] | None = None
+    choices: list[str] | None = None
 
 
 #: Status code of each broker error; other ``BrokerError`` subclasses are 502.
 BROKER_ERROR_STATUS: dict[type[BrokerError], int] = {
     BrokerUnavailable: 503,
+    AmbiguousQueue: 409,
     QueueNotFound: 404,
     MessageNotFound: 404,
 }
@@ -81,6 +90,8 @@ async def _broker_error(request: Request, exc: Exception) -> JSONResponse:
     )
     if status_code >= 500:
         logger.warning("%s %s failed: %s", request.method, request.url.path, exc)
+    if isinstance(exc, AmbiguousQueue):
+        return JSONResponse({"error": str(exc), "choices": exc.choices}, status_code=status_code)
     return error_response(status_code, str(exc))
 
 

@@ -1,8 +1,8 @@
 """Whether the queues are healthy: one verdict shared by ``/api/health`` and ``tasklens health``.
 
-- ``unhealthy``: the broker did not answer.
+- ``unhealthy``: the broker did not answer (none of them, when the monitor reads several).
 - ``degraded``: it answered, but a threshold is crossed (a queue's backlog, the age of its oldest
-  ready message, or too few live workers).
+  ready message, or too few live workers), or one of several brokers did not answer.
 - ``healthy``: otherwise.
 """
 
@@ -14,10 +14,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
 
-from tasklens.brokers.base import BrokerSnapshot, QueueStats
+from tasklens.brokers.base import BrokerPart, BrokerSnapshot, QueueStats
 from tasklens.monitor.auth import public_access
 from tasklens.monitor.errors import ErrorBody
-from tasklens.monitor.schemas import HealthOut, QueueOut
+from tasklens.monitor.schemas import BrokerPartOut, HealthOut, QueueOut
 from tasklens.monitor.settings import HealthThresholds
 from tasklens.monitor.state import MonitorState, monitor_state
 
@@ -50,6 +50,7 @@ class HealthReport:
       reasons(list[str]): Why the status is not healthy.
       messaging_system(str|None): The task library read, ``None`` when unreachable.
       workers_note(str|None): Why ``workers`` is unknown, when it is.
+      brokers(list[BrokerPart]|None): Each broker read, when there are several.
     """
 
     status: HealthStatus
@@ -59,6 +60,7 @@ class HealthReport:
     reasons: list[str] = field(default_factory=list)
     messaging_system: str | None = None
     workers_note: str | None = None
+    brokers: list[BrokerPart] | None = None
 
     @property
     def total_pending(self) -> int:
@@ -76,6 +78,7 @@ class HealthReport:
             queues=[QueueOut.of(stats, self.messaging_system) for stats in self.queues],
             total_pending=self.total_pending,
             reasons=list(self.reasons),
+            brokers=None if self.brokers is None else [BrokerPartOut.of(part) for part in self.brokers],
         )
 
 
@@ -87,7 +90,14 @@ def assess_health(snapshot: BrokerSnapshot, thresholds: HealthThresholds, *, bro
       thresholds(HealthThresholds): When to say degraded.
       broker(str): The redacted broker URL.
     """
-    reasons = [*_queue_reasons(snapshot.queues, thresholds), *_worker_reasons(snapshot.workers, thresholds)]
+    down = [
+        f"broker {part.broker} did not answer: {part.error}" for part in snapshot.brokers or () if not part.up
+    ]
+    reasons = [
+        *down,
+        *_queue_reasons(snapshot.queues, thresholds),
+        *_worker_reasons(snapshot.workers, thresholds),
+    ]
     return HealthReport(
         status=DEGRADED if reasons else HEALTHY,
         broker=broker,
@@ -96,6 +106,7 @@ def assess_health(snapshot: BrokerSnapshot, thresholds: HealthThresholds, *, bro
         reasons=reasons,
         messaging_system=snapshot.messaging_system,
         workers_note=snapshot.workers_note,
+        brokers=snapshot.brokers,
     )
 
 
@@ -166,11 +177,20 @@ def healthz() -> dict[str, str]:
 )
 def readyz(state: Annotated[MonitorState, Depends(monitor_state)]) -> JSONResponse:
     """Readiness: 200 when the last broker read (at most ``cache_ttl`` seconds old) succeeded,
-    503 when it failed or did not finish within ``broker_timeout`` seconds."""
+    503 when it failed or did not finish within ``broker_timeout`` seconds. With several brokers,
+    every one must have answered; the body lists each with ``up``."""
     result = state.reader.result()
     if result.error is not None:
         return JSONResponse({"error": str(result.error), "broker": state.broker}, status_code=503)
-    return JSONResponse({"status": "ready", "broker": state.broker})
+    parts = result.snapshot.brokers if result.snapshot is not None else None
+    if parts is None:
+        return JSONResponse({"status": "ready", "broker": state.broker})
+    brokers = [BrokerPartOut.of(part).model_dump() for part in parts]
+    down = [part for part in parts if not part.up]
+    if down:
+        error = "; ".join(f"{part.broker} did not answer: {part.error}" for part in down)
+        return JSONResponse({"error": error, "broker": state.broker, "brokers": brokers}, status_code=503)
+    return JSONResponse({"status": "ready", "broker": state.broker, "brokers": brokers})
 
 
 @router.get(

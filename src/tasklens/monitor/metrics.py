@@ -10,6 +10,12 @@ Celery on Redis adds ``tasklens_queue_priority_ready`` (per priority step),
 
 A count the broker cannot tell (``None``) is left out, never reported as 0. When the broker does
 not answer, ``tasklens_broker_up`` is 0 and the queue gauges are absent.
+
+When the monitor reads several brokers, each queue's series carry its own library's
+``messaging_system``, ``tasklens_workers`` has one series per library, and ``tasklens_broker_up``
+has one series per broker, labelled ``broker`` (its URL without credentials) and
+``messaging_system`` (empty until it is known): a broker that does not answer is 0 and its queues
+are absent, while the others' are served.
 """
 
 from __future__ import annotations
@@ -70,6 +76,8 @@ SYSTEM_LABEL = prometheus_label(semconv.MESSAGING_SYSTEM)
 QUEUE_LABEL = prometheus_label(semconv.MESSAGING_DESTINATION_NAME)
 STATE_LABEL = prometheus_label(semconv.QUEUE_STATE)
 PRIORITY_LABEL = prometheus_label(semconv.QUEUE_PRIORITY)
+#: Label of ``tasklens_broker_up`` naming the broker, when the monitor reads several.
+BROKER_LABEL = "broker"
 
 
 class BrokerCollector(Collector):
@@ -113,8 +121,14 @@ def _gauge(spec: semconv.MetricSpec, labels: list[str] | None = None) -> GaugeMe
 
 
 def _broker_gauges(result: ReadResult) -> Iterator[Metric]:
-    up = _gauge(semconv.BROKER_UP)
-    up.add_metric([], 1.0 if result.up else 0.0)
+    parts = result.snapshot.brokers if result.snapshot is not None else None
+    if parts is None:
+        up = _gauge(semconv.BROKER_UP)
+        up.add_metric([], 1.0 if result.up else 0.0)
+    else:
+        up = _gauge(semconv.BROKER_UP, [BROKER_LABEL, SYSTEM_LABEL])
+        for part in parts:
+            up.add_metric([part.broker, part.messaging_system or ""], 1.0 if part.up else 0.0)
     yield up
     duration = _gauge(semconv.BROKER_SCRAPE_DURATION)
     duration.add_metric([], result.duration)
@@ -122,13 +136,13 @@ def _broker_gauges(result: ReadResult) -> Iterator[Metric]:
 
 
 def _queue_gauges(snapshot: BrokerSnapshot) -> Iterator[Metric]:
-    system = snapshot.messaging_system
     depth = _gauge(semconv.QUEUE_DEPTH, [SYSTEM_LABEL, QUEUE_LABEL, STATE_LABEL])
     age = _gauge(semconv.QUEUE_OLDEST_MESSAGE_AGE, [SYSTEM_LABEL, QUEUE_LABEL])
     priority = _gauge(semconv.QUEUE_PRIORITY_READY, [SYSTEM_LABEL, QUEUE_LABEL, PRIORITY_LABEL])
     unacked_age = _gauge(semconv.QUEUE_OLDEST_UNACKED_AGE, [SYSTEM_LABEL, QUEUE_LABEL])
     visibility = _gauge(semconv.QUEUE_VISIBILITY_TIMEOUT, [SYSTEM_LABEL, QUEUE_LABEL])
     for stats in snapshot.queues:
+        system = snapshot.system_of(stats)
         for state, count in depths_by_state(stats):
             if count is not None:
                 depth.add_metric([system, stats.name, state], float(count))
@@ -146,9 +160,18 @@ def _queue_gauges(snapshot: BrokerSnapshot) -> Iterator[Metric]:
     for family in (priority, unacked_age, visibility):
         if family.samples:
             yield family
-    if snapshot.workers is not None:
+    by_system: dict[str, int] = {}
+    if snapshot.brokers is None:
+        if snapshot.workers is not None:
+            by_system[snapshot.messaging_system] = snapshot.workers
+    else:
+        for part in snapshot.brokers:
+            if part.up and part.workers is not None and part.messaging_system is not None:
+                by_system[part.messaging_system] = by_system.get(part.messaging_system, 0) + part.workers
+    if by_system:
         workers = _gauge(semconv.WORKERS, [SYSTEM_LABEL])
-        workers.add_metric([system], float(snapshot.workers))
+        for name, count in sorted(by_system.items()):
+            workers.add_metric([name], float(count))
         yield workers
 
 

@@ -114,7 +114,7 @@ def _depth_observations(reader: SnapshotReader) -> Iterable[Observation]:
             if count is not None:
                 yield Observation(
                     count,
-                    {**_queue_attributes(snapshot.messaging_system, stats.name), semconv.QUEUE_STATE: state},
+                    {**_queue_attributes(snapshot.system_of(stats), stats.name), semconv.QUEUE_STATE: state},
                 )
 
 
@@ -124,7 +124,7 @@ def _age_observations(reader: SnapshotReader) -> Iterable[Observation]:
         return
     for stats in snapshot.queues:
         if stats.oldest_age is not None:
-            yield Observation(stats.oldest_age, _queue_attributes(snapshot.messaging_system, stats.name))
+            yield Observation(stats.oldest_age, _queue_attributes(snapshot.system_of(stats), stats.name))
 
 
 def _priority_observations(reader: SnapshotReader) -> Iterable[Observation]:
@@ -134,7 +134,7 @@ def _priority_observations(reader: SnapshotReader) -> Iterable[Observation]:
     for stats in snapshot.queues:
         for step, ready in sorted((stats.priorities or {}).items()):
             attributes = {
-                **_queue_attributes(snapshot.messaging_system, stats.name),
+                **_queue_attributes(snapshot.system_of(stats), stats.name),
                 semconv.QUEUE_PRIORITY: str(step),
             }
             yield Observation(ready, attributes)
@@ -147,7 +147,7 @@ def _unacked_age_observations(reader: SnapshotReader) -> Iterable[Observation]:
     for stats in snapshot.queues:
         if stats.oldest_unacked_age is not None:
             yield Observation(
-                stats.oldest_unacked_age, _queue_attributes(snapshot.messaging_system, stats.name)
+                stats.oldest_unacked_age, _queue_attributes(snapshot.system_of(stats), stats.name)
             )
 
 
@@ -158,14 +158,24 @@ def _visibility_observations(reader: SnapshotReader) -> Iterable[Observation]:
     for stats in snapshot.queues:
         if stats.visibility_timeout is not None:
             yield Observation(
-                stats.visibility_timeout, _queue_attributes(snapshot.messaging_system, stats.name)
+                stats.visibility_timeout, _queue_attributes(snapshot.system_of(stats), stats.name)
             )
 
 
 def _worker_observations(reader: SnapshotReader) -> Iterable[Observation]:
     snapshot = reader.result().snapshot
-    if snapshot is not None and snapshot.workers is not None:
-        yield Observation(snapshot.workers, {semconv.MESSAGING_SYSTEM: snapshot.messaging_system})
+    if snapshot is None:
+        return
+    if snapshot.brokers is None:
+        if snapshot.workers is not None:
+            yield Observation(snapshot.workers, {semconv.MESSAGING_SYSTEM: snapshot.messaging_system})
+        return
+    by_system: dict[str, int] = {}
+    for part in snapshot.brokers:  # several brokers: one series per library
+        if part.up and part.workers is not None and part.messaging_system is not None:
+            by_system[part.messaging_system] = by_system.get(part.messaging_system, 0) + part.workers
+    for system, workers in sorted(by_system.items()):
+        yield Observation(workers, {semconv.MESSAGING_SYSTEM: system})
 
 
 def _up_observations(reader: SnapshotReader) -> Iterable[Observation]:

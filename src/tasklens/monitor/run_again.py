@@ -38,7 +38,7 @@ from tasklens.brokers.base import BrokerError
 from tasklens.messaging.arguments import MAX_ARGS_LENGTH, REDACTED
 from tasklens.monitor.auth import action_access
 from tasklens.monitor.errors import ErrorBody, error_response
-from tasklens.monitor.settings import MonitorSettings
+from tasklens.monitor.settings import BrokerSpec, MonitorSettings
 from tasklens.monitor.state import MonitorState, monitor_state
 from tasklens.monitor.store import StoreReader
 from tasklens.monitor.store.schema import connect
@@ -202,7 +202,9 @@ def _from_dead_letter(state: MonitorState, run: FailedRun, reason: str) -> Faile
     if run.message_id and run.queue:
         try:
             with state.actions.borrow() as inspector:
-                letter = inspector.dead_letter(run.queue, run.message_id)
+                letter = inspector.for_queue(run.queue, semconv.MESSAGING_SYSTEM_CELERY).dead_letter(
+                    run.queue, run.message_id
+                )
         except BrokerError:
             pass
         else:
@@ -248,12 +250,13 @@ class CelerySender:
             if self._app is None:
                 from celery import Celery
 
-                if self._settings.app:
+                spec = _celery_spec(self._settings)
+                if spec.app:
                     from tasklens.brokers.app import load_celery_app
 
-                    self._app = load_celery_app(self._settings.app)
+                    self._app = load_celery_app(spec.app)
                 else:
-                    self._app = Celery("tasklens-monitor", broker=self._settings.broker_url)
+                    self._app = Celery("tasklens-monitor", broker=spec.url)
                     self._app.conf.broker_transport_options = dict(self._settings.transport_options)
             return self._app
 
@@ -343,3 +346,13 @@ def run_again_router(reader: StoreReader, ledger: RunAgainLedger) -> APIRouter:
         )
 
     return router
+
+
+def _celery_spec(settings: MonitorSettings) -> BrokerSpec:
+    """The broker Celery tasks are sent again through: the first one said to be Celery's (by
+    ``--library`` or an app), else the first one."""
+    specs = settings.broker_specs
+    for spec in specs:
+        if spec.library == semconv.MESSAGING_SYSTEM_CELERY:
+            return spec
+    return next((spec for spec in specs if spec.app), specs[0])

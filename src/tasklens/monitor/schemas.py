@@ -9,9 +9,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasklens.brokers.base import BrokerSnapshot, DeadLetter, QueueStats, WorkerInfo
+from tasklens.brokers.base import BrokerPart, BrokerSnapshot, DeadLetter, QueueStats, WorkerInfo
 
 __all__ = [
+    "BrokerPartOut",
     "DeadLetterOut",
     "DeadLetterPageOut",
     "DeleteIn",
@@ -62,8 +63,8 @@ class QueueOut(BaseModel):
     @classmethod
     def of(cls, stats: QueueStats, messaging_system: str | None = None) -> QueueOut:
         return cls(
+            messaging_system=stats.messaging_system or messaging_system,
             name=stats.name,
-            messaging_system=messaging_system,
             ready=stats.ready,
             delayed=stats.delayed,
             in_flight=stats.in_flight,
@@ -79,15 +80,48 @@ class QueueOut(BaseModel):
         )
 
 
+class BrokerPartOut(BaseModel):
+    """One of the brokers read, when the monitor reads several."""
+
+    broker: str = Field(description="The broker URL without credentials.")
+    messaging_system: str | None = Field(description="Its task library, null until it first answers.")
+    up: bool = Field(description="Whether it answered the last read.")
+    error: str | None = Field(default=None, description="Why it did not.")
+    workers: int | None = None
+    workers_note: str | None = None
+
+    @classmethod
+    def of(cls, part: BrokerPart) -> BrokerPartOut:
+        return cls(
+            broker=part.broker,
+            messaging_system=part.messaging_system,
+            up=part.up,
+            error=part.error,
+            workers=part.workers,
+            workers_note=part.workers_note,
+        )
+
+
+def _parts(snapshot: BrokerSnapshot) -> list[BrokerPartOut] | None:
+    return None if snapshot.brokers is None else [BrokerPartOut.of(part) for part in snapshot.brokers]
+
+
 class QueuesOut(BaseModel):
-    """Every queue of the broker."""
+    """Every queue of the broker (of every broker, when the monitor reads several)."""
 
     broker: str
-    messaging_system: str = Field(default="dramatiq", description="The task library: dramatiq or celery.")
+    messaging_system: str = Field(
+        default="dramatiq",
+        description="The task library: dramatiq or celery (with several brokers, the first one's; "
+        "each queue says its own).",
+    )
     workers: int | None
     workers_note: str | None = Field(default=None, description="Why workers is null, when it is.")
     read_at: float = Field(description="When the broker was read, Unix seconds.")
     queues: list[QueueOut]
+    brokers: list[BrokerPartOut] | None = Field(
+        default=None, description="Each broker read and whether it answered, when there are several."
+    )
 
     @classmethod
     def of(cls, snapshot: BrokerSnapshot, broker: str) -> QueuesOut:
@@ -98,6 +132,7 @@ class QueuesOut(BaseModel):
             workers_note=snapshot.workers_note,
             read_at=snapshot.read_at,
             queues=[QueueOut.of(stats, snapshot.messaging_system) for stats in snapshot.queues],
+            brokers=_parts(snapshot),
         )
 
 
@@ -114,10 +149,15 @@ class WorkerOut(BaseModel):
     concurrency: int | None
     pid: int | None
     software: str | None
+    queues: list[str] | None = Field(
+        default=None, description="The queues it consumes, where it tells (Dramatiq)."
+    )
+    messaging_system: str | None = Field(default=None, description="The task library: dramatiq or celery.")
 
     @classmethod
-    def of(cls, worker: WorkerInfo) -> WorkerOut:
+    def of(cls, worker: WorkerInfo, messaging_system: str | None = None) -> WorkerOut:
         return cls(
+            messaging_system=worker.messaging_system or messaging_system,
             hostname=worker.hostname,
             last_heartbeat=worker.last_heartbeat,
             expires_at=worker.expires_at,
@@ -128,6 +168,7 @@ class WorkerOut(BaseModel):
             concurrency=worker.concurrency,
             pid=worker.pid,
             software=worker.software,
+            queues=list(worker.queues) if worker.queues is not None else None,
         )
 
 
@@ -140,6 +181,10 @@ class WorkersOut(BaseModel):
     workers_note: str | None = Field(default=None, description="Why workers is null, when it is.")
     items: list[WorkerOut] | None = Field(default=None, description="Each worker, where the layout tells.")
     read_at: float
+    brokers: list[BrokerPartOut] | None = Field(
+        default=None,
+        description="Each broker read, its worker count and whether it answered, when there are several.",
+    )
 
     @classmethod
     def of(cls, snapshot: BrokerSnapshot, broker: str) -> WorkersOut:
@@ -148,8 +193,11 @@ class WorkersOut(BaseModel):
             messaging_system=snapshot.messaging_system,
             workers=snapshot.workers,
             workers_note=snapshot.workers_note,
-            items=None if snapshot.worker_list is None else [WorkerOut.of(w) for w in snapshot.worker_list],
+            items=None
+            if snapshot.worker_list is None
+            else [WorkerOut.of(w, snapshot.messaging_system) for w in snapshot.worker_list],
             read_at=snapshot.read_at,
+            brokers=_parts(snapshot),
         )
 
 
@@ -164,6 +212,9 @@ class HealthOut(BaseModel):
     queues: list[QueueOut]
     total_pending: int
     reasons: list[str]
+    brokers: list[BrokerPartOut] | None = Field(
+        default=None, description="Each broker read and whether it answered, when there are several."
+    )
 
 
 class DeadLetterOut(BaseModel):

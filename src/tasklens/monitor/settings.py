@@ -20,6 +20,7 @@ __all__ = [
     "DEFAULT_CACHE_TTL",
     "DEFAULT_HOST",
     "DEFAULT_PORT",
+    "BrokerSpec",
     "HealthThresholds",
     "MonitorSettings",
     "default_broker_url",
@@ -60,6 +61,22 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+@dataclass(frozen=True)
+class BrokerSpec:
+    """One broker the monitor reads, when it reads several (``--broker`` or ``--app``, repeated).
+
+    Parameters:
+      url(str): The broker URL; only its redacted form is ever shown.
+      app(str|None): The Celery app or Dramatiq broker module that named it (its queues, key
+        prefix or namespace are read too).
+      library(str|None): ``dramatiq`` or ``celery``; from the app or detected when ``None``.
+    """
+
+    url: str
+    app: str | None = None
+    library: str | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +124,9 @@ class MonitorSettings:
       library(str|None): ``dramatiq`` or ``celery``; from the app or detected when ``None``.
       transport_options(dict): Celery's ``broker_transport_options`` (over the app's).
       ping_workers(bool): Celery: count workers answering ``inspect ping`` when none heart-beats.
+      brokers(tuple[BrokerSpec, ...]): Several brokers to read as one (Dramatiq's and Celery's);
+        when given, ``broker_url``, ``app`` and ``library`` are not used. The other broker
+        settings (queues, timeout, transport options, ...) apply to each.
 
     Example:
 
@@ -134,6 +154,12 @@ class MonitorSettings:
     library: str | None = None
     transport_options: dict[str, Any] = field(default_factory=dict)
     ping_workers: bool = False
+    brokers: tuple[BrokerSpec, ...] = ()
+
+    @property
+    def broker_specs(self) -> tuple[BrokerSpec, ...]:
+        """Every broker read: ``brokers``, or the one ``broker_url`` names."""
+        return self.brokers or (BrokerSpec(self.broker_url, self.app, self.library),)
 
     @property
     def loopback(self) -> bool:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from prometheus_client.registry import Collector
 
 from tasklens import semconv
-from tasklens.brokers.base import BrokerSnapshot
+from tasklens.brokers.base import BrokerSnapshot, QueueStats
 from tasklens.monitor.alerts.rules import RuleSettings
 from tasklens.monitor.metrics import prometheus_label, prometheus_name
 from tasklens.monitor.snapshots import ReadResult
@@ -187,7 +187,7 @@ class Evaluator:
                     f"the oldest ready message of {stats.name!r} is {stats.oldest_age:.0f} s old"
                     f" (threshold {threshold:g} s)",
                 )
-            elif rule == "no_live_workers" and stats.pending > 0 and _no_workers(snapshot, stats.consumers):
+            elif rule == "no_live_workers" and stats.pending > 0 and _no_workers(snapshot, stats):
                 yield Finding(
                     rule,
                     stats.name,
@@ -238,7 +238,13 @@ def _increase(now: float, before: float) -> float:
     return now - before if now >= before else now
 
 
-def _no_workers(snapshot: BrokerSnapshot, consumers: int | None) -> bool:
-    if consumers is not None:
-        return consumers == 0
+def _no_workers(snapshot: BrokerSnapshot, stats: QueueStats) -> bool:
+    if stats.consumers is not None:
+        return stats.consumers == 0
+    if snapshot.brokers is not None:
+        # Several brokers: the workers of the queue's own library, where they are known.
+        system = snapshot.system_of(stats)
+        counts = [p.workers for p in snapshot.brokers if p.up and p.messaging_system == system]
+        known = [count for count in counts if count is not None]
+        return bool(known) and sum(known) == 0
     return snapshot.workers == 0
