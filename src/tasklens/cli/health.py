@@ -20,7 +20,7 @@ from tasklens.cli.options import (
     threshold_options,
 )
 from tasklens.cli.worker_probe import check_worker
-from tasklens.monitor.health import (
+from tasklens.monitor.watch.health import (
     DEGRADED,
     HEALTHY,
     UNHEALTHY,

@@ -24,9 +24,9 @@ from tasklens.brokers.base import BrokerInspector
 from tasklens.brokers.url import redact_url
 from tasklens.django.apps import TasklensConfig
 from tasklens.django.settings import HealthSettings
-from tasklens.monitor.health import DEGRADED, UNHEALTHY, assess_health, unreachable_report
-from tasklens.monitor.inspectors import SharedInspector
-from tasklens.monitor.snapshots import SnapshotReader
+from tasklens.monitor.watch.health import DEGRADED, UNHEALTHY, assess_health, unreachable_report
+from tasklens.monitor.watch.inspectors import SharedInspector
+from tasklens.monitor.watch.snapshots import SnapshotReader
 
 __all__ = ["health"]
 

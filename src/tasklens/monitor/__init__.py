@@ -14,7 +14,7 @@ under ``/api`` described at ``/openapi.json``, and exports the same gauges over 
 
 from __future__ import annotations
 
-from tasklens.monitor.app import create_app
+from tasklens.monitor.http.app import create_app
 from tasklens.monitor.settings import HealthThresholds, MonitorSettings
 
 __all__ = ["HealthThresholds", "MonitorSettings", "create_app"]

@@ -24,19 +24,18 @@ from fastapi import APIRouter, FastAPI
 
 from tasklens.brokers.base import BrokerInspector
 from tasklens.brokers.url import check_broker_url, redact_url
-from tasklens.monitor import api, health, metrics, pages
-from tasklens.monitor.alerts import api as alerts_api
+from tasklens.monitor.http import alerts_api, api, health, metrics, pages
 from tasklens.monitor.alerts.engine import AlertEngine
-from tasklens.monitor.auth import document_security
-from tasklens.monitor.errors import install_error_handlers
-from tasklens.monitor.headers import SecurityHeadersMiddleware
-from tasklens.monitor.hosts import HostCheckMiddleware, HostPolicy
-from tasklens.monitor.inspectors import InspectorFactory, SharedInspector
-from tasklens.monitor.otlp_export import start_otlp_export
+from tasklens.monitor.http.auth import document_security
+from tasklens.monitor.http.errors import install_error_handlers
+from tasklens.monitor.http.headers import SecurityHeadersMiddleware
+from tasklens.monitor.http.hosts import HostCheckMiddleware, HostPolicy
+from tasklens.monitor.watch.inspectors import InspectorFactory, SharedInspector
+from tasklens.monitor.watch.otlp_export import start_otlp_export
 from tasklens.monitor.settings import MonitorSettings
-from tasklens.monitor.snapshots import SnapshotReader
-from tasklens.monitor.state import MonitorState
-from tasklens.monitor.telemetry import TelemetryService
+from tasklens.monitor.watch.snapshots import SnapshotReader
+from tasklens.monitor.http.state import MonitorState
+from tasklens.monitor.ingest.service import TelemetryService
 
 __all__ = ["ROUTERS", "broker_factory", "create_app"]
 

@@ -21,14 +21,14 @@ from pathlib import Path
 
 from fastapi import APIRouter, Depends
 
-from tasklens.monitor.auth import ingest_access, read_access
-from tasklens.monitor.dashboard_api import dashboard_router
-from tasklens.monitor.forwarder import OtlpForwarder
-from tasklens.monitor.received_metrics import ReceivedMetrics
-from tasklens.monitor.receiver import OtlpReceiver
-from tasklens.monitor.run_again import RunAgainLedger, run_again_router
+from tasklens.monitor.http.auth import ingest_access, read_access
+from tasklens.monitor.http.dashboard_api import dashboard_router
+from tasklens.monitor.ingest.forwarder import OtlpForwarder
+from tasklens.monitor.ingest.received_metrics import ReceivedMetrics
+from tasklens.monitor.ingest.receiver import OtlpReceiver
+from tasklens.monitor.http.run_again import RunAgainLedger, run_again_router
 from tasklens.monitor.settings import MonitorSettings
-from tasklens.monitor.snapshots import SnapshotReader
+from tasklens.monitor.watch.snapshots import SnapshotReader
 from tasklens.monitor.store import RetentionPolicy, StoreBusy, TelemetryStore
 
 __all__ = ["SNAPSHOT_INTERVAL", "TelemetryService"]

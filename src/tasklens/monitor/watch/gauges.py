@@ -25,10 +25,10 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from tasklens import semconv
 from tasklens.brokers.base import BrokerSnapshot
-from tasklens.monitor.auth import public_access
-from tasklens.monitor.errors import ErrorBody
-from tasklens.monitor.snapshots import ReadResult, SnapshotReader, depths_by_state
-from tasklens.monitor.state import MonitorState, monitor_state
+from tasklens.monitor.http.auth import public_access
+from tasklens.monitor.http.errors import ErrorBody
+from tasklens.monitor.watch.snapshots import ReadResult, SnapshotReader, depths_by_state
+from tasklens.monitor.http.state import MonitorState, monitor_state
 
 __all__ = [
     "BrokerCollector",

@@ -15,11 +15,11 @@ from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
 
 from tasklens.brokers.base import BrokerSnapshot, QueueStats
-from tasklens.monitor.auth import public_access
-from tasklens.monitor.errors import ErrorBody
-from tasklens.monitor.schemas import HealthOut, QueueOut
+from tasklens.monitor.http.auth import public_access
+from tasklens.monitor.http.errors import ErrorBody
+from tasklens.monitor.http.schemas import HealthOut, QueueOut
 from tasklens.monitor.settings import HealthThresholds
-from tasklens.monitor.state import MonitorState, monitor_state
+from tasklens.monitor.http.state import MonitorState, monitor_state
 
 __all__ = [
     "DEGRADED",
