@@ -24,18 +24,19 @@ from fastapi import APIRouter, FastAPI
 
 from tasklens.brokers.base import BrokerInspector
 from tasklens.brokers.url import check_broker_url, redact_url
-from tasklens.monitor.http import alerts_api, api, health, metrics, pages
 from tasklens.monitor.alerts.engine import AlertEngine
+from tasklens.monitor.http import alerts_api, api, health, metrics, pages
 from tasklens.monitor.http.auth import document_security
 from tasklens.monitor.http.errors import install_error_handlers
 from tasklens.monitor.http.headers import SecurityHeadersMiddleware
 from tasklens.monitor.http.hosts import HostCheckMiddleware, HostPolicy
+from tasklens.monitor.http.state import MonitorState
+from tasklens.monitor.http.telemetry_routes import telemetry_routers
+from tasklens.monitor.ingest.service import TelemetryService
+from tasklens.monitor.settings import MonitorSettings
 from tasklens.monitor.watch.inspectors import InspectorFactory, SharedInspector
 from tasklens.monitor.watch.otlp_export import start_otlp_export
-from tasklens.monitor.settings import MonitorSettings
 from tasklens.monitor.watch.snapshots import SnapshotReader
-from tasklens.monitor.http.state import MonitorState
-from tasklens.monitor.ingest.service import TelemetryService
 
 __all__ = ["ROUTERS", "broker_factory", "create_app"]
 
@@ -100,7 +101,8 @@ def create_app(settings: MonitorSettings, *, open_inspector: InspectorFactory | 
     )
     # The OTLP receiver and the dashboard data API come first: ``/api/queues/history`` must be
     # matched before ``/api/queues/{queue}``.
-    routers = (*telemetry.routers(), *ROUTERS)
+    received_routers, ledger = telemetry_routers(telemetry)
+    routers = (*received_routers, *ROUTERS)
     alerts = AlertEngine(settings.alerts, broker=broker) if settings.alerts is not None else None
 
     @asynccontextmanager
@@ -118,6 +120,8 @@ def create_app(settings: MonitorSettings, *, open_inspector: InspectorFactory | 
             if alerts is not None:
                 alerts.close()
             telemetry.close()
+            if ledger is not None:
+                ledger.close()
             state.close()
 
     app = FastAPI(

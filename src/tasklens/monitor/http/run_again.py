@@ -38,8 +38,8 @@ from tasklens.brokers.base import BrokerError
 from tasklens.messaging.arguments import MAX_ARGS_LENGTH, REDACTED
 from tasklens.monitor.http.auth import action_access
 from tasklens.monitor.http.errors import ErrorBody, error_response
-from tasklens.monitor.settings import MonitorSettings
 from tasklens.monitor.http.state import MonitorState, monitor_state
+from tasklens.monitor.settings import MonitorSettings
 from tasklens.monitor.store import StoreReader
 from tasklens.monitor.store.schema import connect
 

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 from fastapi import Request
 
-from tasklens.monitor.watch.inspectors import SharedInspector
 from tasklens.monitor.settings import MonitorSettings
+from tasklens.monitor.watch.inspectors import SharedInspector
 from tasklens.monitor.watch.snapshots import SnapshotReader
 
 if TYPE_CHECKING:
