@@ -10,6 +10,11 @@ yourself::
 It serves ``/metrics`` (Prometheus), ``/healthz``, ``/readyz``, ``/api/health``, a REST API
 under ``/api`` described at ``/openapi.json``, and exports the same gauges over OTLP when
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set.
+
+Its parts import one way: ``store`` (the embedded SQLite store) imports none of the others;
+``watch`` (broker reads, health verdicts, the broker gauges) the store; ``ingest`` (the OTLP
+receiver and what it feeds) the store and the watch; ``alerts`` any of those; ``http`` (the app,
+its routes and their guards) every part, and nothing imports it back.
 """
 
 from __future__ import annotations
