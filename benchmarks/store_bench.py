@@ -317,8 +317,8 @@ def serve(path: Path, port: int) -> None:
     import uvicorn
     from fastapi import FastAPI
 
-    from tasklens.monitor.dashboard_api import dashboard_router
-    from tasklens.monitor.receiver import OtlpReceiver
+    from tasklens.monitor.http.dashboard_api import dashboard_router
+    from tasklens.monitor.ingest.receiver import OtlpReceiver
     from tasklens.monitor.store import RetentionPolicy, TelemetryStore
 
     store = TelemetryStore.open(path, RetentionPolicy(max_age=None, max_size=None))

@@ -9,7 +9,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tasklens.monitor import pages
+from tasklens.monitor.http import pages
 
 #: The only absolute URL the assets may contain: the SVG namespace, which is a name, not a fetch.
 ALLOWED_URLS = {"http://www.w3.org/2000/svg"}

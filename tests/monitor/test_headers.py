@@ -7,7 +7,7 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from tasklens.monitor.pages import CONTENT_SECURITY_POLICY
+from tasklens.monitor.http.pages import CONTENT_SECURITY_POLICY
 
 RESPONSES = [
     ("GET", "/api/queues"),

@@ -141,7 +141,7 @@ def test_reads_are_cached_for_the_ttl(make_client: ClientFactory, fake: FakeInsp
 def test_an_outage_is_logged_once_and_so_is_the_recovery(
     client: TestClient, fake: FakeInspector, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level("INFO", logger="tasklens.monitor.snapshots")
+    caplog.set_level("INFO", logger="tasklens.monitor.watch.snapshots")
     fake.down = True
     for _ in range(3):
         assert client.get("/readyz").status_code == 503
@@ -150,7 +150,7 @@ def test_an_outage_is_logged_once_and_so_is_the_recovery(
         assert client.get("/readyz").status_code == 200
 
     messages = [
-        record.getMessage() for record in caplog.records if record.name == "tasklens.monitor.snapshots"
+        record.getMessage() for record in caplog.records if record.name == "tasklens.monitor.watch.snapshots"
     ]
     assert messages == [
         "Broker redis://:***@fake-broker:6379/0 unavailable:"

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from tasklens.cli.monitor import monitor
-from tasklens.monitor.hosts import HostPolicy
+from tasklens.monitor.http.hosts import HostPolicy
 from tests.monitor.conftest import AUTH, TOKEN, ClientFactory
 from tests.monitor.processes import running_monitor
 

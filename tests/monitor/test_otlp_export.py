@@ -6,9 +6,9 @@ import pytest
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from tasklens.brokers.base import QueueStats
-from tasklens.monitor.inspectors import SharedInspector
-from tasklens.monitor.otlp_export import otlp_export_enabled, start_otlp_export
-from tasklens.monitor.snapshots import SnapshotReader
+from tasklens.monitor.watch.inspectors import SharedInspector
+from tasklens.monitor.watch.otlp_export import otlp_export_enabled, start_otlp_export
+from tasklens.monitor.watch.snapshots import SnapshotReader
 from tests.monitor.fake_broker import FakeInspector
 from tests.monitor.ground_truth import PopulatedQueue
 from tests.monitor.processes import running_monitor

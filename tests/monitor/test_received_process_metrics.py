@@ -12,7 +12,7 @@ from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tasklens.monitor.received_metrics import STALE_AFTER, ReceivedMetrics
+from tasklens.monitor.ingest.received_metrics import STALE_AFTER, ReceivedMetrics
 
 
 class Clock:

@@ -134,7 +134,7 @@ def test_the_action_is_in_the_openapi_schema_behind_the_token(fleet: Fleet) -> N
 def test_without_an_app_the_task_goes_through_an_app_made_for_the_broker_url(
     fleet: Fleet, redis_url: str
 ) -> None:
-    from tasklens.monitor.run_again import CelerySender, FailedRun
+    from tasklens.monitor.http.run_again import CelerySender, FailedRun
     from tasklens.monitor.settings import MonitorSettings
 
     key = f"{fleet.prefix}:bare"

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tasklens.monitor.http_protocol import HEADER_TIMEOUT
+from tasklens.monitor.http.protocol import HEADER_TIMEOUT
 from tests.monitor.processes import running_monitor
 
 #: Longest the test waits for the monitor to hang up, in seconds: well past its deadline.

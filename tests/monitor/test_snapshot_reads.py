@@ -19,8 +19,8 @@ from tasklens.brokers import (
     open_broker,
 )
 from tasklens.brokers.base import BrokerInspector, Progress
-from tasklens.monitor.inspectors import SharedInspector
-from tasklens.monitor.snapshots import SnapshotReader
+from tasklens.monitor.watch.inspectors import SharedInspector
+from tasklens.monitor.watch.snapshots import SnapshotReader
 from tests.brokers.wire import recording_proxy
 
 

@@ -17,8 +17,8 @@ from tasklens.brokers.base import BrokerInspector, DeadLetter, DeadLetterPage, M
 from tasklens.brokers.base import Progress as ProgressCallback
 from tasklens.cli.formatting import age, short_id
 from tasklens.cli.options import MAX_COUNT, BrokerTarget, broker_options, opened
-from tasklens.monitor.api import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
-from tasklens.monitor.schemas import DeadLetterOut, DeadLetterPageOut
+from tasklens.monitor.http.api import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from tasklens.monitor.http.schemas import DeadLetterOut, DeadLetterPageOut
 from tasklens.monitor.settings import DEFAULT_HOST, DEFAULT_PORT
 
 __all__ = ["DASHBOARD_URL_ENV", "PROGRESS_THRESHOLD", "dlq"]

@@ -20,7 +20,9 @@ from tasklens.cli.options import (
     threshold_options,
 )
 from tasklens.cli.worker_probe import check_worker
-from tasklens.monitor.health import (
+from tasklens.monitor.http.health import health_body
+from tasklens.monitor.settings import HealthThresholds
+from tasklens.monitor.watch.health import (
     DEGRADED,
     HEALTHY,
     UNHEALTHY,
@@ -28,7 +30,6 @@ from tasklens.monitor.health import (
     assess_health,
     unreachable_report,
 )
-from tasklens.monitor.settings import HealthThresholds
 
 __all__ = ["EXIT_STATUS", "health"]
 
@@ -96,7 +97,9 @@ def health(
             )
         except BrokerUnavailable as exc:
             if as_json:
-                click.echo(unreachable_report(target.redacted, str(exc)).to_model().model_dump_json(indent=2))
+                click.echo(
+                    health_body(unreachable_report(target.redacted, str(exc))).model_dump_json(indent=2)
+                )
             raise
     report = assess_health(snapshot, thresholds, broker=target.redacted)
     if max_new_dead is not None:
@@ -108,7 +111,7 @@ def health(
         if growth:
             report = replace(report, status=DEGRADED, reasons=[*report.reasons, *growth])
     if as_json:
-        click.echo(report.to_model().model_dump_json(indent=2))
+        click.echo(health_body(report).model_dump_json(indent=2))
     else:
         click.echo(_summary(report))
     raise SystemExit(EXIT_STATUS[report.status])

@@ -17,7 +17,7 @@ from tasklens.cli.options import (
     fail,
     threshold_options,
 )
-from tasklens.monitor.server import InsecureBindError, check_bind, serve
+from tasklens.monitor.http.server import InsecureBindError, check_bind, serve
 from tasklens.monitor.settings import (
     AUTH_TOKEN_ENV,
     DEFAULT_CACHE_TTL,
@@ -67,7 +67,7 @@ def _size(ctx: click.Context, param: click.Parameter, value: str) -> int:
 
 
 def _host(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    from tasklens.monitor.hosts import ANY_HOST, valid_host_name
+    from tasklens.monitor.http.hosts import ANY_HOST, valid_host_name
 
     if value == ANY_HOST or not valid_host_name(value):
         raise click.BadParameter(f"{value!r} is not a host name or address (like 127.0.0.1 or 0.0.0.0)")
@@ -85,7 +85,7 @@ def _forward_url(ctx: click.Context, param: click.Parameter, value: str | None) 
 
 
 def _allowed_hosts(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
-    from tasklens.monitor.hosts import valid_host_name
+    from tasklens.monitor.http.hosts import valid_host_name
 
     for name in value:
         if not valid_host_name(name):

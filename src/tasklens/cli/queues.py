@@ -25,7 +25,7 @@ from tasklens.cli.options import (
     narrowed,
     read_snapshot,
 )
-from tasklens.monitor.schemas import QueuesOut
+from tasklens.monitor.http.schemas import QueuesOut
 
 #: Longest --interval between reads with --watch, in seconds (a day).
 MAX_WATCH_INTERVAL = 86400.0

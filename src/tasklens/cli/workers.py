@@ -12,7 +12,7 @@ from rich.table import Table
 from tasklens.brokers.base import BrokerSnapshot
 from tasklens.cli.formatting import age, count
 from tasklens.cli.options import BrokerTarget, broker_options, opened
-from tasklens.monitor.schemas import WorkersOut
+from tasklens.monitor.http.schemas import WorkersOut
 
 __all__ = ["workers", "workers_table"]
 

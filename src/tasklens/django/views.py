@@ -24,9 +24,10 @@ from tasklens.brokers.base import BrokerInspector
 from tasklens.brokers.url import redact_url
 from tasklens.django.apps import TasklensConfig
 from tasklens.django.settings import HealthSettings
-from tasklens.monitor.health import DEGRADED, UNHEALTHY, assess_health, unreachable_report
-from tasklens.monitor.inspectors import SharedInspector
-from tasklens.monitor.snapshots import SnapshotReader
+from tasklens.monitor.http.health import health_body
+from tasklens.monitor.watch.health import DEGRADED, UNHEALTHY, assess_health, unreachable_report
+from tasklens.monitor.watch.inspectors import SharedInspector
+from tasklens.monitor.watch.snapshots import SnapshotReader
 
 __all__ = ["health"]
 
@@ -106,4 +107,4 @@ def health(request: HttpRequest) -> JsonResponse:
         report = assess_health(result.snapshot, config.thresholds, broker=broker)
     strict = request.GET.get("strict", "").lower() in ("1", "true", "yes")
     failing = report.status == UNHEALTHY or (strict and report.status == DEGRADED)
-    return JsonResponse(report.to_model().model_dump(mode="json"), status=503 if failing else 200)
+    return JsonResponse(health_body(report).model_dump(mode="json"), status=503 if failing else 200)

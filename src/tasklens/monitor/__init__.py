@@ -10,11 +10,16 @@ yourself::
 It serves ``/metrics`` (Prometheus), ``/healthz``, ``/readyz``, ``/api/health``, a REST API
 under ``/api`` described at ``/openapi.json``, and exports the same gauges over OTLP when
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set.
+
+Its parts import one way: ``store`` (the embedded SQLite store) imports none of the others;
+``watch`` (broker reads, health verdicts, the broker gauges) the store; ``ingest`` (the OTLP
+receiver and what it feeds) the store and the watch; ``alerts`` any of those; ``http`` (the app,
+its routes and their guards) every part, and nothing imports it back.
 """
 
 from __future__ import annotations
 
-from tasklens.monitor.app import create_app
+from tasklens.monitor.http.app import create_app
 from tasklens.monitor.settings import HealthThresholds, MonitorSettings
 
 __all__ = ["HealthThresholds", "MonitorSettings", "create_app"]

@@ -19,8 +19,8 @@ from tasklens.monitor.alerts.dispatch import Dispatcher
 from tasklens.monitor.alerts.engine import AlertEngine
 from tasklens.monitor.alerts.evaluation import Evaluator, TaskCounts, task_counts
 from tasklens.monitor.alerts.notifiers import Notification, Notifier
-from tasklens.monitor.received_metrics import ReceivedMetrics
-from tasklens.monitor.snapshots import ReadResult
+from tasklens.monitor.ingest.received_metrics import ReceivedMetrics
+from tasklens.monitor.watch.snapshots import ReadResult
 
 
 def read(*queues: QueueStats, workers: int | None = 1) -> ReadResult:

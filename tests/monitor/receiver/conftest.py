@@ -13,9 +13,9 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from tasklens.monitor.dashboard_api import dashboard_router
-from tasklens.monitor.received_metrics import ReceivedMetrics
-from tasklens.monitor.receiver import OtlpReceiver
+from tasklens.monitor.http.dashboard_api import dashboard_router
+from tasklens.monitor.ingest.received_metrics import ReceivedMetrics
+from tasklens.monitor.ingest.receiver import OtlpReceiver
 from tasklens.monitor.store import RetentionPolicy, TelemetryStore
 
 #: Longest a test server may take to start or stop, in seconds.

@@ -14,12 +14,12 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from tasklens.monitor.attribute_limits import (
+from tasklens.monitor.ingest.attribute_limits import (
     DEFAULT_MAX_ATTRIBUTES,
     DEFAULT_MAX_VALUE_LENGTH,
     AttributeLimits,
 )
-from tasklens.monitor.receiver import PROTOBUF
+from tasklens.monitor.ingest.receiver import PROTOBUF
 from tests.monitor.receiver.conftest import Served
 
 TRACE_ID = bytes.fromhex("0af7651916cd43dd8448eb211c80319c")

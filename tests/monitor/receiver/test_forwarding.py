@@ -7,8 +7,8 @@ import socket
 
 import httpx
 
-from tasklens.monitor.forwarder import OtlpForwarder
-from tasklens.monitor.receiver import PROTOBUF
+from tasklens.monitor.ingest.forwarder import OtlpForwarder
+from tasklens.monitor.ingest.receiver import PROTOBUF
 from tasklens.monitor.store import RunFilter
 from tests.monitor.receiver.conftest import ServeFactory
 from tests.monitor.store.spans import SpanFactory

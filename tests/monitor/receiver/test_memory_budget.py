@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tasklens.monitor.receiver import DEFAULT_MEMORY_BUDGET, PROTOBUF
+from tasklens.monitor.ingest.receiver import DEFAULT_MEMORY_BUDGET, PROTOBUF
 from tests.monitor.receiver.load import monitor_process
 from tests.monitor.receiver.memory import MIB, peak_rss_mib, rss_mib
 

@@ -15,8 +15,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tasklens import semconv
-from tasklens.monitor.received_metrics import MAX_SERIES_PER_METRIC, ReceivedMetrics, label_name
-from tasklens.monitor.receiver import PROTOBUF
+from tasklens.monitor.ingest.received_metrics import MAX_SERIES_PER_METRIC, ReceivedMetrics, label_name
+from tasklens.monitor.ingest.receiver import PROTOBUF
 from tests.monitor.processes import require_program
 from tests.monitor.receiver.conftest import Served
 

@@ -19,7 +19,7 @@ from tasklens import semconv
 from tasklens.brokers.base import QueueStats
 from tasklens.cli.monitor import monitor
 from tasklens.monitor import MonitorSettings, create_app
-from tasklens.monitor.receiver import PROTOBUF
+from tasklens.monitor.ingest.receiver import PROTOBUF
 from tests.monitor.conftest import LOCAL_URL
 from tests.monitor.fake_broker import FAKE_URL, FakeInspector
 from tests.monitor.store.spans import SpanFactory

@@ -15,7 +15,7 @@ from google.rpc import code_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from tasklens import semconv
-from tasklens.monitor.receiver import JSON, PROTOBUF, OtlpReceiver, ReceiverLimits
+from tasklens.monitor.ingest.receiver import JSON, PROTOBUF, OtlpReceiver, ReceiverLimits
 from tasklens.monitor.store import RetentionPolicy, RunFilter, StoreReader, StoreWriter, TelemetryStore
 from tests.monitor.receiver.conftest import Served, ServeFactory, served_receiver, serving
 from tests.monitor.store.spans import SpanFactory

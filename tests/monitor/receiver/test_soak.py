@@ -19,7 +19,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tasklens.monitor.receiver import DEFAULT_MEMORY_BUDGET, JSON, PROTOBUF
+from tasklens.monitor.ingest.receiver import DEFAULT_MEMORY_BUDGET, JSON, PROTOBUF
 from tests.monitor.receiver.load import monitor_process, span_batch
 from tests.monitor.receiver.memory import MIB, peak_rss_mib, rss_mib
 from tests.monitor.receiver.test_metrics_exposition import HOSTILE_KEYS, _counter_request

@@ -8,8 +8,9 @@ evaluated from the monitor's broker reads and the task metrics it receives, noti
 - ``evaluation``: the conditions, from snapshots and counters;
 - ``engine``: the timer, each alert's life (pending, firing, reminded, resolved), notifications;
 - ``state``: what survives a restart;
-- ``dispatch`` and ``notifiers``: delivery with retries, off the monitor's path;
-- ``api``: ``/api/alerts``.
+- ``dispatch`` and ``notifiers``: delivery with retries, off the monitor's path.
+
+The ``/api/alerts`` routes are the HTTP surface's (``tasklens.monitor.http.alerts_api``).
 """
 
 from __future__ import annotations

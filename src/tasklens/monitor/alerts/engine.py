@@ -31,7 +31,7 @@ from tasklens.monitor.alerts.notifiers.smtp import SmtpNotifier
 from tasklens.monitor.alerts.notifiers.webhook import WebhookNotifier
 from tasklens.monitor.alerts.rules import RULES
 from tasklens.monitor.alerts.state import HISTORY_LIMIT, AlertRecord, AlertStateFile
-from tasklens.monitor.snapshots import ReadResult, SnapshotReader
+from tasklens.monitor.watch.snapshots import ReadResult, SnapshotReader
 
 __all__ = ["AlertEngine", "notifiers_for"]
 

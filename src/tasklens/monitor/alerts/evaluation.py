@@ -18,8 +18,8 @@ from prometheus_client.registry import Collector
 from tasklens import semconv
 from tasklens.brokers.base import BrokerSnapshot, QueueStats
 from tasklens.monitor.alerts.rules import RuleSettings
-from tasklens.monitor.metrics import prometheus_label, prometheus_name
-from tasklens.monitor.snapshots import ReadResult
+from tasklens.monitor.watch.gauges import prometheus_label, prometheus_name
+from tasklens.monitor.watch.snapshots import ReadResult
 
 __all__ = ["Evaluation", "Evaluator", "Finding", "TaskCounts", "task_counts"]
 

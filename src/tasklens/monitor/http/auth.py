@@ -21,8 +21,8 @@ from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from tasklens.monitor.http.state import MonitorState, monitor_state
 from tasklens.monitor.settings import AUTH_TOKEN_ENV, MonitorSettings
-from tasklens.monitor.state import MonitorState, monitor_state
 
 __all__ = [
     "action_access",

@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING
 
 from fastapi import Request
 
-from tasklens.monitor.inspectors import SharedInspector
 from tasklens.monitor.settings import MonitorSettings
-from tasklens.monitor.snapshots import SnapshotReader
+from tasklens.monitor.watch.inspectors import SharedInspector
+from tasklens.monitor.watch.snapshots import SnapshotReader
 
 if TYPE_CHECKING:
-    from tasklens.monitor.telemetry import TelemetryService
+    from tasklens.monitor.ingest.service import TelemetryService
 
 __all__ = ["MonitorState", "monitor_state"]
 

@@ -1,15 +1,11 @@
-"""The monitor's telemetry side: OTLP receiver, embedded store, dashboard API, broker history.
+"""The monitor's telemetry side: OTLP receiver, embedded store, broker history.
 
 ``TelemetryService.open(settings)`` builds what the settings ask for: the store (unless
-``--no-store``), the task metrics for ``/metrics``, the forwarder (with ``--forward``), the
-receiver's and the dashboard's routers; ``start(reader)`` begins recording broker snapshots
-(depth per queue and state, live workers) into the store every ``SNAPSHOT_INTERVAL`` seconds, and
-``close()`` flushes and stops everything.
-
-The receiver is open on loopback and needs the token when exposed, even with
-``--public-metrics`` (exporters send it with
-``OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer%20<token>``); the dashboard data is guarded like
-the REST API's reads.
+``--no-store``), the task metrics for ``/metrics``, the forwarder (with ``--forward``) and the
+receiver; ``start(reader)`` begins recording broker snapshots (depth per queue and state, live
+workers) into the store every ``SNAPSHOT_INTERVAL`` seconds, and ``close()`` flushes and stops
+everything. The routes over it (the receiver's, the dashboard data's, run again) are the HTTP
+surface's: ``tasklens.monitor.http.telemetry_routes``.
 """
 
 from __future__ import annotations
@@ -19,17 +15,12 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from fastapi import APIRouter, Depends
-
-from tasklens.monitor.auth import ingest_access, read_access
-from tasklens.monitor.dashboard_api import dashboard_router
-from tasklens.monitor.forwarder import OtlpForwarder
-from tasklens.monitor.received_metrics import ReceivedMetrics
-from tasklens.monitor.receiver import OtlpReceiver
-from tasklens.monitor.run_again import RunAgainLedger, run_again_router
+from tasklens.monitor.ingest.forwarder import OtlpForwarder
+from tasklens.monitor.ingest.received_metrics import ReceivedMetrics
+from tasklens.monitor.ingest.receiver import OtlpReceiver
 from tasklens.monitor.settings import MonitorSettings
-from tasklens.monitor.snapshots import SnapshotReader
 from tasklens.monitor.store import RetentionPolicy, StoreBusy, TelemetryStore
+from tasklens.monitor.watch.snapshots import SnapshotReader
 
 __all__ = ["SNAPSHOT_INTERVAL", "TelemetryService"]
 
@@ -60,7 +51,6 @@ class TelemetryService:
     def __post_init__(self) -> None:
         self._stop = threading.Event()
         self._sampler: threading.Thread | None = None
-        self._ledger: RunAgainLedger | None = None
 
     @classmethod
     def open(cls, settings: MonitorSettings) -> TelemetryService:
@@ -77,16 +67,6 @@ class TelemetryService:
         forwarder = OtlpForwarder(settings.forward_url) if settings.forward_url else None
         metrics = ReceivedMetrics()
         return cls(store, metrics, OtlpReceiver(store, metrics, forwarder), forwarder)
-
-    def routers(self) -> list[APIRouter]:
-        """The receiver's routes, and the dashboard's when there is a store."""
-        routers = [self.receiver.router(dependencies=[Depends(ingest_access)])]
-        if self.store is not None:
-            routers.append(dashboard_router(self.store.reader, dependencies=[Depends(read_access)]))
-            if self._ledger is None:
-                self._ledger = RunAgainLedger(self.store.path)
-            routers.append(run_again_router(self.store.reader, self._ledger))
-        return routers
 
     def start(self, reader: SnapshotReader) -> None:
         """Start forwarding, and recording broker snapshots from ``reader`` into the store
@@ -130,8 +110,5 @@ class TelemetryService:
             self._sampler = None
         if self.forwarder is not None:
             self.forwarder.close()
-        if self._ledger is not None:
-            self._ledger.close()
-            self._ledger = None
         if self.store is not None:
             self.store.close()

@@ -35,7 +35,7 @@ from fastapi.staticfiles import StaticFiles
 __all__ = ["CONTENT_SECURITY_POLICY", "PAGE_PATHS", "STATIC_DIR", "router"]
 
 #: The directory holding the dashboard's HTML, CSS and JavaScript.
-STATIC_DIR = Path(__file__).with_name("static")
+STATIC_DIR = Path(__file__).parents[1] / "static"
 #: The page routes; each answers with the shell that loads the page's module.
 PAGE_PATHS: tuple[str, ...] = (
     "/",

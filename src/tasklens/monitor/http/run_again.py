@@ -36,10 +36,10 @@ from pydantic import BaseModel
 from tasklens import semconv
 from tasklens.brokers.base import BrokerError
 from tasklens.messaging.arguments import MAX_ARGS_LENGTH, REDACTED
-from tasklens.monitor.auth import action_access
-from tasklens.monitor.errors import ErrorBody, error_response
+from tasklens.monitor.http.auth import action_access
+from tasklens.monitor.http.errors import ErrorBody, error_response
+from tasklens.monitor.http.state import MonitorState, monitor_state
 from tasklens.monitor.settings import BrokerSpec, MonitorSettings
-from tasklens.monitor.state import MonitorState, monitor_state
 from tasklens.monitor.store import StoreReader
 from tasklens.monitor.store.schema import connect
 

@@ -7,8 +7,8 @@ import logging
 import uvicorn
 
 from tasklens.brokers.url import redact_url
-from tasklens.monitor.app import create_app
-from tasklens.monitor.http_protocol import KEEP_ALIVE_TIMEOUT, MAX_HEADER_BYTES, HeaderTimeoutProtocol
+from tasklens.monitor.http.app import create_app
+from tasklens.monitor.http.protocol import KEEP_ALIVE_TIMEOUT, MAX_HEADER_BYTES, HeaderTimeoutProtocol
 from tasklens.monitor.settings import AUTH_TOKEN_ENV, MonitorSettings
 
 __all__ = ["InsecureBindError", "check_bind", "serve"]

@@ -9,17 +9,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Literal
-
-from fastapi import APIRouter, Depends, Response
-from fastapi.responses import JSONResponse
+from typing import Literal
 
 from tasklens.brokers.base import BrokerPart, BrokerSnapshot, QueueStats
-from tasklens.monitor.auth import public_access
-from tasklens.monitor.errors import ErrorBody
-from tasklens.monitor.schemas import BrokerPartOut, HealthOut, QueueOut
 from tasklens.monitor.settings import HealthThresholds
-from tasklens.monitor.state import MonitorState, monitor_state
 
 __all__ = [
     "DEGRADED",
@@ -28,7 +21,6 @@ __all__ = [
     "HealthReport",
     "HealthStatus",
     "assess_health",
-    "router",
     "unreachable_report",
 ]
 
@@ -66,20 +58,6 @@ class HealthReport:
     def total_pending(self) -> int:
         """Ready plus delayed messages over every queue."""
         return sum(stats.pending for stats in self.queues)
-
-    def to_model(self) -> HealthOut:
-        """The report as the JSON body of ``/api/health``."""
-        return HealthOut(
-            status=self.status,
-            broker=self.broker,
-            messaging_system=self.messaging_system,
-            workers=self.workers,
-            workers_note=self.workers_note,
-            queues=[QueueOut.of(stats, self.messaging_system) for stats in self.queues],
-            total_pending=self.total_pending,
-            reasons=list(self.reasons),
-            brokers=None if self.brokers is None else [BrokerPartOut.of(part) for part in self.brokers],
-        )
 
 
 def assess_health(snapshot: BrokerSnapshot, thresholds: HealthThresholds, *, broker: str) -> HealthReport:
@@ -157,54 +135,3 @@ def _worker_reasons(workers: int | None, thresholds: HealthThresholds) -> list[s
     if thresholds.min_workers is None or workers is None or workers >= thresholds.min_workers:
         return []
     return [f"{workers} live workers (min {thresholds.min_workers})"]
-
-
-# -- HTTP routes ----------------------------------------------------------------------------------
-
-router = APIRouter(tags=["health"], dependencies=[Depends(public_access)])
-
-
-@router.get("/healthz", summary="The monitor process is alive")
-def healthz() -> dict[str, str]:
-    """Liveness: answers 200 without reading the broker."""
-    return {"status": "ok"}
-
-
-@router.get(
-    "/readyz",
-    summary="The broker answers",
-    responses={503: {"description": "The broker did not answer in time.", "model": ErrorBody}},
-)
-def readyz(state: Annotated[MonitorState, Depends(monitor_state)]) -> JSONResponse:
-    """Readiness: 200 when the last broker read (at most ``cache_ttl`` seconds old) succeeded,
-    503 when it failed or did not finish within ``broker_timeout`` seconds. With several brokers,
-    every one must have answered; the body lists each with ``up``."""
-    result = state.reader.result()
-    if result.error is not None:
-        return JSONResponse({"error": str(result.error), "broker": state.broker}, status_code=503)
-    parts = result.snapshot.brokers if result.snapshot is not None else None
-    if parts is None:
-        return JSONResponse({"status": "ready", "broker": state.broker})
-    brokers = [BrokerPartOut.of(part).model_dump() for part in parts]
-    down = [part for part in parts if not part.up]
-    if down:
-        error = "; ".join(f"{part.broker} did not answer: {part.error}" for part in down)
-        return JSONResponse({"error": error, "broker": state.broker, "brokers": brokers}, status_code=503)
-    return JSONResponse({"status": "ready", "broker": state.broker, "brokers": brokers})
-
-
-@router.get(
-    "/api/health",
-    summary="Healthy, degraded or unhealthy, with the queue counts",
-    responses={503: {"description": "The broker did not answer (status unhealthy).", "model": HealthOut}},
-)
-def api_health(state: Annotated[MonitorState, Depends(monitor_state)], response: Response) -> HealthOut:
-    """200 for healthy and degraded, 503 for unhealthy (broker unreachable)."""
-    result = state.reader.result()
-    if result.snapshot is None:
-        report = unreachable_report(state.broker, str(result.error))
-    else:
-        report = assess_health(result.snapshot, state.settings.thresholds, broker=state.broker)
-    if report.status == UNHEALTHY:
-        response.status_code = 503
-    return report.to_model()

@@ -24,9 +24,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.routing import APIRoute
 
-from tasklens.monitor.auth import NO_TOKEN_MESSAGE
-from tasklens.monitor.errors import ErrorBody, error_response
-from tasklens.monitor.state import MonitorState, monitor_state
+from tasklens.monitor.http.auth import NO_TOKEN_MESSAGE
+from tasklens.monitor.http.errors import ErrorBody, error_response
+from tasklens.monitor.http.state import MonitorState, monitor_state
 from tasklens.monitor.store import InvalidQuery, RunFilter, StoreReader, parse_duration
 from tasklens.monitor.store.queries import DEFAULT_RUNS_LIMIT, MAX_RUNS_LIMIT
 

@@ -31,9 +31,9 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 
-from tasklens.monitor.auth import action_access, read_access
-from tasklens.monitor.errors import ErrorBody
-from tasklens.monitor.schemas import (
+from tasklens.monitor.http.auth import action_access, read_access
+from tasklens.monitor.http.errors import ErrorBody
+from tasklens.monitor.http.schemas import (
     DeadLetterOut,
     DeadLetterPageOut,
     DeletedOut,
@@ -46,7 +46,7 @@ from tasklens.monitor.schemas import (
     RequeueIds,
     WorkersOut,
 )
-from tasklens.monitor.state import MonitorState, monitor_state
+from tasklens.monitor.http.state import MonitorState, monitor_state
 
 __all__ = ["DEFAULT_PAGE_SIZE", "MAX_OFFSET", "MAX_PAGE_SIZE", "actions_router", "router"]
 

@@ -25,19 +25,19 @@ from fastapi import APIRouter, FastAPI
 
 from tasklens.brokers.base import BrokerInspector
 from tasklens.brokers.url import check_broker_url, redact_url
-from tasklens.monitor import api, health, metrics, pages
-from tasklens.monitor.alerts import api as alerts_api
 from tasklens.monitor.alerts.engine import AlertEngine
-from tasklens.monitor.auth import document_security
-from tasklens.monitor.errors import install_error_handlers
-from tasklens.monitor.headers import SecurityHeadersMiddleware
-from tasklens.monitor.hosts import HostCheckMiddleware, HostPolicy
-from tasklens.monitor.inspectors import InspectorFactory, SharedInspector
-from tasklens.monitor.otlp_export import start_otlp_export
+from tasklens.monitor.http import alerts_api, api, health, metrics, pages
+from tasklens.monitor.http.auth import document_security
+from tasklens.monitor.http.errors import install_error_handlers
+from tasklens.monitor.http.headers import SecurityHeadersMiddleware
+from tasklens.monitor.http.hosts import HostCheckMiddleware, HostPolicy
+from tasklens.monitor.http.state import MonitorState
+from tasklens.monitor.http.telemetry_routes import telemetry_routers
+from tasklens.monitor.ingest.service import TelemetryService
 from tasklens.monitor.settings import BrokerSpec, MonitorSettings
-from tasklens.monitor.snapshots import SnapshotReader
-from tasklens.monitor.state import MonitorState
-from tasklens.monitor.telemetry import TelemetryService
+from tasklens.monitor.watch.inspectors import InspectorFactory, SharedInspector
+from tasklens.monitor.watch.otlp_export import start_otlp_export
+from tasklens.monitor.watch.snapshots import SnapshotReader
 
 __all__ = ["ROUTERS", "broker_description", "broker_factory", "create_app"]
 
@@ -132,7 +132,8 @@ def create_app(settings: MonitorSettings, *, open_inspector: InspectorFactory | 
     )
     # The OTLP receiver and the dashboard data API come first: ``/api/queues/history`` must be
     # matched before ``/api/queues/{queue}``.
-    routers = (*telemetry.routers(), *ROUTERS)
+    received_routers, ledger = telemetry_routers(telemetry)
+    routers = (*received_routers, *ROUTERS)
     alerts = AlertEngine(settings.alerts, broker=broker) if settings.alerts is not None else None
 
     @asynccontextmanager
@@ -150,6 +151,8 @@ def create_app(settings: MonitorSettings, *, open_inspector: InspectorFactory | 
             if alerts is not None:
                 alerts.close()
             telemetry.close()
+            if ledger is not None:
+                ledger.close()
             state.close()
 
     app = FastAPI(

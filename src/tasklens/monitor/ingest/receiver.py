@@ -50,9 +50,9 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as metr
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_service
 from starlette.concurrency import run_in_threadpool
 
-from tasklens.monitor.attribute_limits import AttributeLimits, Dropped
-from tasklens.monitor.forwarder import OtlpForwarder
-from tasklens.monitor.received_metrics import ReceivedMetrics
+from tasklens.monitor.ingest.attribute_limits import AttributeLimits, Dropped
+from tasklens.monitor.ingest.forwarder import OtlpForwarder
+from tasklens.monitor.ingest.received_metrics import ReceivedMetrics
 from tasklens.monitor.store import TelemetryStore
 from tasklens.monitor.store.rows import log_rows, metric_rows, span_rows
 from tasklens.monitor.store.writer import StoreBusy

@@ -14,8 +14,8 @@ from pydantic import BaseModel, Field
 from tasklens.monitor.alerts.engine import AlertEngine
 from tasklens.monitor.alerts.rules import RULES
 from tasklens.monitor.alerts.state import AlertRecord
-from tasklens.monitor.auth import read_access
-from tasklens.monitor.errors import ErrorBody
+from tasklens.monitor.http.auth import read_access
+from tasklens.monitor.http.errors import ErrorBody
 
 __all__ = ["AlertOut", "AlertsOut", "alert_engine", "router"]
 

@@ -44,8 +44,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from tasklens import semconv
-from tasklens.monitor.metrics import prometheus_name
 from tasklens.monitor.store.rows import SERVICE_INSTANCE_ID, SERVICE_NAME, attributes
+from tasklens.monitor.watch.gauges import prometheus_name
 from tasklens.telemetry.process_metrics import PROCESS_METRICS
 
 __all__ = [

@@ -21,7 +21,7 @@ from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetr
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 
 from tasklens import semconv
-from tasklens.monitor.snapshots import SnapshotReader, depths_by_state
+from tasklens.monitor.watch.snapshots import SnapshotReader, depths_by_state
 
 __all__ = ["SERVICE_NAME_DEFAULT", "otlp_export_enabled", "register_gauges", "start_otlp_export"]
 

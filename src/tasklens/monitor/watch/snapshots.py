@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from tasklens import semconv
 from tasklens.brokers.base import BrokerError, BrokerSnapshot, BrokerUnavailable, QueueStats
-from tasklens.monitor.inspectors import SharedInspector
+from tasklens.monitor.watch.inspectors import SharedInspector
 
 __all__ = ["ReadResult", "SnapshotReader", "depths_by_state"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasklens.monitor.pages import CONTENT_SECURITY_POLICY
+from tasklens.monitor.http.pages import CONTENT_SECURITY_POLICY
 
 __all__ = ["DEFAULT_HEADERS", "SecurityHeadersMiddleware"]
 

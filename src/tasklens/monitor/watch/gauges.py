@@ -1,4 +1,4 @@
-"""``GET /metrics``: the broker-side gauges in the Prometheus exposition format.
+"""The broker-side gauges, as ``GET /metrics`` serves them in the Prometheus exposition format.
 
 Names are the standard OpenTelemetry-to-Prometheus translation of the ``tasklens.semconv``
 specs: dots become underscores and the unit becomes a suffix (``s`` -> ``_seconds``; annotations
@@ -21,27 +21,19 @@ are absent, while the others' are served.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import PlainTextResponse
 from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from tasklens import semconv
 from tasklens.brokers.base import BrokerSnapshot
-from tasklens.monitor.auth import public_access
-from tasklens.monitor.errors import ErrorBody
-from tasklens.monitor.snapshots import ReadResult, SnapshotReader, depths_by_state
-from tasklens.monitor.state import MonitorState, monitor_state
+from tasklens.monitor.watch.snapshots import ReadResult, SnapshotReader, depths_by_state
 
 __all__ = [
     "BrokerCollector",
     "metrics_registry",
     "prometheus_label",
     "prometheus_name",
-    "router",
 ]
 
 #: OpenTelemetry units and the suffix they give a Prometheus name. Units in braces are
@@ -173,24 +165,3 @@ def _queue_gauges(snapshot: BrokerSnapshot) -> Iterator[Metric]:
         for name, count in sorted(by_system.items()):
             workers.add_metric([name], float(count))
         yield workers
-
-
-# -- HTTP route -----------------------------------------------------------------------------------
-
-router = APIRouter(tags=["metrics"], dependencies=[Depends(public_access)])
-
-
-@router.get(
-    "/metrics",
-    summary="Broker-side gauges in the Prometheus exposition format",
-    response_class=PlainTextResponse,
-    responses={200: {"content": {"text/plain": {}}}, 401: {"model": ErrorBody}},
-)
-def metrics(request: Request, state: Annotated[MonitorState, Depends(monitor_state)]) -> Response:
-    """Reads the broker at most once per ``cache_ttl`` seconds, however often it is scraped.
-
-    Answers in the OpenMetrics format when the scraper asks for it, else the text format 0.0.4.
-    """
-    encoder, content_type = choose_encoder(request.headers.get("accept", ""))
-    received = () if state.telemetry is None else (state.telemetry.metrics,)
-    return Response(encoder(metrics_registry(state.reader, *received)), media_type=content_type)
