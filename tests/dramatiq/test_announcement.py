@@ -157,7 +157,9 @@ def test_cli_worker_processes_are_counted_and_listed_and_a_producer_is_not(
 
 def test_a_killed_worker_process_is_gone_within_its_expiry(start_cli: Any, inspector: RedisInspector) -> None:
     start_cli(1)
-    snapshot = wait_until(inspector.snapshot, lambda s: s.workers == 1, timeout=PROCESS_TIMEOUT)
+    snapshot = wait_until(
+        inspector.snapshot, lambda s: s.workers == 1 and bool(s.worker_list), timeout=PROCESS_TIMEOUT
+    )
     (worker,) = snapshot.worker_list or []
     assert worker.pid is not None and worker.freq == INTERVAL
 
@@ -198,7 +200,7 @@ def test_an_in_process_worker_announces_itself_until_it_stops(
         pass
 
     with running_worker(redis_broker, threads=3):
-        snapshot = wait_until(inspector.snapshot, lambda s: s.workers == 1)
+        snapshot = wait_until(inspector.snapshot, lambda s: s.workers == 1 and bool(s.worker_list))
         (worker,) = snapshot.worker_list or []
         assert (worker.pid, worker.concurrency, worker.queues) == (os.getpid(), 3, (queue,))
         assert len(announcing_threads()) == 1
