@@ -213,3 +213,78 @@ def test_every_broker_down_is_unavailable() -> None:
     assert queues.status_code == 503 and "no broker answered" in queues.json()["error"]
     assert health.status_code == 503 and health.json()["status"] == "unhealthy"
     assert "tasklens_broker_up 0.0" in metrics
+
+
+def _dead_letters(client: TestClient, **params: str) -> Any:
+    return client.get("/api/queues/shared/dead-letters", params=params, headers=AUTH)
+
+
+@pytest.fixture
+def second_namespace(redis_url: str, namespace: str) -> Iterator[tuple[str, list[str]]]:
+    """One more Dramatiq namespace with a queue ``shared``: its URL and its one dead letter."""
+    name = f"{namespace}-two"
+    broker = RedisBroker(url=redis_url, namespace=name)
+
+    @dramatiq.actor(queue_name="shared", broker=broker)
+    def shared_task() -> None: ...
+
+    shared_task.send()
+    message = shared_task.message()
+    client = redis.Redis.from_url(redis_url)
+    client.zadd(f"{name}:shared.XQ", {message.message_id: time.time()})
+    client.hset(f"{name}:shared.XQ.msgs", message.message_id, message.encode())
+    yield f"{redis_url}?namespace={name}", [message.message_id]
+    broker.close()
+    keys = list(client.scan_iter(match=f"{name}:*"))
+    if keys:
+        client.unlink(*keys)
+    client.close()
+
+
+def test_two_brokers_of_one_library_are_chosen_by_broker(
+    layout: Layout, second_namespace: tuple[str, list[str]]
+) -> None:
+    second_url, second_dead = second_namespace
+    with _client(layout, BrokerSpec(second_url, library="dramatiq")) as client:
+        listed = [part["broker"] for part in client.get("/api/queues", headers=AUTH).json()["brokers"]]
+        ambiguous = _dead_letters(client, messaging_system="dramatiq")
+        by_url = _dead_letters(client, broker=listed[2])
+        by_index = _dead_letters(client, messaging_system="dramatiq", broker="0")
+        unknown = _dead_letters(client, broker="7")
+        purged = client.delete("/api/queues/shared/dead-letters", params={"broker": "2"}, headers=AUTH)
+        first_after = _dead_letters(client, broker="0")
+
+    assert listed == [layout.dramatiq_url, layout.redis_url, second_url]
+    assert ambiguous.status_code == 409
+    assert ambiguous.json()["choices"] == [layout.dramatiq_url, second_url]
+    assert "broker=" in ambiguous.json()["error"]
+    assert by_url.status_code == 200
+    assert [item["message_id"] for item in by_url.json()["items"]] == second_dead
+    assert by_index.status_code == 200
+    assert {item["message_id"] for item in by_index.json()["items"]} == set(layout.dead_ids)
+    assert unknown.status_code == 404 and second_url in unknown.json()["error"]
+    assert purged.json() == {"purged": 1}
+    assert first_after.json()["total"] == 2  # the other broker's dead letters are untouched
+
+
+def test_one_broker_answers_404_for_another_librarys_queue(layout: Layout) -> None:
+    settings = MonitorSettings(
+        broker_url=layout.dramatiq_url, library="dramatiq", cache_ttl=0.0, auth_token=TOKEN
+    )
+    with TestClient(create_app(settings), base_url=LOCAL_URL) as client:
+        celery = _dead_letters(client, messaging_system="celery")
+        celery_purge = client.delete(
+            "/api/queues/shared/dead-letters", params={"messaging_system": "celery"}, headers=AUTH
+        )
+        celery_queue = client.get("/api/queues/shared", params={"messaging_system": "celery"}, headers=AUTH)
+        dramatiq_page = _dead_letters(client, messaging_system="dramatiq", broker="0")
+        other_broker = _dead_letters(client, broker="1")
+        after = client.get("/api/queues/shared", headers=AUTH).json()
+
+    assert celery.status_code == 404
+    assert "celery" in celery.json()["error"] and "holds dramatiq" in celery.json()["error"]
+    assert celery_purge.status_code == 404
+    assert celery_queue.status_code == 404
+    assert dramatiq_page.status_code == 200 and dramatiq_page.json()["total"] == 2
+    assert other_broker.status_code == 404
+    assert after["dead"] == 2  # the refused purge purged nothing

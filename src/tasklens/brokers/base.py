@@ -213,18 +213,23 @@ class BrokerSnapshot:
 
 
 class AmbiguousQueue(BrokerError):
-    """Several task libraries have a queue of that name: the caller must choose one.
+    """Several task libraries (or several brokers of one library) have a queue of that name: the
+    caller must choose one.
 
     Parameters:
       queue(str): The queue's name.
-      choices(list[str]): The libraries that have it.
+      choices(list[str]): The libraries that have it, or (``by="broker"``) the redacted URLs of
+        the brokers that have it.
+      by(str): What chooses among them: ``messaging_system`` (a library) or ``broker``.
     """
 
-    def __init__(self, queue: str, choices: Sequence[str]) -> None:
+    def __init__(self, queue: str, choices: Sequence[str], *, by: str = "messaging_system") -> None:
         self.queue = queue
         self.choices = list(choices)
+        self.by = by
+        where = "in" if by == "messaging_system" else "on"
         super().__init__(
-            f"queue {queue!r} exists in {' and '.join(self.choices)}: say which (messaging_system="
+            f"queue {queue!r} exists {where} {' and '.join(self.choices)}: say which ({by}="
             f"{'|'.join(self.choices)})"
         )
 
@@ -292,6 +297,8 @@ class BrokerInspector(abc.ABC):
     """
 
     url: str
+    #: The task library whose layout it reads.
+    messaging_system: str = semconv.MESSAGING_SYSTEM_DRAMATIQ
 
     @property
     @abc.abstractmethod
@@ -335,15 +342,30 @@ class BrokerInspector(abc.ABC):
     def purge_dead(self, queue: str) -> int:
         """Delete every dead letter of the queue; return how many were deleted."""
 
-    def for_queue(self, queue: str, messaging_system: str | None = None) -> BrokerInspector:
+    def for_queue(
+        self, queue: str, messaging_system: str | None = None, broker: str | None = None
+    ) -> BrokerInspector:
         """The inspector holding ``queue``'s dead letters: this one, unless it reads several
         brokers (``CompositeInspector``), which chooses by ``messaging_system`` when two
-        libraries have a queue of that name.
+        libraries have a queue of that name, and by ``broker`` when two brokers of one library
+        have it.
 
         Parameters:
           queue(str): The queue's name.
           messaging_system(str|None): ``dramatiq`` or ``celery``, when it matters.
+          broker(str|None): The broker's redacted URL or its index (from 0), when it matters.
+
+        Raises:
+          QueueNotFound: when ``messaging_system`` is not this broker's library, or ``broker``
+            does not name it.
         """
+        if messaging_system is not None and messaging_system != self.messaging_system:
+            raise QueueNotFound(
+                f"queue {queue!r} not found in {messaging_system}: the broker holds "
+                f"{self.messaging_system}'s queues"
+            )
+        if broker is not None and broker not in ("0", self.redacted_url):
+            raise QueueNotFound(f"no broker {broker!r}: the only one is {self.redacted_url} (0)")
         return self
 
     def close(self) -> None:  # noqa: B027 - optional hook

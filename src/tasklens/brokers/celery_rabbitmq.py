@@ -80,6 +80,8 @@ class CeleryRabbitmqInspector(AmqpDeadLetters):
       workers(HeartbeatListener|None): Where live workers come from; ``None``: unknown.
     """
 
+    messaging_system = semconv.MESSAGING_SYSTEM_CELERY
+
     def __init__(
         self,
         url: str,

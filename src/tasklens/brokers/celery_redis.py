@@ -171,6 +171,8 @@ class CeleryRedisInspector(ReadOnlyInspector):
       max_unacked_entries(int): Most unacknowledged entries decoded per read.
     """
 
+    messaging_system = semconv.MESSAGING_SYSTEM_CELERY
+
     def __init__(
         self,
         url: str,

@@ -9,8 +9,9 @@ answered. A broker that does not answer leaves the others' numbers in place: the
 (``BrokerUnavailable``) only when none answers.
 
 Dead-letter reads and actions go to the broker that has the queue. When two libraries have a
-queue of the same name, ``for_queue(name, messaging_system)`` chooses; without a choice it raises
-``AmbiguousQueue`` naming them.
+queue of the same name, ``for_queue(name, messaging_system)`` chooses; when two brokers of one
+library have it, ``for_queue(name, broker=...)`` (a redacted URL or an index); without a choice it
+raises ``AmbiguousQueue`` naming them.
 
 Example:
 
@@ -195,18 +196,22 @@ class CompositeInspector(BrokerInspector):
 
     # -- Dead letters, routed to the broker that has the queue ---------------------------------------
 
-    def for_queue(self, queue: str, messaging_system: str | None = None) -> BrokerInspector:
-        """The inspector of the broker holding ``queue`` (of ``messaging_system``'s layout).
+    def for_queue(
+        self, queue: str, messaging_system: str | None = None, broker: str | None = None
+    ) -> BrokerInspector:
+        """The inspector of the broker holding ``queue`` (of ``messaging_system``'s layout, on
+        ``broker`` when given: its redacted URL or its index, from 0, in the order given).
 
         Raises:
-          QueueNotFound: when no broker has it.
-          AmbiguousQueue: when brokers of several libraries have it and none is chosen, or two
-            brokers of the chosen library both have it.
+          QueueNotFound: when no broker has it, or ``broker`` names none of them.
+          AmbiguousQueue: when brokers of several libraries have it and none is chosen
+            (``choices`` the libraries), or several brokers of the chosen library have it and
+            none is chosen (``choices`` their redacted URLs).
           BrokerUnavailable: when none has it and a broker that did not answer might.
         """
         holders: list[CompositeMember] = []
         down: list[str] = []
-        for member in self.members:
+        for member in self._chosen(broker):
             if messaging_system is not None and member.library not in (None, messaging_system):
                 continue
             try:
@@ -229,8 +234,23 @@ class CompositeInspector(BrokerInspector):
             systems = sorted({member.library or "" for member in holders})
             if len(systems) > 1:
                 raise AmbiguousQueue(queue, systems)
-            raise AmbiguousQueue(queue, [member.label for member in holders])
+            raise AmbiguousQueue(queue, [member.redacted_url for member in holders], by="broker")
         return _Routed(holders[0], self._timeout)
+
+    def _chosen(self, broker: str | None) -> list[CompositeMember]:
+        """The members ``broker`` names (all of them without it). Raises QueueNotFound."""
+        if broker is None:
+            return self.members
+        if broker.isdigit():
+            index = int(broker)
+            if index < len(self.members):
+                return [self.members[index]]
+        else:
+            named = [member for member in self.members if member.redacted_url == broker]
+            if named:
+                return named
+        listed = ", ".join(f"{i}: {member.redacted_url}" for i, member in enumerate(self.members))
+        raise QueueNotFound(f"no broker {broker!r}: the brokers are {listed}")
 
     def dead_letters(self, queue: str, *, offset: int = 0, limit: int = 50) -> DeadLetterPage:
         return self.for_queue(queue).dead_letters(queue, offset=offset, limit=limit)

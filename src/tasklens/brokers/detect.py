@@ -182,6 +182,11 @@ class DetectedInspector(BrokerInspector):
     def snapshot(self) -> BrokerSnapshot:
         return self.inner.snapshot()
 
+    def for_queue(
+        self, queue: str, messaging_system: str | None = None, broker: str | None = None
+    ) -> BrokerInspector:
+        return self.inner.for_queue(queue, messaging_system, broker)
+
     def dead_letters(self, queue: str, *, offset: int = 0, limit: int = 50) -> DeadLetterPage:
         return self.inner.dead_letters(queue, offset=offset, limit=limit)
 

@@ -48,6 +48,8 @@ def dlq() -> None:
       tasklens dlq list default
       tasklens dlq show default 5f1c...
       tasklens dlq requeue default --all --reset-retries --yes
+
+    With several brokers, a queue name both libraries use needs --library dramatiq|celery.
     """
 
 
@@ -72,7 +74,8 @@ def list_dead(target: BrokerTarget, queue: str, offset: int, limit: int, as_json
     Example:
       tasklens dlq list default --limit 20
     """
-    with opened(target) as inspector:
+    with opened(target) as broker:
+        inspector = broker.for_queue(queue, target.queue_library)
         page = inspector.dead_letters(queue, offset=offset, limit=limit)
     if as_json:
         click.echo(_page_document(page).model_dump_json(indent=2))
@@ -110,7 +113,8 @@ def show_dead(target: BrokerTarget, queue: str, message_id: str, dashboard_url: 
       tasklens dlq show default 8a3f0c1e-5d5b-4c0e-9d7e-1b2f3c4d5e6f
       tasklens dlq show default 8a3f0c1e-5d5b
     """
-    with opened(target) as inspector:
+    with opened(target) as broker:
+        inspector = broker.for_queue(queue, target.queue_library)
         letter = _find_letter(inspector, queue, message_id)
     if as_json:
         click.echo(DeadLetterOut.of(letter).model_dump_json(indent=2))
@@ -159,7 +163,8 @@ def requeue(
     """
     if requeue_all == bool(message_ids):
         raise click.UsageError("give the message ids to requeue, or --all (not both)")
-    with opened(target) as inspector:
+    with opened(target) as broker:
+        inspector = broker.for_queue(queue, target.queue_library)
         if requeue_all:
             total = inspector.dead_letters(queue, limit=1).total
             if total == 0:
@@ -190,7 +195,8 @@ def delete(target: BrokerTarget, queue: str, message_ids: tuple[str, ...]) -> No
     Example:
       tasklens dlq delete default 8a3f0c1e-5d5b-4c0e-9d7e-1b2f3c4d5e6f
     """
-    with opened(target) as inspector:
+    with opened(target) as broker:
+        inspector = broker.for_queue(queue, target.queue_library)
         deleted = inspector.delete_dead(queue, list(message_ids))
     click.echo(f"deleted {deleted} dead letters from {queue!r}")
 
@@ -206,7 +212,8 @@ def purge(target: BrokerTarget, queue: str, yes: bool) -> None:
     Example:
       tasklens dlq purge default --yes
     """
-    with opened(target) as inspector:
+    with opened(target) as broker:
+        inspector = broker.for_queue(queue, target.queue_library)
         total = inspector.dead_letters(queue, limit=1).total
         if total == 0:
             click.echo(f"no dead letters in {queue!r}")

@@ -8,7 +8,9 @@ reported on one line naming its redacted URL, and the command exits with status 
 ``--broker`` and ``--app`` may be repeated to read several brokers as one (Dramatiq's and
 Celery's): each ``--broker`` is ``URL`` or ``LIBRARY=URL`` (``celery=redis://...``), each
 ``--app`` names its broker (a Celery app's ``broker_url``; a Dramatiq broker module, which names
-none, takes the next ``--broker`` without a library of its own).
+none, takes the next ``--broker`` without a library of its own). With several brokers,
+``--library`` says which library's queue a queue name both libraries use means (``dlq``,
+``queues --queue``); each broker's own library comes from ``LIBRARY=URL``, its app, or detection.
 """
 
 from __future__ import annotations
@@ -25,12 +27,14 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from tasklens.brokers.base import (
+    AmbiguousQueue,
     BrokerError,
     BrokerInspector,
     BrokerSnapshot,
     BrokerUnavailable,
     MessageNotFound,
     QueueNotFound,
+    QueueStats,
 )
 from tasklens.brokers.payload import canonical_queue_name
 from tasklens.brokers.url import check_broker_url, redact_url
@@ -105,6 +109,8 @@ class BrokerTarget:
       ping_workers(bool): Celery: count workers answering ``inspect ping`` when none heart-beats.
       brokers(tuple[BrokerSpec, ...]): Several brokers read as one, when ``--broker``/``--app``
         are repeated (``url``, ``app`` and ``library`` are then the first one's).
+      queue_library(str|None): ``--library``: which library's queue a name means, when brokers of
+        both libraries have a queue of that name.
     """
 
     url: str
@@ -116,6 +122,7 @@ class BrokerTarget:
     transport_options: dict[str, Any] = field(default_factory=dict)
     ping_workers: bool = False
     brokers: tuple[BrokerSpec, ...] = ()
+    queue_library: str | None = None
 
     @property
     def redacted(self) -> str:
@@ -201,20 +208,17 @@ def _broker_value(value: str) -> tuple[str, str | None]:
     return value, None
 
 
-def broker_specs(
-    brokers: tuple[str, ...], apps: tuple[str, ...], library: str | None
-) -> tuple[BrokerSpec, ...]:
+def broker_specs(brokers: tuple[str, ...], apps: tuple[str, ...]) -> tuple[BrokerSpec, ...]:
     """The brokers that repeated ``--broker``/``--app`` name (empty for one broker, read as ever).
 
     Each Celery ``--app`` reads the broker its ``broker_url`` names; a Dramatiq ``--app`` (a broker
     module, which names no URL) takes the next ``--broker`` without a library of its own; every
-    other ``--broker`` is a broker of its own, its library from ``LIBRARY=``, else ``--library``,
-    else detected.
+    other ``--broker`` is a broker of its own, its library from ``LIBRARY=``, else detected
+    (``--library`` then chooses a queue's library, not a broker's layout).
 
     Parameters:
       brokers(tuple[str, ...]): The ``--broker`` values, ``URL`` or ``LIBRARY=URL``.
       apps(tuple[str, ...]): The ``--app`` values.
-      library(str|None): ``--library``, for the brokers that do not say theirs.
 
     Raises:
       click.BadParameter: for a value that is not ``URL`` or ``LIBRARY=URL``, a Dramatiq app left
@@ -244,7 +248,7 @@ def broker_specs(
             )
         url, _ = free.pop(match)
         specs.append(BrokerSpec(url, app, declared.library))
-    specs.extend(BrokerSpec(url, None, own or library) for url, own in free)
+    specs.extend(BrokerSpec(url, None, own) for url, own in free)
     seen: set[BrokerSpec] = set()
     for spec in specs:
         if spec in seen:
@@ -270,7 +274,7 @@ def broker_options(command: F) -> F:
         **kwargs: Any,
     ) -> Any:
         try:
-            several = broker_specs(broker, app, library)
+            several = broker_specs(broker, app)
         except click.BadParameter as exc:
             fail(exc.format_message(), EXIT_USAGE)
         if several:
@@ -285,6 +289,7 @@ def broker_options(command: F) -> F:
                 transport_options,
                 ping_workers,
                 brokers=several,
+                queue_library=library,
             )
             return command(*args, target=target, **kwargs)
         given, own = _broker_value(broker[0]) if broker else (None, None)
@@ -301,6 +306,7 @@ def broker_options(command: F) -> F:
             own or library,
             transport_options,
             ping_workers,
+            queue_library=own or library,
         )
         return command(*args, target=target, **kwargs)
 
@@ -327,7 +333,8 @@ def broker_options(command: F) -> F:
         click.option(
             "--library",
             type=click.Choice(["celery", "dramatiq"]),
-            help="Which task library laid out the broker (default: from --app, else detected).",
+            help="Which task library laid out the broker (default: from --app, else detected); with"
+            " several brokers, which library's queue a name both libraries use means.",
         ),
         click.option(
             "--transport-option",
@@ -435,12 +442,27 @@ def narrowed(snapshot: BrokerSnapshot, target: BrokerTarget) -> BrokerSnapshot:
     Parameters:
       snapshot(BrokerSnapshot): What was read.
       target(BrokerTarget): The command's broker options.
+
+    With several brokers, a name both libraries use is the queue of ``--library``.
+
+    Raises:
+      AmbiguousQueue: for a name both libraries use when ``--library`` does not choose.
     """
     if not target.queues:
         return snapshot
     wanted = list(dict.fromkeys(canonical_queue_name(name) for name in target.queues))
-    by_name = {stats.name: stats for stats in snapshot.queues}
-    return replace(snapshot, queues=[by_name[name] for name in wanted if name in by_name])
+    chosen: list[QueueStats] = []
+    for name in wanted:
+        found = [
+            stats
+            for stats in snapshot.queues
+            if stats.name == name and target.queue_library in (None, snapshot.system_of(stats))
+        ]
+        systems = sorted({snapshot.system_of(stats) for stats in found})
+        if len(systems) > 1:
+            raise AmbiguousQueue(name, systems)
+        chosen.extend(found)
+    return replace(snapshot, queues=chosen)
 
 
 def read_snapshot(target: BrokerTarget) -> BrokerSnapshot:
@@ -474,7 +496,9 @@ def read_snapshot(target: BrokerTarget) -> BrokerSnapshot:
             return narrowed(named.snapshot(), target)
     with inspector:
         snapshot = inspector.snapshot()
-    known = {stats.name for stats in snapshot.queues}
+    known = {
+        stats.name for stats in snapshot.queues if target.queue_library in (None, snapshot.system_of(stats))
+    }
     missing = [name for name in dict.fromkeys(map(canonical_queue_name, target.queues)) if name not in known]
     if missing:
         listed = ", ".join(sorted(known)[:10]) or "none"
@@ -498,12 +522,27 @@ def broker_errors(target: BrokerTarget) -> Iterator[None]:
         yield
     except (QueueNotFound, MessageNotFound) as exc:
         fail(str(exc), EXIT_NOT_FOUND)
+    except AmbiguousQueue as exc:
+        fail(ambiguity(exc), EXIT_USAGE)
     except BrokerError as exc:
         message = str(exc)
         if target.redacted not in message:
             verb = "cannot reach" if isinstance(exc, BrokerUnavailable) else "cannot read"
             message = f"{verb} {target.redacted}: {message}"
         fail(message, EXIT_UNREACHABLE)
+
+
+def ambiguity(error: AmbiguousQueue) -> str:
+    """How a command says which options choose among the queues of one name."""
+    if error.by == "broker":
+        return (
+            f"queue {error.queue!r} exists on {' and '.join(error.choices)}: give only the --broker"
+            " that holds the one you mean"
+        )
+    return (
+        f"queue {error.queue!r} exists in {' and '.join(error.choices)}: say which with --library "
+        f"{'|'.join(error.choices)}"
+    )
 
 
 @contextmanager

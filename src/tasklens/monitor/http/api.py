@@ -9,7 +9,9 @@ to the broker through their own inspector, one at a time. Actions need the beare
 When the monitor reads several brokers (Dramatiq's and Celery's), every queue carries its
 ``messaging_system``; the routes naming a queue take ``?messaging_system=dramatiq|celery``, which
 is needed only when both libraries have a queue of that name (without it they answer 409 with the
-``choices``).
+``choices``); when two brokers of one library have it, ``?broker=`` (the redacted URL as
+``brokers`` lists it, or its index) chooses among them, the 409's ``choices`` then being the
+brokers. With one broker, a ``messaging_system`` that is not its library is 404.
 
 =========================================================  =====================================
 ``GET /api/queues``                                        every queue's counts and the workers
@@ -66,11 +68,24 @@ System = Annotated[
     Literal["dramatiq", "celery"] | None,
     Query(description="dramatiq or celery: which library's queue, when both have one of this name."),
 ]
+#: Which broker's queue is meant, when two brokers of one library have a queue of that name
+#: (otherwise 409 lists their redacted URLs as the choices).
+Broker = Annotated[
+    str | None,
+    Query(
+        max_length=2000,
+        description="The broker holding the queue: its redacted URL as `brokers` in /api/queues lists it,"
+        " or its index there (from 0); needed when two brokers of one library have a queue of this name.",
+    ),
+]
 
 #: Errors every route may answer with.
 COMMON_ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorBody, "description": "Missing or wrong bearer token."},
-    409: {"model": ErrorBody, "description": "Both libraries have a queue of this name: see choices."},
+    409: {
+        "model": ErrorBody,
+        "description": "Both libraries (or two brokers) have a queue of this name: see choices.",
+    },
     503: {"model": ErrorBody, "description": "The broker did not answer."},
 }
 NOT_FOUND: dict[int | str, dict[str, object]] = {
@@ -121,9 +136,12 @@ def list_dead_letters(
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
     messaging_system: System = None,
+    broker: Broker = None,
 ) -> DeadLetterPageOut:
     with state.actions.borrow() as inspector:
-        page = inspector.for_queue(queue, messaging_system).dead_letters(queue, offset=offset, limit=limit)
+        page = inspector.for_queue(queue, messaging_system, broker).dead_letters(
+            queue, offset=offset, limit=limit
+        )
     return DeadLetterPageOut(
         items=[DeadLetterOut.of(letter) for letter in page.items],
         total=page.total,
@@ -134,21 +152,27 @@ def list_dead_letters(
 
 @router.get("/queues/{queue}/dead-letters/{message_id}", summary="One dead letter", responses=NOT_FOUND)
 def show_dead_letter(
-    state: State, queue: str, message_id: str, messaging_system: System = None
+    state: State, queue: str, message_id: str, messaging_system: System = None, broker: Broker = None
 ) -> DeadLetterOut:
     with state.actions.borrow() as inspector:
-        return DeadLetterOut.of(inspector.for_queue(queue, messaging_system).dead_letter(queue, message_id))
+        return DeadLetterOut.of(
+            inspector.for_queue(queue, messaging_system, broker).dead_letter(queue, message_id)
+        )
 
 
 @actions_router.post(
     "/queues/{queue}/dead-letters/requeue", summary="Requeue dead letters", responses=BAD_BODY
 )
 def requeue_dead_letters(
-    state: State, queue: str, body: RequeueIds | RequeueAll, messaging_system: System = None
+    state: State,
+    queue: str,
+    body: RequeueIds | RequeueAll,
+    messaging_system: System = None,
+    broker: Broker = None,
 ) -> RequeuedOut:
     message_ids = body.message_ids if isinstance(body, RequeueIds) else None
     with state.actions.borrow() as inspector:
-        moved = inspector.for_queue(queue, messaging_system).requeue_dead(
+        moved = inspector.for_queue(queue, messaging_system, broker).requeue_dead(
             queue, message_ids, reset_retries=body.reset_retries
         )
     state.reader.invalidate()
@@ -160,10 +184,10 @@ def requeue_dead_letters(
     "/queues/{queue}/dead-letters/delete", summary="Delete some dead letters", responses=BAD_BODY
 )
 def delete_dead_letters(
-    state: State, queue: str, body: DeleteIn, messaging_system: System = None
+    state: State, queue: str, body: DeleteIn, messaging_system: System = None, broker: Broker = None
 ) -> DeletedOut:
     with state.actions.borrow() as inspector:
-        deleted = inspector.for_queue(queue, messaging_system).delete_dead(queue, body.message_ids)
+        deleted = inspector.for_queue(queue, messaging_system, broker).delete_dead(queue, body.message_ids)
     state.reader.invalidate()
     logger.info("Deleted %d dead letters of %r.", deleted, queue)
     return DeletedOut(deleted=deleted)
@@ -171,18 +195,20 @@ def delete_dead_letters(
 
 @actions_router.delete("/queues/{queue}/dead-letters/{message_id}", summary="Delete one dead letter")
 def delete_dead_letter(
-    state: State, queue: str, message_id: str, messaging_system: System = None
+    state: State, queue: str, message_id: str, messaging_system: System = None, broker: Broker = None
 ) -> DeletedOut:
     with state.actions.borrow() as inspector:
-        deleted = inspector.for_queue(queue, messaging_system).delete_dead(queue, [message_id])
+        deleted = inspector.for_queue(queue, messaging_system, broker).delete_dead(queue, [message_id])
     state.reader.invalidate()
     return DeletedOut(deleted=deleted)
 
 
 @actions_router.delete("/queues/{queue}/dead-letters", summary="Purge the dead-letter queue")
-def purge_dead_letters(state: State, queue: str, messaging_system: System = None) -> PurgedOut:
+def purge_dead_letters(
+    state: State, queue: str, messaging_system: System = None, broker: Broker = None
+) -> PurgedOut:
     with state.actions.borrow() as inspector:
-        purged = inspector.for_queue(queue, messaging_system).purge_dead(queue)
+        purged = inspector.for_queue(queue, messaging_system, broker).purge_dead(queue)
     state.reader.invalidate()
     logger.info("Purged %d dead letters of %r.", purged, queue)
     return PurgedOut(purged=purged)
