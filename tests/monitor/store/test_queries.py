@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import pytest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
@@ -9,7 +12,14 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 
 from tasklens import semconv
 from tasklens.brokers.base import BrokerSnapshot, QueueStats
-from tasklens.monitor.store import InvalidQuery, RunFilter, TelemetryStore, metric_rows, span_rows
+from tasklens.monitor.store import (
+    InvalidQuery,
+    RetentionPolicy,
+    RunFilter,
+    TelemetryStore,
+    metric_rows,
+    span_rows,
+)
 from tests.monitor.store.conftest import Clock
 from tests.monitor.store.spans import SpanFactory
 
@@ -291,6 +301,57 @@ def test_broker_snapshots_give_depth_history_and_workers(store: TelemetryStore, 
     assert {point["queue"] for point in history} == {"default"}
     assert {point["queue"] for point in overview["depth"]} == {"default", "emails"}
     assert overview["workers"] == 3
+
+
+def test_a_queue_name_both_libraries_use_has_a_history_each(store: TelemetryStore, clock: Clock) -> None:
+    snapshot = BrokerSnapshot(
+        queues=[
+            QueueStats(
+                "shared", ready=3, delayed=0, in_flight=0, dead=2, oldest_age=4.0, messaging_system="celery"
+            ),
+            QueueStats("shared", ready=7, delayed=0, in_flight=0, dead=0, oldest_age=9.0),
+        ],
+        workers=1,
+        read_at=clock.now - 30,
+        duration=0.01,
+        messaging_system=semconv.MESSAGING_SYSTEM_DRAMATIQ,
+    )
+    store.writer.write_broker_snapshot(snapshot)
+    assert store.writer.flush(timeout=10)
+
+    history = store.reader.queue_history(HOUR, "shared")
+
+    ready = {
+        point["messaging_system"]: point["value"] for point in history["items"] if point["state"] == "ready"
+    }
+    assert ready == {"celery": 3, "dramatiq": 7}
+    ages = {point["messaging_system"]: point["value"] for point in history["oldest_age"]}
+    assert ages == {"celery": 4.0, "dramatiq": 9.0}
+
+
+def test_a_store_of_the_schema_before_libraries_in_history_is_rebuilt(tmp_path: Path, clock: Clock) -> None:
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE queue_depth (time_ns INTEGER, queue TEXT, state TEXT, value INTEGER)")
+    old.execute("INSERT INTO queue_depth VALUES (1, 'stale', 'ready', 1)")
+    old.execute("PRAGMA user_version = 4")
+    old.commit()
+    old.close()
+    store = TelemetryStore.open(path, RetentionPolicy(max_age=None, max_size=None), clock=clock)
+    try:
+        store.writer.write_broker_snapshot(
+            BrokerSnapshot(
+                queues=[QueueStats("fresh", ready=2, delayed=0, in_flight=0, dead=0, oldest_age=0.0)],
+                workers=None,
+                read_at=clock.now - 5,
+                duration=0.01,
+            )
+        )
+        assert store.writer.flush(timeout=10)
+        items = store.reader.queue_history(HOUR)["items"]
+    finally:
+        store.close()
+    assert {(point["queue"], point["messaging_system"]) for point in items} == {("fresh", "dramatiq")}
 
 
 def test_depth_history_follows_the_snapshots_and_charts_the_oldest_age(

@@ -670,10 +670,11 @@ class StoreReader:
             params.append(queue_name)
         step_ns = step * _NS
         return [
-            {"t": float(t), "queue": name, "state": state, "value": value}
-            for t, name, state, value in self._conn().execute(
-                f"SELECT time_ns / {step_ns} * {step} AS t, queue, state, MAX(value) FROM queue_depth"
-                f" WHERE {where} GROUP BY t, queue, state ORDER BY t, queue, state",
+            {"t": float(t), "queue": name, "messaging_system": system, "state": state, "value": value}
+            for t, name, system, state, value in self._conn().execute(
+                f"SELECT time_ns / {step_ns} * {step} AS t, queue, messaging_system, state, MAX(value)"
+                f" FROM queue_depth WHERE {where} GROUP BY t, queue, messaging_system, state"
+                " ORDER BY t, queue, messaging_system, state",
                 params,
             )
         ]
@@ -683,7 +684,8 @@ class StoreReader:
         window (the largest value of each step).
 
         The step follows the broker snapshots (every few seconds), not the per-minute rollups,
-        so that a backlog of less than a minute shows as more than a dot.
+        so that a backlog of less than a minute shows as more than a dot. Each item names its
+        queue's library (``messaging_system``): a name both libraries use is two histories.
 
         Parameters:
           window(float): How far back to look, in seconds.
@@ -705,7 +707,12 @@ class StoreReader:
             "since": first,
             "items": [item for item in items if item["state"] != OLDEST_AGE_STATE],
             "oldest_age": [
-                {"t": item["t"], "queue": item["queue"], "value": item["value"]}
+                {
+                    "t": item["t"],
+                    "queue": item["queue"],
+                    "messaging_system": item["messaging_system"],
+                    "value": item["value"],
+                }
                 for item in items
                 if item["state"] == OLDEST_AGE_STATE
             ],

@@ -12,6 +12,9 @@ Runs (``process {queue}`` spans) are also counted per minute, actor and queue in
 with their durations in log-scale bins in ``run_durations``, so that the dashboard's rates and
 percentiles read a few thousand rollup rows instead of every span.
 
+``queue_depth`` holds each broker snapshot's depth per queue, library (``messaging_system``:
+a queue name both libraries use is two queues) and state.
+
 ``instances`` names each process that sent telemetry (``service.instance.id``) with the host,
 pid and command of its resource, and when it was first and last heard from.
 """
@@ -24,7 +27,7 @@ from pathlib import Path
 __all__ = ["OLDEST_AGE_STATE", "SCHEMA_VERSION", "connect", "create_schema"]
 
 #: Bumped when a table changes shape; a store with another version is rebuilt from scratch.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 #: The ``queue_depth`` state under which a broker snapshot stores the age of the queue's oldest
 #: ready message, in seconds.
@@ -147,10 +150,12 @@ CREATE INDEX IF NOT EXISTS logs_time ON logs (time_ns);
 CREATE TABLE IF NOT EXISTS queue_depth (
     time_ns INTEGER NOT NULL,
     queue TEXT NOT NULL,
+    messaging_system TEXT NOT NULL,
     state TEXT NOT NULL,
     value INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS queue_depth_time ON queue_depth (time_ns, queue, state, value);
+CREATE INDEX IF NOT EXISTS queue_depth_time
+    ON queue_depth (time_ns, queue, messaging_system, state, value);
 CREATE INDEX IF NOT EXISTS queue_depth_queue ON queue_depth (queue, time_ns);
 
 CREATE TABLE IF NOT EXISTS broker_workers (

@@ -79,7 +79,9 @@ UPSERT_RUN_DURATIONS = (
     "INSERT INTO run_durations (minute, actor, queue, bin, count) VALUES (?,?,?,?,?)"
     " ON CONFLICT (minute, actor, queue, bin) DO UPDATE SET count = count + excluded.count"
 )
-INSERT_QUEUE_DEPTH = "INSERT INTO queue_depth (time_ns, queue, state, value) VALUES (?,?,?,?)"
+INSERT_QUEUE_DEPTH = (
+    "INSERT INTO queue_depth (time_ns, queue, messaging_system, state, value) VALUES (?,?,?,?,?)"
+)
 INSERT_WORKERS = "INSERT INTO broker_workers (time_ns, workers) VALUES (?,?)"
 
 #: What a row SQLite cannot hold raises when it is bound or inserted.
@@ -230,7 +232,8 @@ class StoreWriter:
         return self._submit("logs", batch) if batch.logs else self._nothing_to_write()
 
     def write_broker_snapshot(self, snapshot: BrokerSnapshot, at: float | None = None) -> None:
-        """Queue the depth of every queue by state, and the live workers, as read from the broker.
+        """Queue the depth of every queue by library and state, and the live workers, as read from
+        the broker.
 
         Counts the broker cannot tell (``None``) are left out.
 
@@ -240,7 +243,7 @@ class StoreWriter:
         """
         time_ns = int((snapshot.read_at if at is None else at) * 1e9)
         depths = [
-            (time_ns, stats.name, state, value)
+            (time_ns, stats.name, snapshot.system_of(stats), state, value)
             for stats in snapshot.queues
             for state, value in (
                 ("ready", stats.ready),
