@@ -192,38 +192,61 @@ export default {
 
     function renderHistory(history) {
       const items = history.items || [];
+      // One chart per queue and library: a name both libraries use is two queues.
+      const keyOf = (name, system) => `${name}\u0000${system || ""}`;
       const ages = new Map();
       for (const item of history.oldest_age || []) {
-        if (!ages.has(item.queue)) ages.set(item.queue, []);
-        ages.get(item.queue).push([item.t, item.value]);
+        const key = keyOf(item.queue, item.messaging_system);
+        if (!ages.has(key)) ages.set(key, []);
+        ages.get(key).push([item.t, item.value]);
       }
       const gapAfter = Math.max(3 * (history.step || 60), 30);
       const byQueue = new Map();
       for (const item of items) {
-        if (!byQueue.has(item.queue)) byQueue.set(item.queue, []);
-        byQueue.get(item.queue).push(item);
+        const key = keyOf(item.queue, item.messaging_system);
+        if (!byQueue.has(key)) byQueue.set(key, []);
+        byQueue.get(key).push(item);
       }
-      const names = [...new Set([...queues.map((q) => q.name), ...byQueue.keys()])].sort();
-      if (!names.length) {
+      const known = new Map();
+      for (const q of queues) known.set(keyOf(q.name, q.messaging_system), [q.name, q.messaging_system || ""]);
+      for (const item of [...items, ...(history.oldest_age || [])]) {
+        known.set(keyOf(item.queue, item.messaging_system), [item.queue, item.messaging_system || ""]);
+      }
+      // A queue read before histories carried the library, or without one, joins its named twin.
+      for (const [key, [name, system]] of [...known]) {
+        if (!system && [...known.values()].some(([other, lib]) => other === name && lib)) known.delete(key);
+      }
+      const systemsOf = new Map();
+      for (const [name, system] of known.values()) systemsOf.set(name, (systemsOf.get(name) || 0) + 1);
+      const keys = [...known.keys()].sort();
+      const titleOf = (key) => {
+        const [name, system] = known.get(key);
+        return systemsOf.get(name) > 1 && system ? `${name} (${system})` : name;
+      };
+      if (!keys.length) {
         fill(historyPanel, h("p.muted", null, "No queue snapshots yet."));
         return;
       }
       const now = Date.now() / 1000;
       // The charts start where the snapshots do when the monitor is younger than the window.
       const range = [Math.max(now - windowSeconds(timeWindow), history.since ?? -Infinity), now];
-      const charts = names.map((name) => [name, h("div", { dataset: { queue: name } }), h("div.age", { dataset: { queue: name } })]);
+      const charts = keys.map((key) => {
+        const [name, system] = known.get(key);
+        const data = system ? { queue: name, library: system } : { queue: name };
+        return [key, h("div", { dataset: data }), h("div.age", { dataset: data })];
+      });
       fill(
         historyPanel,
-        charts.map(([name, chart, age]) => h("section.panel", null, h("h3.queue-name.mono", null, name), chart, h("h4", null, "Oldest ready message"), age)),
+        charts.map(([key, chart, age]) => h("section.panel", null, h("h3.queue-name.mono", null, titleOf(key)), chart, h("h4", null, "Oldest ready message"), age)),
       );
       // Charts measure their container, so they are drawn once it is in the page.
-      for (const [name, chart, age] of charts) {
-        const series = depthSeries(byQueue.get(name) || [], { limit: STATES.length })
+      for (const [key, chart, age] of charts) {
+        const series = depthSeries(byQueue.get(key) || [], { limit: STATES.length })
           .map((s) => ({ ...s, label: s.state, color: STATE_COLORS[s.state] }))
           .sort((a, b) => STATES.indexOf(a.label) - STATES.indexOf(b.label));
         lineChart(chart, { series, range, format: count, integer: true, legend: true, height: 140, gapAfter, empty: "Empty over this window." });
         lineChart(age, {
-          series: [{ label: "oldest ready", color: STATE_COLORS.ready, points: ages.get(name) || [] }].filter((s) => s.points.some(([, v]) => v > 0)),
+          series: [{ label: "oldest ready", color: STATE_COLORS.ready, points: ages.get(key) || [] }].filter((s) => s.points.some(([, v]) => v > 0)),
           range,
           format: duration,
           height: 110,
