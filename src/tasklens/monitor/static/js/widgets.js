@@ -74,10 +74,11 @@ export function points(series, field, scale = 1) {
 /** Group {t, queue, state, value} rows into one chart series per queue and state. */
 export function depthSeries(items, { states = null, limit = 8, keepEmpty = false } = {}) {
   const groups = new Map();
+  const queueOf = queueLabels(items);
   for (const item of items) {
     if (states && !states.includes(item.state)) continue;
     if (item.state === "oldest_age") continue;
-    const key = `${item.queue} · ${item.state}`;
+    const key = `${queueOf(item)} · ${item.state}`;
     if (!groups.has(key)) groups.set(key, { label: key, state: item.state, points: [], peak: 0 });
     const group = groups.get(key);
     group.points.push([item.t, item.value]);
@@ -89,12 +90,27 @@ export function depthSeries(items, { states = null, limit = 8, keepEmpty = false
     .slice(0, limit);
 }
 
+/**
+ * How history rows ({queue, messaging_system}) name their queue: by name, with the library
+ * ("shared (celery)") when the rows hold that name under two libraries.
+ */
+export function queueLabels(items) {
+  const systems = new Map();
+  for (const item of items) {
+    if (!systems.has(item.queue)) systems.set(item.queue, new Set());
+    if (item.messaging_system) systems.get(item.queue).add(item.messaging_system);
+  }
+  return (item) => (item.messaging_system && systems.get(item.queue)?.size > 1 ? `${item.queue} (${item.messaging_system})` : item.queue);
+}
+
 /** One chart series per queue of the oldest ready message's age ({t, queue, value} rows). */
 export function ageSeries(items, { limit = 8 } = {}) {
   const groups = new Map();
+  const queueOf = queueLabels(items);
   for (const item of items) {
-    if (!groups.has(item.queue)) groups.set(item.queue, { label: item.queue, points: [], peak: 0 });
-    const group = groups.get(item.queue);
+    const label = queueOf(item);
+    if (!groups.has(label)) groups.set(label, { label, points: [], peak: 0 });
+    const group = groups.get(label);
     group.points.push([item.t, item.value]);
     group.peak = Math.max(group.peak, item.value ?? 0);
   }

@@ -185,8 +185,8 @@ function pendingSeries(depth) {
   const pending = new Map();
   for (const d of depth) {
     if (d.state !== "ready" && d.state !== "delayed") continue;
-    const key = `${d.queue}\u0000${d.t}`;
-    const entry = pending.get(key) || { t: d.t, queue: d.queue, state: "pending", value: 0 };
+    const key = `${d.queue}\u0000${d.messaging_system || ""}\u0000${d.t}`;
+    const entry = pending.get(key) || { t: d.t, queue: d.queue, messaging_system: d.messaging_system, state: "pending", value: 0 };
     entry.value += d.value || 0;
     pending.set(key, entry);
   }
@@ -282,7 +282,7 @@ function actorTable(items) {
 function latestByQueueState(depth) {
   const latest = new Map();
   for (const d of depth) {
-    const key = `${d.queue}\u0000${d.state}`;
+    const key = `${d.queue}\u0000${d.messaging_system || ""}\u0000${d.state}`;
     if (!latest.has(key) || latest.get(key).t < d.t) latest.set(key, d);
   }
   return [...latest.values()];
