@@ -166,3 +166,9 @@ def test_a_queue_two_brokers_of_one_library_have_names_them(
     assert result.exit_code == 2, result.output
     (line,) = result.output.strip().splitlines()
     assert f"exists on {layout.dramatiq_url} and {second}" in line and "only the --broker" in line
+
+
+def test_health_counts_new_dead_letters_of_a_name_both_libraries_use(invoke: Invoke, layout: Layout) -> None:
+    result = invoke("health", "--max-new-dead", "0", "--dead-window", "600", *_both(layout))
+    assert result.exit_code == 1, result.output
+    assert "queue 'shared' gained 2 dead letters in the last 600 s (max 0)" in result.output

@@ -49,7 +49,7 @@ class Layout:
         self.dead_ids = []
         for _ in range(2):
             message = shared_task.message()
-            client.zadd(f"{name}:shared.XQ", {message.message_id: time.time()})
+            client.zadd(f"{name}:shared.XQ", {message.message_id: time.time() * 1000})
             client.hset(f"{name}:shared.XQ.msgs", message.message_id, message.encode())
             self.dead_ids.append(message.message_id)
         client.close()
@@ -231,7 +231,7 @@ def second_namespace(redis_url: str, namespace: str) -> Iterator[tuple[str, list
     shared_task.send()
     message = shared_task.message()
     client = redis.Redis.from_url(redis_url)
-    client.zadd(f"{name}:shared.XQ", {message.message_id: time.time()})
+    client.zadd(f"{name}:shared.XQ", {message.message_id: time.time() * 1000})
     client.hset(f"{name}:shared.XQ.msgs", message.message_id, message.encode())
     yield f"{redis_url}?namespace={name}", [message.message_id]
     broker.close()

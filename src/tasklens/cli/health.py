@@ -125,8 +125,10 @@ def _dead_since(target: BrokerTarget, snapshot: BrokerSnapshot, since: float) ->
         for stats in snapshot.queues:
             if not stats.dead:
                 continue
-            page = inspector.dead_letters(stats.name, limit=NEW_DEAD_SCAN)
-            counts[stats.name] = sum(1 for letter in page.items if (letter.died_at or 0.0) >= since)
+            holder = inspector.for_queue(stats.name, snapshot.system_of(stats))
+            page = holder.dead_letters(stats.name, limit=NEW_DEAD_SCAN)
+            new = sum(1 for letter in page.items if (letter.died_at or 0.0) >= since)
+            counts[stats.name] = counts.get(stats.name, 0) + new
     return counts
 
 
