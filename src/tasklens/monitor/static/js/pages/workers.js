@@ -172,7 +172,7 @@ function brokerLine(part) {
     " ",
     h("span.mono.broker-name", null, name),
     part.up
-      ? h("span.broker-workers", null, `: ${part.workers === null || part.workers === undefined ? "?" : count(part.workers)} workers`)
+      ? h("span.broker-workers", null, `: workers ${part.workers === null || part.workers === undefined ? "?" : count(part.workers)}`)
       : h("span.broker-error", null, `: ${part.error || "?"}`),
     part.workers_note ? h("div.workers-note.muted", null, part.workers_note) : null,
   );
