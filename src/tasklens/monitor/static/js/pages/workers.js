@@ -7,6 +7,7 @@ import { get, isNoStore, NO_STORE_MESSAGE } from "../api.js";
 import { meter, PALETTE, sparkline } from "../charts.js";
 import { fill, h, href, panel, stat, table } from "../dom.js";
 import { ago, bytes, count, duration, percent, shortId } from "../format.js";
+import { libraryFilter } from "../widgets.js";
 
 /** The task library of a worker the broker knows, "?" when the API does not say. */
 function libraryOf(worker) {
@@ -18,22 +19,13 @@ export default {
   mount(root, context) {
     let timeWindow = context.window;
     let brokerWorkers = { items: null };
-    let library = context.query.get("library") || "";
     const stats = h("div.stats", { id: "worker-stats" });
     const processes = h("div", { id: "processes" });
     const notice = h("div");
     const note = h("p.chart-note", { id: "workers-note" });
     const brokerList = h("ul.broker-parts", { id: "worker-brokers", hidden: true });
     const known = h("div", { id: "broker-workers" });
-    const librarySelect = h("select", {
-      id: "worker-library",
-      name: "library",
-      onchange: () => {
-        library = librarySelect.value;
-        renderKnown();
-      },
-    });
-    const libraryFilter = h("div.filters", { hidden: true }, h("label", null, "Library", librarySelect));
+    const library = libraryFilter({ id: "worker-library", initial: context.query.get("library") || "", onChange: () => renderKnown() });
     fill(
       root,
       h("h1", null, "Workers"),
@@ -41,15 +33,15 @@ export default {
       stats,
       note,
       panel("Processes", processes),
-      panel("Workers the broker knows", brokerList, libraryFilter, known),
+      panel("Workers the broker knows", brokerList, library.element, known),
     );
 
     function renderKnown() {
       const items = brokerWorkers.items;
       const libraries = [...new Set((items || []).map(libraryOf))].sort();
       const mixed = libraries.length > 1;
-      setLibraryChoices(mixed ? libraries : []);
-      const shown = mixed && library ? items.filter((w) => libraryOf(w) === library) : items || [];
+      library.setChoices(mixed ? libraries : []);
+      const shown = mixed && library.value ? items.filter((w) => libraryOf(w) === library.value) : items || [];
       const columns = [
         "Worker",
         mixed ? "Library" : null,
@@ -71,14 +63,6 @@ export default {
       renderBrokers(brokerWorkers.brokers);
     }
 
-    function setLibraryChoices(libraries) {
-      libraryFilter.hidden = !libraries.length;
-      const current = [...librarySelect.options].slice(1).map((o) => o.value);
-      if (current.join("\n") !== libraries.join("\n")) {
-        fill(librarySelect, h("option", { value: "" }, "All libraries"), libraries.map((name) => h("option", { value: name }, name)));
-      }
-      librarySelect.value = libraries.includes(library) ? library : "";
-    }
 
     function renderBrokers(brokers) {
       brokerList.hidden = !brokers || !brokers.length;
