@@ -6,6 +6,9 @@ The layout is ``tests.celery_fixtures.celery_redis_truth``'s (a worker holding 2
 2 reserved ones, an unconsumed queue with tasks at priorities 0, 3 and 9), plus one queue whose
 only unacknowledged entry was taken 97 % of the visibility timeout ago: a task about to be
 delivered again.
+
+With a monitor reading a Dramatiq namespace and a Celery layout at once, every queue says its
+library, and the page filters by it.
 """
 
 from __future__ import annotations
@@ -17,15 +20,16 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlparse
 
 import pytest
 import redis
+from celery import Celery
 
 from tasklens.monitor import MonitorSettings
 from tests.browser.conftest import screenshot
 from tests.browser.harness import MonitorServer
 from tests.celery_fixtures import PRIORITY_TASKS, CeleryRedisTruth, celery_redis_truth
+from tests.several_brokers import Layout
 
 pytestmark = pytest.mark.redis
 
@@ -170,59 +174,79 @@ def test_celery_queues_show_priority_steps_unacked_split_and_the_oldest_unacked_
     screenshot(page, "queues-celery")
 
 
-#: A Dramatiq queue next to the Celery ones, with a name that is markup.
+#: A Celery queue next to the Dramatiq ones, with a name that is markup.
 HOSTILE_QUEUE = '<img src=x onerror="window.hostile=1">'
 
 
+@pytest.fixture(scope="module")
+def two_brokers(redis_url: str) -> Iterator[tuple[Layout, MonitorServer]]:
+    """A monitor reading a Dramatiq namespace and a Celery layout on the real Redis."""
+    layout = Layout(redis_url, "t" + uuid.uuid4().hex[:10])
+    app = Celery(f"{layout.namespace}-hostile", broker=redis_url)
+    app.conf.broker_transport_options = {"global_keyprefix": layout.prefix}
+    app.conf.broker_connection_retry_on_startup = False
+    app.send_task("orders.ship", queue=HOSTILE_QUEUE)
+    app.close()
+    monitor = MonitorServer(layout.monitor_settings(cache_ttl=0.5)).start()
+    try:
+        yield layout, monitor
+    finally:
+        monitor.stop()
+        layout.close()
+
+
+def library_rows(page: Any) -> Any:
+    return page.locator("#queue-counts tbody tr[data-library]")
+
+
 def test_queues_of_two_libraries_get_a_library_column_and_filter(
-    page: Any, celery_queues: CeleryQueues
+    page: Any, two_brokers: tuple[Layout, MonitorServer]
 ) -> None:
     from playwright.sync_api import expect
 
-    monitor, truth = celery_queues.monitor, celery_queues.truth
-    dramatiq_queue = {
-        "name": HOSTILE_QUEUE,
-        "messaging_system": "dramatiq",
-        "ready": 4,
-        "delayed": 1,
-        "in_flight": 0,
-        "dead": 2,
-        "oldest_age": 3.0,
-        "consumers": None,
-        "pending": 5,
-        "priorities": None,
-        "oldest_unacked_age": None,
-        "visibility_timeout": None,
-    }
-
-    # The monitor reads one broker; its answer gets a Dramatiq queue as one that reads both would.
-    def add_dramatiq_queue(route: Any) -> None:
-        response = route.fetch()
-        body = response.json()
-        body["queues"].append(dramatiq_queue)
-        route.fulfill(response=response, json=body)
-
-    page.route(lambda url: urlparse(url).path == "/api/queues", add_dramatiq_queue)
+    _, monitor = two_brokers
     page.goto(f"{monitor.url}/queues")
 
     expect(page.locator("#queue-counts thead th", has_text="Library")).to_have_count(1)
     select = page.locator("#queue-library")
     expect(select).to_be_visible()
     expect(select.locator("option")).to_have_text(["All libraries", "celery", "dramatiq"])
-    hostile = page.locator("#queue-counts tbody tr[data-library=dramatiq]")
+    expect(library_rows(page)).to_have_count(5)
+    hostile = page.locator("#queue-counts tbody tr[data-library=celery]").filter(has_text="onerror")
     expect(hostile.locator("td").first).to_have_text(HOSTILE_QUEUE)
+    expect(column(page, hostile, "Ready")).to_have_text("1")
     expect(page.locator("#queue-counts img")).to_have_count(0)
     assert page.evaluate("window.hostile") is None
-    expect(column(page, hostile, "Library")).to_have_text("dramatiq")
-    expect(column(page, hostile, "Oldest unacked")).to_have_text("—")
+    emails = page.locator('#queue-counts tbody tr[data-library=dramatiq][data-queue="emails"]')
+    expect(column(page, emails, "Library")).to_have_text("dramatiq")
+    expect(column(page, emails, "Ready")).to_have_text("1")
+    # The same name in both libraries: two rows, each with its own broker's counts.
+    shared = {
+        lib: page.locator(f'#queue-counts tbody tr[data-library={lib}][data-queue="shared"]')
+        for lib in ("dramatiq", "celery")
+    }
+    expect(column(page, shared["dramatiq"], "Ready")).to_have_text("3")
+    expect(column(page, shared["dramatiq"], "Dead")).to_have_text("2")
+    expect(column(page, shared["celery"], "Ready")).to_have_text("5")
+    # Celery on Redis keeps no dead letters: unknown, never 0; Dramatiq has no unacked column value.
+    expect(column(page, shared["celery"], "Dead")).to_have_text("—")
+    expect(column(page, shared["dramatiq"], "Oldest unacked")).to_have_text("—")
 
-    celery_names = {truth.app.queue, truth.prio_queue, celery_queues.stale_queue}
     select.select_option("dramatiq")
-    expect(page.locator("#queue-counts tbody tr[data-queue]")).to_have_count(1)
+    expect(library_rows(page)).to_have_count(2)
+    assert {row.get_attribute("data-queue") for row in library_rows(page).all()} == {"emails", "shared"}
     expect(page.locator("#queue-counts tr.queue-detail")).to_have_count(0)
     select.select_option("celery")
-    names = page.locator("#queue-counts tbody tr.has-detail")
-    expect(names).to_have_count(len(celery_names))
-    assert {row.get_attribute("data-queue") for row in names.all()} == celery_names
-    expect(page.locator("#queue-counts tbody tr[data-library=dramatiq]")).to_have_count(0)
+    expect(library_rows(page)).to_have_count(3)
+    assert {row.get_attribute("data-queue") for row in library_rows(page).all()} == {
+        "billing",
+        "shared",
+        HOSTILE_QUEUE,
+    }
+    expect(page.locator("#queue-counts tr.queue-detail")).to_have_count(3)
     screenshot(page, "queues-libraries")
+
+    # The filter is read from the address when the page opens.
+    page.goto(f"{monitor.url}/queues?library=dramatiq")
+    expect(page.locator("#queue-library")).to_have_value("dramatiq")
+    expect(library_rows(page)).to_have_count(2)

@@ -11,7 +11,7 @@ import pytest
 from tasklens.cli.options import broker_specs
 from tasklens.monitor.settings import BrokerSpec
 from tests.cli.conftest import Invoke
-from tests.monitor.test_several_brokers import Layout
+from tests.several_brokers import Layout
 
 
 def test_each_broker_with_its_library_given_or_detected() -> None:

@@ -10,62 +10,17 @@ from typing import Any
 import dramatiq
 import pytest
 import redis
-from celery import Celery
 from dramatiq.brokers.redis import RedisBroker
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from tasklens.monitor import MonitorSettings, create_app
 from tasklens.monitor.settings import BrokerSpec
-from tests.celery_fixtures import delete_prefixed
 from tests.monitor.conftest import AUTH, LOCAL_URL, TOKEN
+from tests.several_brokers import Layout
 
 #: A Redis nothing listens on.
 DOWN_URL = "redis://127.0.0.1:1/0"
-
-
-class Layout:
-    """Dramatiq's namespace and Celery's key prefix on one Redis, with known counts."""
-
-    def __init__(self, redis_url: str, name: str) -> None:
-        self.redis_url = redis_url
-        self.namespace = name
-        self.prefix = f"{name}-celery:"
-        self.dramatiq_url = f"{redis_url}?namespace={name}"
-        client = redis.Redis.from_url(redis_url)
-        broker = RedisBroker(url=redis_url, namespace=name)
-        self.dramatiq_broker = broker
-
-        @dramatiq.actor(queue_name="shared", broker=broker)
-        def shared_task() -> None: ...
-
-        @dramatiq.actor(queue_name="emails", broker=broker)
-        def email() -> None: ...
-
-        for _ in range(3):
-            shared_task.send()
-        email.send()
-        # Two dead letters in Dramatiq's "shared" queue, laid out as Dramatiq's Redis broker does.
-        self.dead_ids = []
-        for _ in range(2):
-            message = shared_task.message()
-            client.zadd(f"{name}:shared.XQ", {message.message_id: time.time() * 1000})
-            client.hset(f"{name}:shared.XQ.msgs", message.message_id, message.encode())
-            self.dead_ids.append(message.message_id)
-        client.close()
-
-        app = Celery(f"{name}-app", broker=redis_url)
-        app.conf.broker_transport_options = {"global_keyprefix": self.prefix}
-        app.conf.broker_connection_retry_on_startup = False
-        for _ in range(5):
-            app.send_task("orders.ship", queue="shared")
-        for _ in range(2):
-            app.send_task("orders.bill", queue="billing")
-        app.close()
-
-    def close(self) -> None:
-        self.dramatiq_broker.close()
-        delete_prefixed(self.redis_url, self.prefix)
 
 
 @pytest.fixture
@@ -76,18 +31,7 @@ def layout(redis_url: str, namespace: str) -> Iterator[Layout]:
 
 
 def _client(layout: Layout, *extra: BrokerSpec) -> TestClient:
-    settings = MonitorSettings(
-        brokers=(
-            BrokerSpec(layout.dramatiq_url, library="dramatiq"),
-            BrokerSpec(layout.redis_url, library="celery"),
-            *extra,
-        ),
-        transport_options={"global_keyprefix": layout.prefix},
-        cache_ttl=0.0,
-        # Celery's first read listens for worker heartbeats for a few seconds.
-        broker_timeout=5.0,
-        auth_token=TOKEN,
-    )
+    settings = layout.monitor_settings(*extra, cache_ttl=0.0, auth_token=TOKEN)
     return TestClient(create_app(settings), base_url=LOCAL_URL)
 
 

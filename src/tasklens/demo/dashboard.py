@@ -2,8 +2,8 @@
 
 Everything talks the way it would in production: the worker and the shop are instrumented by
 ``tasklens.setup()`` and export OTLP over HTTP to the monitor, which stores what it receives,
-reads the broker (Redis when one answers on localhost, else the in-process broker) and serves
-the dashboard.
+reads the brokers (Redis when one answers on localhost, else the in-process Dramatiq broker and
+Celery's in-memory transport) and serves the dashboard.
 """
 
 from __future__ import annotations
@@ -94,7 +94,10 @@ def start_dashboard_demo(
     """
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-    from tasklens.brokers.stub import StubInspector
+    from tasklens.brokers.celery_memory import MEMORY_URL, CeleryMemoryInspector
+    from tasklens.brokers.composite import CompositeInspector, CompositeMember
+    from tasklens.brokers.stub import STUB_URL, StubInspector
+    from tasklens.demo import celery_app
     from tasklens.demo.actors import declare_actors
     from tasklens.demo.broker import REDIS_HOST, REDIS_PORT, demo_broker
     from tasklens.demo.serving import BackgroundServer
@@ -105,8 +108,16 @@ def start_dashboard_demo(
     store = Path(tempfile.mkdtemp(prefix="tasklens-demo-")) if store_dir is None else store_dir
     demo = demo_broker(prefer_redis=prefer_redis, create=False)
 
-    def open_stub_inspector() -> StubInspector:
-        return StubInspector(demo.broker, workers=1)
+    def open_in_process_inspector() -> CompositeInspector:
+        # Both libraries' queues live in this process: Dramatiq's stub broker and Celery's
+        # in-memory transport, each read by an inspector of its own.
+        members = [
+            CompositeMember(STUB_URL, lambda: StubInspector(demo.broker, workers=1), library="dramatiq"),
+            CompositeMember(
+                MEMORY_URL, lambda: CeleryMemoryInspector((celery_app.CELERY_QUEUE,)), library="celery"
+            ),
+        ]
+        return CompositeInspector(members, timeout=settings.broker_timeout)
 
     from tasklens.demo.celery_worker import celery_key_prefix
     from tasklens.monitor.settings import BrokerSpec
@@ -120,7 +131,7 @@ def start_dashboard_demo(
         brokers = (BrokerSpec(demo.url, library="dramatiq"), BrokerSpec(celery_url, library="celery"))
         options = {"global_keyprefix": celery_key_prefix()}
     settings = MonitorSettings(
-        broker_url=demo.url or "stub://in-process",
+        broker_url=demo.url or STUB_URL,
         port=port,
         auth_token=token,
         store_path=str(store / "telemetry.db"),
@@ -128,7 +139,7 @@ def start_dashboard_demo(
         brokers=brokers,
         transport_options=options,
     )
-    inspector_factory: Any = None if demo.url else open_stub_inspector
+    inspector_factory: Any = None if demo.url else open_in_process_inspector
     monitor = BackgroundServer(create_app(settings, open_inspector=inspector_factory), port=port).start()
     parts = DashboardDemo(monitor.url, token, demo.description)
     if store_dir is None:

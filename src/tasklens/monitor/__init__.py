@@ -19,7 +19,21 @@ its routes and their guards) every part, and nothing imports it back.
 
 from __future__ import annotations
 
-from tasklens.monitor.http.app import create_app
+from typing import TYPE_CHECKING, Any
+
 from tasklens.monitor.settings import HealthThresholds, MonitorSettings
 
+if TYPE_CHECKING:
+    from tasklens.monitor.http.app import create_app
+
 __all__ = ["HealthThresholds", "MonitorSettings", "create_app"]
+
+
+def __getattr__(name: str) -> Any:
+    # The app (FastAPI and the web stack) is imported when first asked for, so the CLI commands
+    # that only read a broker, and the parts under this package, start without it.
+    if name == "create_app":
+        from tasklens.monitor.http.app import create_app
+
+        return create_app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,6 +1,6 @@
 // Pieces several pages share: run tables, status badges, banners, series conversion.
 
-import { h, href, table } from "./dom.js";
+import { fill, h, href, table } from "./dom.js";
 import { duration, preciseTime, RUN_STATES, shortId, time } from "./format.js";
 
 /** "ok" / "error" as a coloured badge. */
@@ -119,3 +119,35 @@ export function ageSeries(items, { limit = 8 } = {}) {
 
 /** Colour of a queue state in depth charts. */
 export const STATE_COLORS = { ready: "#3b7dd8", delayed: "#b8a22b", in_flight: "#2ca58d", dead: "#d64545" };
+
+/**
+ * A "Library" select for pages listing Dramatiq's and Celery's things together; hidden until
+ * ``setChoices`` is given more than none. ``value`` is "" for every library.
+ */
+export function libraryFilter({ id, initial = "", onChange }) {
+  let value = initial;
+  const select = h("select", {
+    id,
+    name: "library",
+    onchange: () => {
+      value = select.value;
+      onChange();
+    },
+  });
+  const element = h("div.filters", { hidden: true }, h("label", null, "Library", select));
+  return {
+    element,
+    get value() {
+      return value;
+    },
+    setChoices(libraries) {
+      element.hidden = !libraries.length;
+      const current = [...select.options].slice(1).map((o) => o.value);
+      if (current.join("\n") !== libraries.join("\n")) {
+        fill(select, h("option", { value: "" }, "All libraries"), libraries.map((name) => h("option", { value: name }, name)));
+      }
+      // A library that is gone for a moment keeps its choice for when it is back.
+      select.value = libraries.includes(value) ? value : "";
+    },
+  };
+}

@@ -5,7 +5,7 @@ import { lineChart } from "../charts.js";
 import { deadLetterBrowser } from "../dead-letters.js";
 import { cell, fill, h, panel, table } from "../dom.js";
 import { count, duration, windowSeconds } from "../format.js";
-import { depthSeries, STATE_COLORS } from "../widgets.js";
+import { depthSeries, libraryFilter, STATE_COLORS } from "../widgets.js";
 
 const STATES = ["ready", "delayed", "in_flight", "dead"];
 
@@ -111,23 +111,14 @@ export default {
   mount(root, context) {
     let timeWindow = context.window;
     let queues = [];
-    let library = context.query.get("library") || "";
     const counts = h("div", { id: "queue-counts" });
-    const librarySelect = h("select", {
-      id: "queue-library",
-      name: "library",
-      onchange: () => {
-        library = librarySelect.value;
-        renderCounts();
-      },
-    });
-    const libraryFilter = h("div.filters", { hidden: true }, h("label", null, "Library", librarySelect));
+    const library = libraryFilter({ id: "queue-library", initial: context.query.get("library") || "", onChange: () => renderCounts() });
     const historyPanel = h("div.grid-2", { id: "depth-history" });
     const browser = deadLetterBrowser({ queue: context.query.get("dlq") || "", onAction: loadQueues });
     fill(
       root,
       h("h1", null, "Queues & dead letters"),
-      panel("Queues now", libraryFilter, counts),
+      panel("Queues now", library.element, counts),
       h("h2.section", null, "Depth history"),
       historyPanel,
       browser.element,
@@ -143,8 +134,8 @@ export default {
     function renderCounts() {
       const libraries = [...new Set(queues.map(libraryOf))].sort();
       const mixed = libraries.length > 1;
-      setLibraryChoices(mixed ? libraries : []);
-      const shown = mixed && library ? queues.filter((q) => libraryOf(q) === library) : queues;
+      library.setChoices(mixed ? libraries : []);
+      const shown = mixed && library.value ? queues.filter((q) => libraryOf(q) === library.value) : queues;
       // Celery on Redis only: how long its oldest unacknowledged task has been held.
       const unacked = queues.some((q) => q.visibility_timeout !== null && q.visibility_timeout !== undefined);
       const columns = [
@@ -181,14 +172,6 @@ export default {
       fill(counts, table(columns, rows, { empty, className: "queue-counts" }));
     }
 
-    function setLibraryChoices(libraries) {
-      libraryFilter.hidden = !libraries.length;
-      const current = [...librarySelect.options].slice(1).map((o) => o.value);
-      if (current.join("\n") !== libraries.join("\n")) {
-        fill(librarySelect, h("option", { value: "" }, "All libraries"), libraries.map((name) => h("option", { value: name }, name)));
-      }
-      librarySelect.value = libraries.includes(library) ? library : "";
-    }
 
     function renderHistory(history) {
       const items = history.items || [];

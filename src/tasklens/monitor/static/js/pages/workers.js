@@ -1,20 +1,73 @@
 // Workers: each process by host and pid, whether it is alive, the queues it serves, what it runs
-// now, and its CPU and memory over the window; the broker's own count beside them.
+// now, and its CPU and memory over the window; the broker's own count beside them, the workers the
+// broker knows (with their library when several are read) and, with several brokers, each one's
+// answer.
 
 import { get, isNoStore, NO_STORE_MESSAGE } from "../api.js";
 import { meter, PALETTE, sparkline } from "../charts.js";
 import { fill, h, href, panel, stat, table } from "../dom.js";
 import { ago, bytes, count, duration, percent, shortId } from "../format.js";
+import { libraryFilter } from "../widgets.js";
+
+/** The task library of a worker the broker knows, "?" when the API does not say. */
+function libraryOf(worker) {
+  return worker.messaging_system || "?";
+}
 
 export default {
   title: () => "Workers",
   mount(root, context) {
     let timeWindow = context.window;
+    let brokerWorkers = { items: null };
     const stats = h("div.stats", { id: "worker-stats" });
     const processes = h("div", { id: "processes" });
     const notice = h("div");
     const note = h("p.chart-note", { id: "workers-note" });
-    fill(root, h("h1", null, "Workers"), notice, stats, note, panel("Processes", processes));
+    const brokerList = h("ul.broker-parts", { id: "worker-brokers", hidden: true });
+    const known = h("div", { id: "broker-workers" });
+    const library = libraryFilter({ id: "worker-library", initial: context.query.get("library") || "", onChange: () => renderKnown() });
+    fill(
+      root,
+      h("h1", null, "Workers"),
+      notice,
+      stats,
+      note,
+      panel("Processes", processes),
+      panel("Workers the broker knows", brokerList, library.element, known),
+    );
+
+    function renderKnown() {
+      const items = brokerWorkers.items;
+      const libraries = [...new Set((items || []).map(libraryOf))].sort();
+      const mixed = libraries.length > 1;
+      library.setChoices(mixed ? libraries : []);
+      const shown = mixed && library.value ? items.filter((w) => libraryOf(w) === library.value) : items || [];
+      const columns = [
+        "Worker",
+        mixed ? "Library" : null,
+        "Queues",
+        { label: "Active", className: "num", title: "Tasks it runs now" },
+        { label: "Processed", className: "num", title: "Since it started" },
+        "Pool",
+        { label: "Last heartbeat", className: "num" },
+      ].filter(Boolean);
+      const rows = shown.map((w) => knownRow(w, mixed));
+      const empty = brokerWorkers.error
+        ? "The broker did not answer."
+        : items === null || items === undefined
+          ? brokerWorkers.workers_note || "The broker does not list its workers."
+          : items.length
+            ? "No worker of this library."
+            : "No live worker.";
+      fill(known, table(columns, rows, { empty, className: "broker-workers" }));
+      renderBrokers(brokerWorkers.brokers);
+    }
+
+
+    function renderBrokers(brokers) {
+      brokerList.hidden = !brokers || !brokers.length;
+      fill(brokerList, (brokers || []).map(brokerLine));
+    }
 
     return {
       poll: true,
@@ -29,6 +82,8 @@ export default {
             throw error;
           }),
         ]);
+        brokerWorkers = workers;
+        renderKnown();
         const items = (reported.items || []).slice().sort(byLiveness);
         const workerItems = items.filter((p) => p.kind === "worker");
         const live = workerItems.filter((p) => p.live);
@@ -90,6 +145,38 @@ export default {
     };
   },
 };
+
+/** One broker of several: whether it answered (why not, when it did not) and what it says of its workers. */
+function brokerLine(part) {
+  const name = `${part.broker} (${part.messaging_system || "?"})`;
+  return h(
+    "li.broker-part",
+    { dataset: { broker: part.broker, library: part.messaging_system || "?", up: String(Boolean(part.up)) } },
+    part.up ? h("span.badge.status-ok", null, "answered") : h("span.badge.status-error", null, "did not answer"),
+    " ",
+    h("span.mono.broker-name", null, name),
+    part.up
+      ? h("span.broker-workers", null, `: workers ${part.workers === null || part.workers === undefined ? "?" : count(part.workers)}`)
+      : h("span.broker-error", null, `: ${part.error || "?"}`),
+    part.workers_note ? h("div.workers-note.muted", null, part.workers_note) : null,
+  );
+}
+
+/** A worker as the broker knows it: heartbeats (Celery, Dramatiq on Redis) or announcements. */
+function knownRow(w, mixed) {
+  const queues = w.queues || [];
+  return h(
+    "tr",
+    { dataset: { worker: w.hostname, library: libraryOf(w) } },
+    h("td.mono", { title: w.software || null }, w.hostname),
+    mixed ? h("td.library", null, libraryOf(w)) : null,
+    h("td.queues", null, queues.length ? queues.map((q, i) => [i ? ", " : "", h("a.mono", { href: href("/queues", { dlq: q }) }, q)]) : "—"),
+    h("td.num", null, count(w.active)),
+    h("td.num", null, count(w.processed)),
+    h("td", null, w.pool ? `${w.pool}${w.concurrency ? ` × ${w.concurrency}` : ""}` : "—"),
+    h("td.num", { title: w.freq ? `every ${duration(w.freq)}` : null }, ago(w.last_heartbeat)),
+  );
+}
 
 function processRow(p) {
   const history = p.history || [];
