@@ -172,3 +172,20 @@ def test_health_counts_new_dead_letters_of_a_name_both_libraries_use(invoke: Inv
     result = invoke("health", "--max-new-dead", "0", "--dead-window", "600", *_both(layout))
     assert result.exit_code == 1, result.output
     assert "queue 'shared' gained 2 dead letters in the last 600 s (max 0)" in result.output
+
+
+def test_the_table_says_whose_queue_each_row_is_and_each_brokers_workers(
+    invoke: Invoke, layout: Layout
+) -> None:
+    result = invoke("queues", *_both(layout))
+    assert result.exit_code == 0, result.output
+    rows = {
+        tuple(cell.strip() for cell in line.strip("│").split("│")[:3])
+        for line in result.output.splitlines()
+        if line.startswith("│")
+    }
+    assert {("shared", "celery", "5"), ("shared", "dramatiq", "3"), ("emails", "dramatiq", "1")} <= rows
+    assert ("billing", "celery", "2") in rows
+    footer = [line for line in result.output.splitlines() if " on redis://" in line]
+    assert [line.split(" on ")[0] for line in footer] == ["dramatiq", "celery"]
+    assert all("live workers: " in line for line in footer)

@@ -53,6 +53,10 @@ def queues_table(snapshot: BrokerSnapshot) -> Table:
     # Never squeezed to nothing by the extra Celery columns on a narrow terminal.
     longest = max((len(stats.name) for stats in snapshot.queues), default=len("queue"))
     table.add_column("queue", overflow="fold", min_width=min(longest, QUEUE_COLUMN_MIN_WIDTH))
+    # With Dramatiq's and Celery's brokers read together, each row says whose queue it is.
+    with_library = len({snapshot.system_of(stats) for stats in snapshot.queues}) > 1
+    if with_library:
+        table.add_column("library", no_wrap=True)
     for column in ("ready", "delayed", "in flight", "dead", "oldest age", "workers"):
         table.add_column(column, justify="right", no_wrap=True)
     with_priorities = any(stats.priorities is not None for stats in snapshot.queues)
@@ -64,6 +68,7 @@ def queues_table(snapshot: BrokerSnapshot) -> Table:
     for stats in snapshot.queues:
         cells = [
             stats.name,
+            *([snapshot.system_of(stats)] if with_library else []),
             count(stats.ready),
             count(stats.delayed),
             count(stats.in_flight),
@@ -94,8 +99,22 @@ def queues_summary(snapshot: BrokerSnapshot, broker: str) -> str:
       broker(str): The redacted broker URL.
     """
     read_at = datetime.fromtimestamp(snapshot.read_at).strftime("%H:%M:%S")
-    workers = count(snapshot.workers) + (f" ({snapshot.workers_note})" if snapshot.workers_note else "")
-    return f"{snapshot.messaging_system} on {broker} · live workers: {workers} · read at {read_at}"
+    if snapshot.brokers is None:
+        workers = _workers(snapshot.workers, snapshot.workers_note)
+        return f"{snapshot.messaging_system} on {broker} · live workers: {workers} · read at {read_at}"
+    # Several brokers: a line each, with its own worker count and what limits it.
+    lines = [
+        f"{part.messaging_system or '?'} on {part.broker} · live workers: "
+        f"{_workers(part.workers, part.workers_note)}"
+        if part.up
+        else f"{part.messaging_system or '?'} on {part.broker} · did not answer: {part.error}"
+        for part in snapshot.brokers
+    ]
+    return "\n".join([*lines, f"read at {read_at}"])
+
+
+def _workers(workers: int | None, note: str | None) -> str:
+    return count(workers) + (f" ({note})" if note else "")
 
 
 def _render(snapshot: BrokerSnapshot, broker: str) -> Group:
