@@ -330,7 +330,7 @@ def overview() -> builder.Dashboard:
                         "celery_task_failures_total",
                         by_queue,
                         QUEUE_FILTER,
-                        celery_only='state="failure"',
+                        celery_only='celery_task_state="failure"',
                     ),
                     queue_legend,
                 ),
@@ -480,9 +480,9 @@ def per_task() -> builder.Dashboard:
                 query(
                     f"sum by ({by_task}, dramatiq_dead_letter_reason)"
                     f" (rate(dramatiq_message_dead_lettered_total{{{TASK_FILTER}}}[{RATE}]))"
-                    f" or sum by ({by_task}, state)"
+                    f" or sum by ({by_task}, celery_task_state)"
                     f" (rate(celery_task_failures_total{{{TASK_FILTER}}}[{RATE}]))",
-                    f"{TASK_LEGEND} {{{{dramatiq_dead_letter_reason}}}}{{{{state}}}}",
+                    f"{TASK_LEGEND} {{{{dramatiq_dead_letter_reason}}}}{{{{celery_task_state}}}}",
                 ),
             )
         )

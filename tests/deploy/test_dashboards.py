@@ -1,5 +1,6 @@
 """deploy/grafana: the committed dashboards are what the generator writes, and every panel's query
-returns data from a real Prometheus scraping a monitor fed by real Dramatiq workers on Redis."""
+returns data from a real Prometheus scraping a monitor fed by real Dramatiq workers and a real
+Celery worker on Redis, its variables filled in for each library."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 
 from tasklens.dramatiq import OpenTelemetryMiddleware
-from tests.deploy import worker_app
+from tests.celery_fixtures import delete_prefixed
+from tests.deploy import celery_app, worker_app
 from tests.deploy.conftest import DEPLOY
 from tests.monitor.processes import (
     SUBPROCESS_TIMEOUT,
@@ -51,6 +53,16 @@ BOOT_TIMEOUT = 60.0
 STOP_TIMEOUT = 60.0
 PROCESSES, THREADS = 2, 2
 WORKER_SERVICE = "deploy-worker"
+CELERY_WORKER_SERVICE = "deploy-celery-worker"
+#: Threads of the Celery worker (threads pool) and its heartbeat interval, in seconds.
+CELERY_THREADS, CELERY_HEARTBEAT = 2, 1
+LIBRARIES = ("dramatiq", "celery")
+#: Panels that have no Celery data by nature, by dashboard and panel title, with the reason.
+DRAMATIQ_ONLY = {
+    # Celery on Redis has no dead-letter queue: the monitor reports no "dead" depth for its
+    # queues (failures for good are the "Dead-lettered messages" graph's Celery half).
+    ("tasklens-overview.json", "Dead letters"): "no dead-letter queue in Celery on Redis",
+}
 #: Messages the producer sends, per actor.
 OK_MESSAGES, FLAKY_MESSAGES, BACKLOG_MESSAGES = 20, 3, 3
 
@@ -129,21 +141,32 @@ class Stack:
     prometheus: str
     queue: str
     backlog: str
+    celery_queue: str
+    celery_backlog: str
 
-    @property
-    def variables(self) -> dict[str, str]:
-        """Each dashboard variable as Grafana fills it in (regex-formatted multi-values)."""
+    def variables(self, library: str) -> dict[str, str]:
+        """Each dashboard variable as Grafana fills it in (regex-formatted multi-values) for
+        ``library``: ``dramatiq``, ``celery``, or ``(dramatiq|celery)`` for both."""
+        queues, tasks, services = [], [], []
+        if "dramatiq" in library:
+            queues += [self.queue, self.backlog]
+            tasks += [worker_app.OK_ACTOR, worker_app.FLAKY_ACTOR, worker_app.LATER_ACTOR]
+            services.append(WORKER_SERVICE)
+        if "celery" in library:
+            queues += [self.celery_queue, self.celery_backlog]
+            tasks += [celery_app.OK_TASK, celery_app.FLAKY_TASK, celery_app.LATER_TASK]
+            services.append(CELERY_WORKER_SERVICE)
         return {
-            "library": "dramatiq",
-            "queue": f"({self.queue}|{self.backlog})",
-            "task": f"({worker_app.OK_ACTOR}|{worker_app.FLAKY_ACTOR}|{worker_app.LATER_ACTOR})",
-            "service": WORKER_SERVICE,
+            "library": library,
+            "queue": f"({'|'.join(queues)})",
+            "task": f"({'|'.join(tasks)})",
+            "service": f"({'|'.join(services)})",
             "instance": ".*",
             "__rate_interval": "1m",
         }
 
-    def fill(self, text: str) -> str:
-        values = self.variables
+    def fill(self, text: str, library: str) -> str:
+        values = self.variables(library)
         return re.sub(r"\$(\w+)", lambda match: values[match.group(1)], text)
 
     def query(self, expression: str) -> list[dict[str, Any]]:
@@ -272,53 +295,161 @@ def producing(redis_url: str, namespace: str, queue: str, backlog: str, monitor:
         broker.close()
 
 
+def celery_environment(
+    redis_url: str, prefix: str, queue: str, backlog: str, monitor: str, service: str
+) -> dict[str, str]:
+    """What ``tests.deploy.celery_app`` reads, exporting metrics to the monitor as ``service``."""
+    return environment(
+        TASKLENS_DEPLOY_BROKER_URL=redis_url,
+        TASKLENS_DEPLOY_CELERY_PREFIX=prefix,
+        TASKLENS_DEPLOY_CELERY_QUEUE=queue,
+        TASKLENS_DEPLOY_CELERY_BACKLOG=backlog,
+        OTEL_SERVICE_NAME=service,
+        OTEL_EXPORTER_OTLP_ENDPOINT=monitor,
+        OTEL_METRIC_EXPORT_INTERVAL="500",
+        OTEL_TRACES_EXPORTER="none",
+        OTEL_LOGS_EXPORTER="none",
+    )
+
+
+@contextmanager
+def running_celery_worker(env: dict[str, str], hostname: str, queue: str, log: Path) -> Iterator[None]:
+    """``celery worker`` (threads pool) on ``queue``, its app module calling ``tasklens.setup()``."""
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "tests.deploy.celery_app",
+        "worker",
+        "-n",
+        hostname,
+        "--pool",
+        "threads",
+        "--concurrency",
+        str(CELERY_THREADS),
+        "-Q",
+        queue,
+        "--heartbeat-interval",
+        str(CELERY_HEARTBEAT),
+        "--without-mingle",
+        "--without-gossip",
+        "--loglevel",
+        "INFO",
+    ]
+    with log.open("w") as output:
+        worker = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        deadline = time.monotonic() + BOOT_TIMEOUT
+        while f"{hostname} ready." not in log.read_text():
+            assert worker.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, f"the Celery worker did not boot:\n{log.read_text()}"
+            time.sleep(0.1)
+        yield
+    finally:
+        if worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
+                worker.wait()
+
+
+def produce_celery(env: dict[str, str]) -> None:
+    """A web app's side for Celery: ``python -m tests.deploy.celery_app`` sends the test's tasks
+    through ``tasklens.setup()``'s instrumentation and exits, its metrics flushed to the monitor."""
+    sent = subprocess.run(
+        [sys.executable, "-m", "tests.deploy.celery_app"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_TIMEOUT,
+    )
+    assert sent.returncode == 0, sent.stderr
+
+
 @pytest.fixture(scope="module")
 def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The whole pipeline, started once for the module's tests (it takes the longest to fill)."""
+    """The whole pipeline, started once for the module's tests (it takes the longest to fill):
+    one monitor reads Dramatiq's namespace and Celery's key prefix on the same Redis."""
     name = "t" + uuid.uuid4().hex[:10]
+    prefix = f"{name}-celery:"
     folder = tmp_path_factory.mktemp("dashboards")
     queue, backlog = f"{name}_work", f"{name}_backlog"
+    celery_queue, celery_backlog = f"{name}_celery_work", f"{name}_celery_backlog"
     try:
-        with running_monitor("--broker", f"{redis_url}?namespace={name}", "--cache-ttl", "0.5") as monitor:
+        with running_monitor(
+            "--broker",
+            f"dramatiq={redis_url}?namespace={name}",
+            "--broker",
+            f"celery={redis_url}",
+            "--transport-option",
+            f"global_keyprefix={prefix}",
+            "--cache-ttl",
+            "0.5",
+        ) as monitor:
             config = folder / "prometheus.yml"
             config.write_text(prometheus_config(monitor.removeprefix("http://")))
+
+            def celery_env(service: str) -> dict[str, str]:
+                return celery_environment(redis_url, prefix, celery_queue, celery_backlog, monitor, service)
+
             with (
                 running_workers(redis_url, name, queue, backlog, monitor, folder / "workers.log"),
+                running_celery_worker(
+                    celery_env(CELERY_WORKER_SERVICE), f"deploy@{name}", celery_queue, folder / "celery.log"
+                ),
                 producing(redis_url, name, queue, backlog, monitor),
                 running_prometheus(config, folder / "data") as prometheus,
             ):
-                yield Stack(prometheus, queue, backlog)
+                produce_celery(celery_env("deploy-celery-producer"))
+                yield Stack(prometheus, queue, backlog, celery_queue, celery_backlog)
     finally:
         client = redis.Redis.from_url(redis_url)
         keys = list(client.scan_iter(match=f"{name}:*", count=500))
         if keys:
             client.delete(*keys)
         client.close()
+        delete_prefixed(redis_url, prefix)
 
 
-def _prometheus_queries(stack: Stack) -> dict[str, str]:
-    """Every Prometheus query of every panel, variables filled in, by dashboard / panel / refId."""
+def _prometheus_queries(stack: Stack, library: str) -> dict[str, str]:
+    """Every Prometheus query of every panel, variables filled in for ``library``, by dashboard /
+    panel / refId; without the panels ``DRAMATIQ_ONLY`` names when ``library`` is Celery."""
     queries = {}
     for name, board in _dashboards().items():
         for panel in _panels(board):
             if panel.get("datasource", {}).get("type") != "prometheus":
                 continue
+            if library == "celery" and (name, panel["title"]) in DRAMATIQ_ONLY:
+                continue
             for target in panel["targets"]:
                 queries[f"{name} / panel {panel['id']} {panel['title']} / {target['refId']}"] = stack.fill(
-                    target["expr"]
+                    target["expr"], library
                 )
     return queries
 
 
+def test_the_dramatiq_only_panels_exist() -> None:
+    titles = {(name, panel["title"]) for name, board in _dashboards().items() for panel in _panels(board)}
+    assert set(DRAMATIQ_ONLY) <= titles
+
+
 @pytest.mark.slow
 @pytest.mark.redis
-def test_every_panel_query_parses_and_returns_data(stack: Stack) -> None:
-    queries = _prometheus_queries(stack)
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_every_panel_query_parses_and_returns_data(stack: Stack, library: str) -> None:
+    queries = _prometheus_queries(stack, library)
     targets = sum(
         len(panel["targets"])
-        for board in _dashboards().values()
+        for name, board in _dashboards().items()
         for panel in _panels(board)
         if panel.get("datasource", {}).get("type") == "prometheus"
+        and not (library == "celery" and (name, panel["title"]) in DRAMATIQ_ONLY)
     )
     assert len(queries) == targets > 30
     deadline = time.monotonic() + DATA_DEADLINE
@@ -327,18 +458,50 @@ def test_every_panel_query_parses_and_returns_data(stack: Stack) -> None:
         # A query Prometheus cannot parse fails at once (HTTP 400), with its text.
         empty = {key: expression for key, expression in empty.items() if not stack.query(expression)}
         if empty and time.monotonic() > deadline:
-            pytest.fail("panels without data:\n" + "\n".join(f"{k}: {v}" for k, v in empty.items()))
+            pytest.fail(
+                f"{library}: panels without data:\n" + "\n".join(f"{k}: {v}" for k, v in empty.items())
+            )
         time.sleep(1.0)
+    if library == "celery":
+        # Every other panel has Celery data now: the allowed ones have none, by nature.
+        allowed = {
+            f"{name} / panel {panel['id']} {panel['title']} / {target['refId']}": target["expr"]
+            for name, board in _dashboards().items()
+            for panel in _panels(board)
+            if (name, panel["title"]) in DRAMATIQ_ONLY
+            for target in panel["targets"]
+        }
+        assert allowed
+        for key, expression in allowed.items():
+            assert not stack.query(stack.fill(expression, library)), (
+                f"{key} has Celery data: allow it no more"
+            )
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+def test_a_celery_panel_shows_only_celery(stack: Stack) -> None:
+    """The variables set to Celery select Celery's series alone, not Dramatiq's too."""
+    board = _dashboards()["tasklens-overview.json"]
+    throughput = next(panel for panel in _panels(board) if panel["title"] == "Throughput")
+    deadline = time.monotonic() + DATA_DEADLINE
+    while not (series := stack.query(stack.fill(throughput["targets"][0]["expr"], "celery"))):
+        assert time.monotonic() < deadline, "no Celery throughput"
+        time.sleep(1.0)
+    assert {(s["metric"]["messaging_system"], s["metric"]["messaging_destination_name"]) for s in series} == {
+        ("celery", stack.celery_queue)
+    }
 
 
 @pytest.mark.slow
 @pytest.mark.redis
 def test_every_variable_query_offers_the_running_queues_tasks_and_processes(stack: Stack) -> None:
+    both = "(dramatiq|celery)"
     expected = {
-        "library": {"dramatiq"},
-        "queue": {stack.queue, stack.backlog},
-        "task": {worker_app.OK_ACTOR, worker_app.FLAKY_ACTOR},
-        "service": {WORKER_SERVICE},
+        "library": set(LIBRARIES),
+        "queue": {stack.queue, stack.backlog, stack.celery_queue, stack.celery_backlog},
+        "task": {worker_app.OK_ACTOR, worker_app.FLAKY_ACTOR, celery_app.OK_TASK, celery_app.FLAKY_TASK},
+        "service": {WORKER_SERVICE, CELERY_WORKER_SERVICE},
     }
     label_values = re.compile(r"^label_values\((?P<selector>.*), (?P<label>\w+)\)$")
     query_result = re.compile(r"^query_result\((?P<expr>.*)\)$")
@@ -350,14 +513,14 @@ def test_every_variable_query_offers_the_running_queues_tasks_and_processes(stac
             text = variable["query"]
             while True:
                 if match := label_values.match(text):
-                    offered = set(stack.label_values(stack.fill(match["selector"]), match["label"]))
+                    offered = set(stack.label_values(stack.fill(match["selector"], both), match["label"]))
                 else:
                     match = query_result.match(text)
                     assert match, f"{name}: unexpected variable query {text}"
                     pattern = re.compile(variable["regex"].strip("/"))
                     offered = {
                         found
-                        for series in stack.query(stack.fill(match["expr"]))
+                        for series in stack.query(stack.fill(match["expr"], both))
                         for key, value in series["metric"].items()
                         for found in pattern.findall(f'{key}="{value}"')
                     }
