@@ -258,8 +258,8 @@ def _fill_history(conn: sqlite3.Connection, first_ns: int, end_ns: int) -> None:
     conn.execute(
         f"{ticks}, queues AS ({queue_rows}),"
         " states(state) AS (VALUES ('ready'), ('delayed'), ('in_flight'), ('dead'))"
-        " INSERT INTO queue_depth (time_ns, queue, state, value)"
-        " SELECT t, queue, state, abs(random()) % 500 FROM tick, queues, states"
+        " INSERT INTO queue_depth (time_ns, queue, messaging_system, state, value)"
+        " SELECT t, queue, 'dramatiq', state, abs(random()) % 500 FROM tick, queues, states"
     )
     conn.execute(
         f"{ticks} INSERT INTO broker_workers (time_ns, workers) SELECT t, {HISTORY_WORKERS} FROM tick"

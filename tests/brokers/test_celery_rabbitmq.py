@@ -104,9 +104,11 @@ def truth(
             wait_for(
                 lambda: (
                     (row := management_rows(rabbitmq_management_url).get(f"{unique_name}.work"))
-                    and (row.get("messages_unacknowledged"), row.get("messages_ready")) == (4, 2)
+                    and (row.get("messages_unacknowledged"), row.get("messages_ready"), row.get("consumers"))
+                    == (4, 2, 1)
                 ),
-                "the management API showing the worker's 4 unacknowledged tasks",
+                # Its statistics lag the broker by up to their collection interval.
+                "the management API showing the worker's 4 unacknowledged tasks and its consumer",
                 timeout=STATISTICS_DEADLINE,
             )
             try:
