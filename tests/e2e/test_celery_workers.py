@@ -4,11 +4,12 @@
 ``tasklens.setup()`` at import or instrumented with no code by ``opentelemetry-instrument`` (with
 opentelemetry-instrumentation-celery installed too). Its pool processes are recycled after a few
 tasks (``--max-tasks-per-child``), each recycle an ``os._exit()`` that runs no ``atexit`` handler.
-A FastAPI app in the test process, instrumented by opentelemetry-instrumentation-fastapi and
-tasklens, sends the tasks from its request handlers. Once every task ran, the worker gets SIGTERM
-(a warm shutdown), and the test's OTLP receiver must then hold exactly one ``process`` span per
-task, each in the trace of the request that sent it, from as many ``service.instance.id`` as
-there were pool processes, and their metrics.
+One run keeps its pool processes to the end, each holding fewer spans than a batch, so that only
+their exit at warm shutdown exports them. A FastAPI app in the test process, instrumented by
+opentelemetry-instrumentation-fastapi and tasklens, sends the tasks from its request handlers.
+Once every task ran, the worker gets SIGTERM (a warm shutdown), and the test's OTLP receiver
+must then hold exactly one ``process`` span per task, each in the trace of the request that sent
+it, from as many ``service.instance.id`` as there were pool processes, and their metrics.
 
 Spans are exported in batches only every minute (``OTEL_BSP_SCHEDULE_DELAY``), so every span the
 receiver holds was flushed when a pool process exited or the worker stopped.
@@ -602,4 +603,24 @@ def test_solo_and_threads_pools_flush_at_warm_shutdown_on_redis(
         spans = list(check_process_spans(receiver, run).values())
         instances = {span.resource["service.instance.id"] for span in spans}
         assert len(instances) == 1, "one worker process"
+        check_metrics(receiver, instances, len(run.sent), log)
+
+
+@pytest.mark.redis
+def test_pool_processes_that_are_never_recycled_flush_at_warm_shutdown_on_redis(
+    producer_instrumentation: TracerProvider,
+    redis_broker: Broker,
+    redis_url: str,
+    counter: str,
+    tmp_path: Path,
+) -> None:
+    # Fewer spans per pool process than a batch (512): each still holds all of its own when
+    # the worker stops, and only their exit at warm shutdown exports them.
+    producer = make_producer(producer_instrumentation, redis_broker)
+    log = tmp_path / "worker.log"
+    with OtlpReceiver() as receiver:
+        run = run_worker(producer, redis_broker, receiver, redis_url, counter, log, tasks=300)
+        spans = list(check_process_spans(receiver, run).values())
+        instances = {span.resource["service.instance.id"] for span in spans}
+        assert len(instances) <= CONCURRENCY, "the pool processes the worker started, none replaced"
         check_metrics(receiver, instances, len(run.sent), log)
