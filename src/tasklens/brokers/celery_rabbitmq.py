@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pika
 
@@ -39,9 +39,7 @@ from tasklens.brokers.amqp import AmqpSession
 from tasklens.brokers.amqp_dead_letters import AmqpDeadLetters, Delivery, Republish, died_at
 from tasklens.brokers.base import BrokerSnapshot, DeadLetter, NoDeadLetterQueue, QueueStats
 from tasklens.brokers.celery_payload import celery_dead_letter, celery_requeued_headers, celery_task_id
-
-if TYPE_CHECKING:
-    from tasklens.brokers.celery_workers import HeartbeatListener
+from tasklens.brokers.celery_workers import HeartbeatListener, celery_snapshot
 
 __all__ = ["DELAYED_LEVELS", "NATIVE_DELAYED_QUEUE", "CeleryRabbitmqInspector"]
 
@@ -113,16 +111,7 @@ class CeleryRabbitmqInspector(AmqpDeadLetters):
         if self._workers is not None:
             self._workers.start()
         queues = self._read_management() if self._session.management_url else self._read_amqp()
-        census = self._workers.census() if self._workers is not None else None
-        return BrokerSnapshot(
-            queues=queues,
-            workers=census.count if census is not None else None,
-            read_at=time.time(),
-            duration=time.monotonic() - started,
-            messaging_system=semconv.MESSAGING_SYSTEM_CELERY,
-            worker_list=census.workers if census is not None else None,
-            workers_note=census.note if census is not None else "Celery is not installed: workers unknown",
-        )
+        return celery_snapshot(queues, self._workers, started)
 
     def _read_amqp(self) -> list[QueueStats]:
         stats = []

@@ -43,17 +43,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis
 
 from tasklens import semconv
 from tasklens.brokers.base import BrokerSnapshot, NoDeadLetterQueue, QueueStats, ReadOnlyInspector
+from tasklens.brokers.celery_workers import HeartbeatListener, celery_snapshot
 from tasklens.brokers.redis_client import SCAN_COUNT, glob_escape, redis_client, redis_errors
 from tasklens.brokers.url import redact_url
-
-if TYPE_CHECKING:
-    from tasklens.brokers.celery_workers import HeartbeatListener
 
 __all__ = [
     "DEFAULT_PRIORITY_STEPS",
@@ -220,16 +218,7 @@ class CeleryRedisInspector(ReadOnlyInspector):
             for name in names
         ]
         self._seen = self._seen | set(names)
-        census = self._workers.census() if self._workers is not None else None
-        return BrokerSnapshot(
-            queues=queues,
-            workers=census.count if census is not None else None,
-            read_at=time.time(),
-            duration=time.monotonic() - started,
-            messaging_system=semconv.MESSAGING_SYSTEM_CELERY,
-            worker_list=census.workers if census is not None else None,
-            workers_note=census.note if census is not None else "Celery is not installed: workers unknown",
-        )
+        return celery_snapshot(queues, self._workers, started)
 
     def _bindings(self) -> _Bindings:
         prefix = self.options.global_keyprefix + BINDING_KEY_PREFIX

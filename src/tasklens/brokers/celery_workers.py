@@ -38,7 +38,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
-from tasklens.brokers.base import WorkerInfo
+from tasklens import semconv
+from tasklens.brokers.base import BrokerSnapshot, QueueStats, WorkerInfo
 from tasklens.brokers.url import redact_url, scrub
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "HeartbeatListener",
     "WorkerCensus",
     "WorkerRegistry",
+    "celery_snapshot",
     "pool_name",
 ]
 
@@ -88,6 +90,7 @@ NOTE_LISTENING = "listening for worker heartbeats: workers unknown yet"
 NOTE_NO_HEARTBEATS = (
     "no worker heartbeats: events disabled (--without-heartbeat) or no worker: workers unknown"
 )
+NOTE_NO_CELERY = "Celery is not installed: workers unknown"
 NOTE_PING = "no worker heartbeats (events disabled?): workers from inspect ping"
 
 
@@ -190,6 +193,29 @@ def _number(value: object, kind: type[int] | type[float]) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return kind(value)
+
+
+def celery_snapshot(
+    queues: list[QueueStats], listener: HeartbeatListener | None, started: float
+) -> BrokerSnapshot:
+    """A Celery layout's snapshot: its queues, and the live workers ``listener`` knows (unknown,
+    with a note, when Celery is not installed and there is no listener).
+
+    Parameters:
+      queues(list[QueueStats]): What the layout read.
+      listener(HeartbeatListener|None): The worker heartbeats, started before the read.
+      started(float): When the read started, on the monotonic clock.
+    """
+    census = listener.census() if listener is not None else None
+    return BrokerSnapshot(
+        queues=queues,
+        workers=census.count if census is not None else None,
+        read_at=time.time(),
+        duration=time.monotonic() - started,
+        messaging_system=semconv.MESSAGING_SYSTEM_CELERY,
+        worker_list=census.workers if census is not None else None,
+        workers_note=census.note if census is not None else NOTE_NO_CELERY,
+    )
 
 
 class HeartbeatListener:
