@@ -21,6 +21,7 @@ from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetr
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 
 from tasklens import semconv
+from tasklens.brokers.base import QueueStats
 from tasklens.monitor.watch.snapshots import SnapshotReader, depths_by_state
 
 __all__ = ["SERVICE_NAME_DEFAULT", "otlp_export_enabled", "register_gauges", "start_otlp_export"]
@@ -75,10 +76,10 @@ def register_gauges(provider: MeterProvider, reader: SnapshotReader) -> None:
     meter = provider.get_meter(METER_NAME)
     gauges: list[tuple[semconv.MetricSpec, Callable[[SnapshotReader], Iterable[Observation]]]] = [
         (semconv.QUEUE_DEPTH, _depth_observations),
-        (semconv.QUEUE_OLDEST_MESSAGE_AGE, _age_observations),
+        (semconv.QUEUE_OLDEST_MESSAGE_AGE, _queue_values(lambda stats: stats.oldest_age)),
         (semconv.QUEUE_PRIORITY_READY, _priority_observations),
-        (semconv.QUEUE_OLDEST_UNACKED_AGE, _unacked_age_observations),
-        (semconv.QUEUE_VISIBILITY_TIMEOUT, _visibility_observations),
+        (semconv.QUEUE_OLDEST_UNACKED_AGE, _queue_values(lambda stats: stats.oldest_unacked_age)),
+        (semconv.QUEUE_VISIBILITY_TIMEOUT, _queue_values(lambda stats: stats.visibility_timeout)),
         (semconv.WORKERS, _worker_observations),
         (semconv.BROKER_UP, _up_observations),
         (semconv.BROKER_SCRAPE_DURATION, _duration_observations),
@@ -105,6 +106,23 @@ def _queue_attributes(system: str, queue: str) -> dict[str, str]:
     return {semconv.MESSAGING_SYSTEM: system, semconv.MESSAGING_DESTINATION_NAME: queue}
 
 
+def _queue_values(
+    value_of: Callable[[QueueStats], float | None],
+) -> Callable[[SnapshotReader], Iterable[Observation]]:
+    """Observes one value per queue, each queue where it is known (unknown is no point, not 0)."""
+
+    def observe(reader: SnapshotReader) -> Iterable[Observation]:
+        snapshot = reader.result().snapshot
+        if snapshot is None:
+            return
+        for stats in snapshot.queues:
+            value = value_of(stats)
+            if value is not None:
+                yield Observation(value, _queue_attributes(snapshot.system_of(stats), stats.name))
+
+    return observe
+
+
 def _depth_observations(reader: SnapshotReader) -> Iterable[Observation]:
     snapshot = reader.result().snapshot
     if snapshot is None:
@@ -118,15 +136,6 @@ def _depth_observations(reader: SnapshotReader) -> Iterable[Observation]:
                 )
 
 
-def _age_observations(reader: SnapshotReader) -> Iterable[Observation]:
-    snapshot = reader.result().snapshot
-    if snapshot is None:
-        return
-    for stats in snapshot.queues:
-        if stats.oldest_age is not None:
-            yield Observation(stats.oldest_age, _queue_attributes(snapshot.system_of(stats), stats.name))
-
-
 def _priority_observations(reader: SnapshotReader) -> Iterable[Observation]:
     snapshot = reader.result().snapshot
     if snapshot is None:
@@ -138,28 +147,6 @@ def _priority_observations(reader: SnapshotReader) -> Iterable[Observation]:
                 semconv.QUEUE_PRIORITY: str(step),
             }
             yield Observation(ready, attributes)
-
-
-def _unacked_age_observations(reader: SnapshotReader) -> Iterable[Observation]:
-    snapshot = reader.result().snapshot
-    if snapshot is None:
-        return
-    for stats in snapshot.queues:
-        if stats.oldest_unacked_age is not None:
-            yield Observation(
-                stats.oldest_unacked_age, _queue_attributes(snapshot.system_of(stats), stats.name)
-            )
-
-
-def _visibility_observations(reader: SnapshotReader) -> Iterable[Observation]:
-    snapshot = reader.result().snapshot
-    if snapshot is None:
-        return
-    for stats in snapshot.queues:
-        if stats.visibility_timeout is not None:
-            yield Observation(
-                stats.visibility_timeout, _queue_attributes(snapshot.system_of(stats), stats.name)
-            )
 
 
 def _worker_observations(reader: SnapshotReader) -> Iterable[Observation]:
