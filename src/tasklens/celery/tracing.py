@@ -28,7 +28,6 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 from tasklens import semconv
@@ -36,9 +35,8 @@ from tasklens.celery.routes import Route, RouteTable
 from tasklens.messaging import propagation
 from tasklens.messaging.arguments import ArgsCapture, format_arguments
 from tasklens.messaging.errors import describe, error_type, record_exception
-from tasklens.messaging.histogram import HistogramRecorder, create_histogram
-from tasklens.messaging.tally import in_flight_counter, observed_counter
-from tasklens.version import __version__
+from tasklens.messaging.instruments import create_instruments
+from tasklens.messaging.tally import observed_counter
 
 __all__ = ["CeleryTracing", "current_task_fields"]
 
@@ -163,22 +161,22 @@ class CeleryTracing:
     ) -> None:
         self.use_links = use_links
         self.capture_args = capture_args
-        self._tracer = trace.get_tracer(
-            SCOPE_NAME, __version__, tracer_provider, schema_url=semconv.SCHEMA_URL
+        instruments = create_instruments(
+            SCOPE_NAME,
+            tracer_provider,
+            meter_provider,
+            in_flight=semconv.CELERY_TASKS_IN_FLIGHT,
+            queue_wait=semconv.CELERY_TASK_QUEUE_WAIT,
         )
-        meter = metrics.get_meter(SCOPE_NAME, __version__, meter_provider, schema_url=semconv.SCHEMA_URL)
-        self._sent = observed_counter(meter, semconv.SENT_MESSAGES)
-        self._consumed = observed_counter(meter, semconv.CONSUMED_MESSAGES)
-        self._retries = observed_counter(meter, semconv.CELERY_TASK_RETRIES_METRIC)
-        self._failures = observed_counter(meter, semconv.CELERY_TASK_FAILURES)
-        self._started = in_flight_counter(meter, semconv.CELERY_TASKS_IN_FLIGHT, self._consumed)
-        # Per-thread histograms handed to the SDK at collection (tasklens.messaging.histogram).
-        scope = InstrumentationScope(SCOPE_NAME, __version__, semconv.SCHEMA_URL)
-        self._send_duration: HistogramRecorder = create_histogram(
-            meter, semconv.CLIENT_OPERATION_DURATION, scope, meter_provider
-        )
-        self._process_duration = create_histogram(meter, semconv.PROCESS_DURATION, scope, meter_provider)
-        self._queue_wait = create_histogram(meter, semconv.CELERY_TASK_QUEUE_WAIT, scope, meter_provider)
+        self._tracer = instruments.tracer
+        self._sent = instruments.sent
+        self._consumed = instruments.consumed
+        self._started = instruments.started
+        self._send_duration = instruments.send_duration
+        self._process_duration = instruments.process_duration
+        self._queue_wait = instruments.queue_wait
+        self._retries = observed_counter(instruments.meter, semconv.CELERY_TASK_RETRIES_METRIC)
+        self._failures = observed_counter(instruments.meter, semconv.CELERY_TASK_FAILURES)
         self._routes = RouteTable()
 
     # -- send side -------------------------------------------------------------------------------

@@ -19,7 +19,6 @@ from dramatiq.logging import get_logger
 from dramatiq.middleware import AgeLimit
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 from tasklens import semconv
@@ -28,10 +27,9 @@ from tasklens.messaging import log_fields as log_records
 from tasklens.messaging import propagation
 from tasklens.messaging.arguments import ArgsCapture, format_arguments
 from tasklens.messaging.errors import describe, error_type, record_exception
-from tasklens.messaging.histogram import HistogramRecorder, create_histogram
+from tasklens.messaging.instruments import create_instruments
 from tasklens.messaging.routes import Route
-from tasklens.messaging.tally import in_flight_counter, observed_counter
-from tasklens.version import __version__
+from tasklens.messaging.tally import observed_counter
 
 __all__ = ["OpenTelemetryMiddleware", "current_message", "log_fields"]
 
@@ -168,21 +166,22 @@ class OpenTelemetryMiddleware(dramatiq.Middleware):
         self.announce_workers = announce_workers
         self._announcements: weakref.WeakKeyDictionary[dramatiq.Worker, WorkerAnnouncement]
         self._announcements = weakref.WeakKeyDictionary()
-        self._tracer = trace.get_tracer(
-            _ATTRIBUTE_NAME, __version__, tracer_provider, schema_url=semconv.SCHEMA_URL
+        instruments = create_instruments(
+            _ATTRIBUTE_NAME,
+            tracer_provider,
+            meter_provider,
+            in_flight=semconv.MESSAGES_IN_FLIGHT,
+            queue_wait=semconv.MESSAGE_QUEUE_WAIT,
         )
-        meter = metrics.get_meter(_ATTRIBUTE_NAME, __version__, meter_provider, schema_url=semconv.SCHEMA_URL)
-        self._sent = observed_counter(meter, semconv.SENT_MESSAGES)
-        self._consumed = observed_counter(meter, semconv.CONSUMED_MESSAGES)
-        self._retries = observed_counter(meter, semconv.MESSAGE_RETRIES)
-        self._dead_lettered = observed_counter(meter, semconv.MESSAGE_DEAD_LETTERED)
-        self._started = in_flight_counter(meter, semconv.MESSAGES_IN_FLIGHT, self._consumed)
-        scope = InstrumentationScope(_ATTRIBUTE_NAME, __version__, semconv.SCHEMA_URL)
-        self._send_duration: HistogramRecorder = create_histogram(
-            meter, semconv.CLIENT_OPERATION_DURATION, scope, meter_provider
-        )
-        self._process_duration = create_histogram(meter, semconv.PROCESS_DURATION, scope, meter_provider)
-        self._queue_wait = create_histogram(meter, semconv.MESSAGE_QUEUE_WAIT, scope, meter_provider)
+        self._tracer = instruments.tracer
+        self._sent = instruments.sent
+        self._consumed = instruments.consumed
+        self._started = instruments.started
+        self._send_duration = instruments.send_duration
+        self._process_duration = instruments.process_duration
+        self._queue_wait = instruments.queue_wait
+        self._retries = observed_counter(instruments.meter, semconv.MESSAGE_RETRIES)
+        self._dead_lettered = observed_counter(instruments.meter, semconv.MESSAGE_DEAD_LETTERED)
         self._routes: dict[tuple[int, str, str], Route] = {}
         self._servers: weakref.WeakKeyDictionary[dramatiq.Broker, dict[str, Any]]
         self._servers = weakref.WeakKeyDictionary()
